@@ -1,0 +1,40 @@
+// portcullis: one binary, subcommands as cosign and skopeo have them.
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(portcullis: a pull-through OCI registry proxy that serves only verified images
+
+Usage: portcullis <command> [flags]
+
+Commands:
+  serve      run the pull-through proxy (see: portcullis serve --help)
+  version    print the version
+
+Exit codes: 0 success, 1 verification or policy refusal, 2 usage or runtime error.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  std::string cmd = args[0];
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (cmd == "serve") return portcullis::cli::RunServe(rest);
+  if (cmd == "key") return portcullis::cli::RunKey(rest);
+  if (cmd == "version" || cmd == "--version") {
+    std::cout << "portcullis 0.1.0\n";
+    return 0;
+  }
+  std::cerr << "portcullis: unknown command \"" << cmd << "\"\n\n" << kUsage;
+  return 2;
+}

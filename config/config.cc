@@ -1,0 +1,300 @@
+#include "config/config.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "oci/http_client.h"
+
+namespace portcullis::config {
+
+using nlohmann::json;
+
+namespace {
+
+Status Bad(const std::string& origin, const std::string& field, const std::string& what) {
+  return Status::InvalidArgument(origin + ": " + field + ": " + what);
+}
+
+Status GetString(const json& j, const std::string& origin, const std::string& field, std::string* out) {
+  if (!j.is_string()) return Bad(origin, field, "must be a string");
+  *out = j.get<std::string>();
+  return Status::Ok();
+}
+
+Status GetInt(const json& j, const std::string& origin, const std::string& field, int64_t lo, int64_t hi,
+              int64_t* out) {
+  if (!j.is_number_integer()) return Bad(origin, field, "must be an integer");
+  int64_t v = j.get<int64_t>();
+  if (v < lo || v > hi) {
+    return Bad(origin, field, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+  }
+  *out = v;
+  return Status::Ok();
+}
+
+StatusOr<Upstream> ParseUpstreamFlag(const std::string& v) {
+  auto eq = v.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == v.size()) {
+    return Status::InvalidArgument("--upstream " + v + ": expected NAME=URL, e.g. docker.io=https://registry-1.docker.io");
+  }
+  Upstream u;
+  u.name = v.substr(0, eq);
+  u.url = v.substr(eq + 1);
+  return u;
+}
+
+std::optional<int64_t> ParseInt(const std::string& s) {
+  if (s.empty() || s.size() > 18) return std::nullopt;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+  }
+  return std::stoll(s);
+}
+
+}  // namespace
+
+StatusOr<Config> Parse(const std::string& text, const std::string& origin) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) return Status::InvalidArgument(origin + ": not valid JSON");
+  if (!j.is_object()) return Status::InvalidArgument(origin + ": the top level must be a JSON object");
+  Config c;
+  for (auto& [key, v] : j.items()) {
+    if (key == "listen") {
+      PC_RETURN_IF_ERROR(GetString(v, origin, key, &c.listen));
+    } else if (key == "data_dir") {
+      PC_RETURN_IF_ERROR(GetString(v, origin, key, &c.data_dir));
+    } else if (key == "default_upstream") {
+      PC_RETURN_IF_ERROR(GetString(v, origin, key, &c.default_upstream));
+    } else if (key == "docker_config") {
+      PC_RETURN_IF_ERROR(GetString(v, origin, key, &c.docker_config));
+    } else if (key == "log_level") {
+      PC_RETURN_IF_ERROR(GetString(v, origin, key, &c.log_level));
+    } else if (key == "tag_ttl") {
+      PC_RETURN_IF_ERROR(GetInt(v, origin, key, 0, 365LL * 86400, &c.tag_ttl_seconds));
+    } else if (key == "max_stale") {
+      PC_RETURN_IF_ERROR(GetInt(v, origin, key, 0, 3650LL * 86400, &c.max_stale_seconds));
+    } else if (key == "upstream_timeout") {
+      PC_RETURN_IF_ERROR(GetInt(v, origin, key, 1, 3600, &c.upstream_timeout_seconds));
+    } else if (key == "threads") {
+      int64_t n;
+      PC_RETURN_IF_ERROR(GetInt(v, origin, key, 2, 4096, &n));
+      c.threads = static_cast<int>(n);
+    } else if (key == "max_inflight_fetches") {
+      int64_t n;
+      PC_RETURN_IF_ERROR(GetInt(v, origin, key, 1, 4096, &n));
+      c.max_inflight_fetches = static_cast<int>(n);
+    } else if (key == "chunk_bytes") {
+      PC_RETURN_IF_ERROR(GetInt(v, origin, key, 4096, 64LL << 20, &c.chunk_bytes));
+    } else if (key == "upstreams") {
+      if (!v.is_array()) return Bad(origin, key, "must be an array of {name, url, ...}");
+      for (size_t i = 0; i < v.size(); ++i) {
+        std::string f = "upstreams[" + std::to_string(i) + "]";
+        const json& e = v[i];
+        if (!e.is_object()) return Bad(origin, f, "must be an object");
+        Upstream u;
+        for (auto& [uk, uv] : e.items()) {
+          std::string uf = f + "." + uk;
+          if (uk == "name") {
+            PC_RETURN_IF_ERROR(GetString(uv, origin, uf, &u.name));
+          } else if (uk == "url") {
+            PC_RETURN_IF_ERROR(GetString(uv, origin, uf, &u.url));
+          } else if (uk == "username") {
+            PC_RETURN_IF_ERROR(GetString(uv, origin, uf, &u.username));
+          } else if (uk == "password_file") {
+            PC_RETURN_IF_ERROR(GetString(uv, origin, uf, &u.password_file));
+          } else if (uk == "ca_file") {
+            PC_RETURN_IF_ERROR(GetString(uv, origin, uf, &u.ca_file));
+          } else {
+            return Bad(origin, uf, "unknown field (known: name, url, username, password_file, ca_file)");
+          }
+        }
+        if (u.name.empty()) return Bad(origin, f + ".name", "is required");
+        if (u.url.empty()) return Bad(origin, f + ".url", "is required");
+        c.upstreams.push_back(u);
+      }
+    } else {
+      return Bad(origin, key, "unknown field");
+    }
+  }
+  return c;
+}
+
+StatusOr<Config> LoadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::InvalidArgument("cannot read config file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return Parse(ss.str(), path);
+}
+
+StatusOr<Config> FromArgs(const std::vector<std::string>& args, bool* help) {
+  *help = false;
+  Config c;
+  // The file first, so flags win wherever they stand.
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--config") {
+      if (i + 1 >= args.size()) return Status::InvalidArgument("--config needs a FILE");
+      PC_ASSIGN_OR_RETURN(c, LoadFile(args[i + 1]));
+    } else if (args[i].rfind("--config=", 0) == 0) {
+      PC_ASSIGN_OR_RETURN(c, LoadFile(args[i].substr(9)));
+    }
+  }
+  bool flag_upstreams = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string flag = args[i], value;
+    bool has_inline = false;
+    if (auto eq = flag.find('='); flag.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+      has_inline = true;
+    }
+    if (flag == "--help" || flag == "-h") {
+      *help = true;
+      return c;
+    }
+    auto need = [&]() -> StatusOr<std::string> {
+      if (has_inline) return value;
+      if (i + 1 >= args.size()) return Status::InvalidArgument(flag + " needs a value");
+      return args[++i];
+    };
+    auto need_int = [&](int64_t lo, int64_t hi) -> StatusOr<int64_t> {
+      PC_ASSIGN_OR_RETURN(std::string s, need());
+      auto n = ParseInt(s);
+      if (!n || *n < lo || *n > hi) {
+        return Status::InvalidArgument(flag + " " + s + ": must be an integer between " + std::to_string(lo) +
+                                       " and " + std::to_string(hi));
+      }
+      return *n;
+    };
+    if (flag == "--config") {
+      PC_RETURN_IF_ERROR(need().status());
+    } else if (flag == "--listen") {
+      PC_ASSIGN_OR_RETURN(c.listen, need());
+    } else if (flag == "--data-dir") {
+      PC_ASSIGN_OR_RETURN(c.data_dir, need());
+    } else if (flag == "--upstream") {
+      PC_ASSIGN_OR_RETURN(std::string v, need());
+      PC_ASSIGN_OR_RETURN(Upstream u, ParseUpstreamFlag(v));
+      if (!flag_upstreams) c.upstreams.clear();  // flags replace the file's list
+      flag_upstreams = true;
+      c.upstreams.push_back(u);
+    } else if (flag == "--default-upstream") {
+      PC_ASSIGN_OR_RETURN(c.default_upstream, need());
+    } else if (flag == "--tag-ttl") {
+      PC_ASSIGN_OR_RETURN(c.tag_ttl_seconds, need_int(0, 365LL * 86400));
+    } else if (flag == "--max-stale") {
+      PC_ASSIGN_OR_RETURN(c.max_stale_seconds, need_int(0, 3650LL * 86400));
+    } else if (flag == "--upstream-timeout") {
+      PC_ASSIGN_OR_RETURN(c.upstream_timeout_seconds, need_int(1, 3600));
+    } else if (flag == "--threads") {
+      PC_ASSIGN_OR_RETURN(int64_t n, need_int(2, 4096));
+      c.threads = static_cast<int>(n);
+    } else if (flag == "--max-inflight-fetches") {
+      PC_ASSIGN_OR_RETURN(int64_t n, need_int(1, 4096));
+      c.max_inflight_fetches = static_cast<int>(n);
+    } else if (flag == "--chunk-bytes") {
+      PC_ASSIGN_OR_RETURN(c.chunk_bytes, need_int(4096, 64LL << 20));
+    } else if (flag == "--docker-config") {
+      PC_ASSIGN_OR_RETURN(c.docker_config, need());
+    } else if (flag == "--log-level") {
+      PC_ASSIGN_OR_RETURN(c.log_level, need());
+    } else if (flag == "--upstream-auth" || flag == "--upstream-ca") {
+      PC_ASSIGN_OR_RETURN(std::string v, need());
+      auto eq = v.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return Status::InvalidArgument(flag + " " + v + ": expected NAME=" +
+                                       (flag == "--upstream-auth" ? "USER:PASSWORD_FILE" : "FILE"));
+      }
+      std::string name = v.substr(0, eq), rest = v.substr(eq + 1);
+      Upstream* target = nullptr;
+      for (auto& u : c.upstreams) {
+        if (u.name == name) target = &u;
+      }
+      if (target == nullptr) {
+        return Status::InvalidArgument(flag + " " + name + ": no upstream of that name (give --upstream " + name +
+                                       "=URL before it)");
+      }
+      if (flag == "--upstream-ca") {
+        target->ca_file = rest;
+      } else {
+        auto colon = rest.find(':');
+        if (colon == std::string::npos || colon == 0 || colon + 1 == rest.size()) {
+          return Status::InvalidArgument("--upstream-auth " + name + "=...: expected USER:PASSWORD_FILE");
+        }
+        target->username = rest.substr(0, colon);
+        target->password_file = rest.substr(colon + 1);
+      }
+    } else {
+      return Status::InvalidArgument("unknown flag " + flag + " (see portcullis serve --help)");
+    }
+  }
+  return c;
+}
+
+Status Finalize(Config* c) {
+  if (c->upstreams.empty()) c->upstreams.push_back({"docker.io", "https://registry-1.docker.io", "", "", ""});
+  std::set<std::string> names;
+  for (size_t i = 0; i < c->upstreams.size(); ++i) {
+    const Upstream& u = c->upstreams[i];
+    std::string f = "upstream " + u.name;
+    if (u.name.find('/') != std::string::npos || u.name.find_first_of(" \t?#") != std::string::npos) {
+      return Status::InvalidArgument(f + ": NAME must be a registry host name such as docker.io, without '/'");
+    }
+    if (!names.insert(u.name).second) return Status::InvalidArgument(f + ": given twice");
+    auto url = oci::ParseUrl(u.url);
+    if (!url.ok()) return Status::InvalidArgument(f + ": " + url.status().message());
+    if (!u.password_file.empty() && u.username.empty()) {
+      return Status::InvalidArgument(f + ": password_file without username");
+    }
+  }
+  if (c->default_upstream.empty()) c->default_upstream = c->upstreams.front().name;
+  if (!names.count(c->default_upstream)) {
+    return Status::InvalidArgument("default upstream \"" + c->default_upstream + "\" is not one of the upstreams");
+  }
+  auto colon = c->listen.rfind(':');
+  if (colon == std::string::npos || colon == 0 || !ParseInt(c->listen.substr(colon + 1)) ||
+      *ParseInt(c->listen.substr(colon + 1)) > 65535) {
+    return Status::InvalidArgument("listen \"" + c->listen + "\": expected HOST:PORT, e.g. 127.0.0.1:5000");
+  }
+  if (c->data_dir.empty()) return Status::InvalidArgument("data_dir: must not be empty");
+  static const std::set<std::string> kLevels = {"debug", "info", "warn", "error"};
+  if (!kLevels.count(c->log_level)) {
+    return Status::InvalidArgument("log_level \"" + c->log_level + "\": expected debug, info, warn or error");
+  }
+  return Status::Ok();
+}
+
+const char* ServeUsage() {
+  return R"(Usage: portcullis serve [flags]
+
+Runs the pull-through proxy. Every flag may also be set in a JSON config file
+(--config FILE; field names in brackets); flags win over the file.
+
+  --config FILE                 JSON config file
+  --listen HOST:PORT            address to serve on [listen] (default 127.0.0.1:5000)
+  --data-dir DIR                RocksDB cache folder [data_dir] (default ./portcullis-data)
+  --upstream NAME=URL           an upstream registry, repeatable [upstreams: {name, url}];
+                                NAME is the registry name clients use (docker.io, ghcr.io),
+                                URL is http:// or https:// (default docker.io=https://registry-1.docker.io)
+  --default-upstream NAME       upstream for paths without ?ns= or a NAME prefix
+                                [default_upstream] (default: the first upstream)
+  --tag-ttl SECONDS             answer tags from the cache this long before asking
+                                upstream again [tag_ttl] (default 60)
+  --max-stale SECONDS           when the upstream is down, serve cached tags up to this
+                                age [max_stale] (default 86400)
+  --upstream-auth NAME=USER:PASSWORD_FILE
+                                credentials for an upstream [upstreams: {username, password_file}]
+  --upstream-ca NAME=FILE       CA bundle for an https upstream [upstreams: {ca_file}]
+  --docker-config FILE          docker config.json whose "auths" hold upstream credentials
+                                [docker_config]
+  --upstream-timeout SECONDS    connect/read timeout for upstream requests [upstream_timeout] (default 60)
+  --threads N                   HTTP worker threads; each streaming blob holds one [threads] (default 64)
+  --max-inflight-fetches N      concurrent upstream blob fetches; beyond it 429 [max_inflight_fetches] (default 32)
+  --chunk-bytes N               blob chunk size in RocksDB [chunk_bytes] (default 1048576)
+  --log-level LEVEL             debug, info, warn or error [log_level] (default info)
+)";
+}
+
+}  // namespace portcullis::config

@@ -1,0 +1,56 @@
+// Proxy configuration: the schema, loading a JSON config file with clear errors,
+// and command-line flags (flags win over the file).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "oci/status.h"
+
+namespace portcullis::config {
+
+struct Upstream {
+  std::string name;           // the registry name clients use: docker.io, ghcr.io, upstream.test
+  std::string url;            // http[s]://host[:port]
+  std::string username;       // Basic / token-service credentials (optional)
+  std::string password_file;  // file holding the password (never the password itself)
+  std::string ca_file;        // extra CA bundle for https upstreams
+};
+
+struct Config {
+  std::string listen = "127.0.0.1:5000";
+  std::string data_dir = "./portcullis-data";
+  std::vector<Upstream> upstreams;  // empty: docker.io=https://registry-1.docker.io
+  std::string default_upstream;     // empty: the first upstream
+  int64_t tag_ttl_seconds = 60;
+  int64_t max_stale_seconds = 24 * 3600;
+  std::string docker_config;        // docker config.json with "auths" for upstream credentials
+  int threads = 64;                 // HTTP worker threads (each streaming blob holds one)
+  int max_inflight_fetches = 32;    // concurrent upstream blob fetches; more → 429
+  int64_t chunk_bytes = 1 << 20;    // blob chunk size in RocksDB
+  int64_t upstream_timeout_seconds = 60;
+  std::string log_level = "info";   // debug | info | warn | error
+};
+
+// Reads a JSON config file. Unknown fields and wrong types are INVALID_ARGUMENT
+// naming the field ("upstreams[1].url: must be a string").
+StatusOr<Config> LoadFile(const std::string& path);
+
+// Parses a JSON document (as LoadFile does), for tests and `config check`.
+StatusOr<Config> Parse(const std::string& json_text, const std::string& origin);
+
+// Applies `serve` flags on top of `cfg` (a `--config FILE` among them is loaded
+// first, whatever its position). Returns INVALID_ARGUMENT naming the bad flag.
+// Sets *help when --help was given.
+StatusOr<Config> FromArgs(const std::vector<std::string>& args, bool* help);
+
+// Checks cross-field rules (unique names, default upstream exists, URLs parse,
+// listen is HOST:PORT, positive TTLs) and fills the default upstream.
+Status Finalize(Config* cfg);
+
+// The flag reference printed by `portcullis serve --help`.
+const char* ServeUsage();
+
+}  // namespace portcullis::config

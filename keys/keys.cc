@@ -1,0 +1,2 @@
+// Placeholder translation unit until the key module lands.
+namespace portcullis::keys {}

@@ -1,0 +1,138 @@
+// A registry HTTP client: connection reuse, the bearer-token challenge flow,
+// Basic auth, redirects (across hosts without credentials), timeouts, and
+// streaming bodies. Used by the proxy (pull) and by the signer (push).
+//
+// Thread-safe: one RegistryClient may serve many threads; each request checks a
+// connection out of a small bounded pool.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "oci/status.h"
+
+namespace httplib {
+class Client;
+}
+
+namespace portcullis::oci {
+
+struct Url {
+  std::string scheme;  // "http" or "https"
+  std::string host;
+  int port = 0;
+  std::string path;    // "/..." or empty
+
+  // "scheme://host:port"
+  std::string Origin() const;
+};
+
+// Parses "http[s]://host[:port][/path]". INVALID_ARGUMENT names the problem.
+StatusOr<Url> ParseUrl(std::string_view s);
+
+// Case-insensitive header map, as HTTP wants.
+struct CaseLess {
+  bool operator()(const std::string& a, const std::string& b) const;
+};
+using Headers = std::multimap<std::string, std::string, CaseLess>;
+std::string HeaderValue(const Headers& h, const std::string& name);
+
+struct Credentials {
+  std::string username;
+  std::string password;
+};
+
+struct ClientOptions {
+  std::chrono::seconds connect_timeout{10};
+  std::chrono::seconds read_timeout{60};
+  std::string ca_file;      // extra CA bundle for https; empty: system bundle
+  std::string user_agent = "portcullis/0.1";
+  size_t max_idle_connections = 16;
+};
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string target;       // path and query, already escaped, e.g. "/v2/x/manifests/y"
+  Headers headers;
+  std::string body;
+  std::string content_type;
+  // Token scope for the bearer flow, e.g. "repository:library/alpine:pull".
+  std::string scope;
+};
+
+struct HttpResponse {
+  int status = 0;
+  Headers headers;
+  std::string body;
+};
+
+// Called once with the final (post-auth, post-redirect) status and headers;
+// return false to abandon the request.
+using HeaderHandler = std::function<bool(int status, const Headers& headers)>;
+// Called with each piece of a 2xx body; return false to abandon.
+using DataHandler = std::function<bool(const char* data, size_t n)>;
+
+class RegistryClient {
+ public:
+  RegistryClient(Url base, std::optional<Credentials> creds, ClientOptions opts);
+  ~RegistryClient();
+  RegistryClient(const RegistryClient&) = delete;
+  RegistryClient& operator=(const RegistryClient&) = delete;
+
+  // Sends `req`, reads a body of at most `max_body` bytes (longer: SIZE_INVALID).
+  // Transport failures are UPSTREAM_UNAVAILABLE; any HTTP status is returned
+  // as a value for the caller to interpret.
+  StatusOr<HttpResponse> Do(const HttpRequest& req, size_t max_body = 1 << 20);
+
+  // Streams a GET: `on_headers` sees the final status and headers, then a 2xx
+  // body goes to `on_data` piece by piece (a non-2xx body is kept, up to 64 KiB,
+  // in the returned response's body). Returns the response without a 2xx body.
+  StatusOr<HttpResponse> Stream(const HttpRequest& req, const HeaderHandler& on_headers,
+                                const DataHandler& on_data);
+
+  const Url& base() const { return base_; }
+
+ private:
+  struct Pool;
+  StatusOr<HttpResponse> Execute(const HttpRequest& req, const HeaderHandler* on_headers,
+                                 const DataHandler* on_data, size_t max_body);
+  StatusOr<HttpResponse> Once(const Url& origin, const std::string& target, const HttpRequest& req,
+                              const std::string& authorization, const HeaderHandler* on_headers,
+                              const DataHandler* on_data, size_t max_body, bool* aborted);
+  StatusOr<std::string> FetchToken(const std::string& challenge, const std::string& scope);
+  std::string CachedAuthorization(const std::string& scope);
+  Pool& PoolFor(const Url& origin);
+
+  Url base_;
+  std::optional<Credentials> creds_;
+  ClientOptions opts_;
+
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<Pool>> pools_;  // by origin
+  struct Token {
+    std::string value;
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::map<std::string, Token> tokens_;          // by realm|service|scope
+  std::map<std::string, std::string> challenge_;  // last Bearer challenge by scope ("" = any)
+  bool basic_preferred_ = false;
+};
+
+// Percent-encodes a query value.
+std::string QueryEscape(std::string_view s);
+
+// Parses a WWW-Authenticate challenge: scheme and its key="value" parameters.
+struct Challenge {
+  std::string scheme;  // lowercased: "bearer" or "basic"
+  std::map<std::string, std::string> params;
+};
+std::optional<Challenge> ParseChallenge(std::string_view header);
+
+}  // namespace portcullis::oci
