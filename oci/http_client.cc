@@ -202,7 +202,9 @@ StatusOr<HttpResponse> RegistryClient::Once(const Url& origin, const std::string
     }
     return true;
   };
-  hreq.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+  // A HEAD answer has no body, whatever its Content-Length says; httplib would
+  // wait for one if a receiver were set.
+  if (req.method != "HEAD") hreq.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
     if (stream_body) {
       if (!(*on_data)(data, n)) {
         *aborted = true;
@@ -222,6 +224,12 @@ StatusOr<HttpResponse> RegistryClient::Once(const Url& origin, const std::string
   httplib::Response hres;
   httplib::Error err = httplib::Error::Success;
   bool ok = cli->send(hreq, hres, err);
+  if (ok && out.status == 0) {
+    // httplib calls the response handler only for answers with a body (not HEAD).
+    out.status = hres.status;
+    for (const auto& [k, v] : hres.headers) out.headers.emplace(k, v);
+    if (on_headers != nullptr && hres.status != 401 && !IsRedirect(hres.status)) (*on_headers)(hres.status, out.headers);
+  }
   if (ok) {
     std::string conn = hres.get_header_value("Connection");
     std::lock_guard<std::mutex> l(pool.mu);

@@ -1,0 +1,271 @@
+#include "proxy/registry.h"
+
+#include <chrono>
+
+#include "oci/reference.h"
+#include "proxy/log.h"
+
+namespace portcullis::proxy {
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Registry::Registry(const config::Config& cfg, std::shared_ptr<Store> store, std::unique_ptr<Router> router)
+    : cfg_(cfg),
+      store_(store),
+      router_(std::move(router)),
+      fetches_(store, static_cast<uint64_t>(cfg.chunk_bytes), static_cast<size_t>(cfg.max_inflight_fetches)) {}
+
+Status Registry::UpstreamError(int status, const std::string& what) {
+  if (status == 401) return Status::Unauthorized("upstream refused access to " + what);
+  if (status == 403) return Status::Denied("upstream denied access to " + what);
+  if (status == 429) return Status::TooManyRequests("upstream rate limit reached for " + what);
+  return Status::UpstreamUnavailable("upstream answered HTTP " + std::to_string(status) + " for " + what);
+}
+
+StatusOr<ManifestResult> Registry::FromCache(const Route& route, const oci::Digest& d, bool stale) {
+  PC_ASSIGN_OR_RETURN(auto m, store_->GetManifest(d));
+  if (!m) return Status::ManifestUnknown("manifest " + d.ToString() + " is not cached for " + route.Key());
+  ManifestResult r;
+  r.media_type = m->media_type;
+  r.bytes = std::move(m->bytes);
+  r.digest = d;
+  r.cache_hit = true;
+  r.stale = stale;
+  return r;
+}
+
+StatusOr<ManifestResult> Registry::FetchManifest(const Route& route, const std::string& ref,
+                                                 const std::optional<oci::Digest>& want) {
+  oci::HttpRequest req;
+  req.target = "/v2/" + route.repo + "/manifests/" + ref;
+  req.scope = "repository:" + route.repo + ":pull";
+  req.headers.emplace("Accept", oci::ManifestAcceptHeader());
+  auto resp = route.upstream->client->Do(req, oci::kMaxManifestBytes);
+  if (!resp.ok()) {
+    if (resp.status().code() == Code::kSizeInvalid) {
+      return Status::ManifestInvalid("upstream manifest " + route.Key() + ":" + ref + " is over the 4 MiB limit");
+    }
+    return resp.status();
+  }
+  if (resp->status == 404) {
+    return Status::ManifestUnknown("manifest " + ref + " is unknown to " + route.Key() + " upstream");
+  }
+  if (resp->status != 200) return UpstreamError(resp->status, route.Key() + ":" + ref);
+  std::string cl = oci::HeaderValue(resp->headers, "Content-Length");
+  if (!cl.empty() && cl != std::to_string(resp->body.size())) {
+    return Status::UpstreamInvalid("upstream sent " + std::to_string(resp->body.size()) + " bytes for manifest " +
+                                   ref + " but Content-Length " + cl);
+  }
+  std::string alg = want ? want->algorithm() : "sha256";
+  auto hasher = oci::Hasher::Create(alg);
+  hasher->Update(resp->body);
+  oci::Digest got = hasher->Finish();
+  if (want && got != *want) {
+    Log(LogLevel::kError, "upstream manifest does not match its digest; not cached",
+        {{"upstream", route.upstream->name}, {"repo", route.repo}, {"want", want->ToString()}, {"got", got.ToString()}});
+    return Status::UpstreamInvalid("upstream sent manifest bytes whose digest is " + got.ToString() + ", not " +
+                                   want->ToString() + "; not served, not cached");
+  }
+  std::string header_digest = oci::HeaderValue(resp->headers, "Docker-Content-Digest");
+  if (!want && !header_digest.empty() && header_digest != got.ToString()) {
+    auto hd = oci::Digest::Parse(header_digest);
+    // A sha512 header is fine if it matches the bytes under sha512.
+    bool ok = false;
+    if (hd.ok() && hd->algorithm() != "sha256") {
+      auto h2 = oci::Hasher::Create(hd->algorithm());
+      h2->Update(resp->body);
+      ok = h2->Finish() == *hd;
+    }
+    if (!ok) {
+      Log(LogLevel::kError, "upstream Docker-Content-Digest does not match the manifest bytes; not cached",
+          {{"upstream", route.upstream->name}, {"repo", route.repo}, {"ref", ref}, {"header", header_digest},
+           {"got", got.ToString()}});
+      return Status::UpstreamInvalid("upstream says manifest " + ref + " is " + header_digest.substr(0, 200) +
+                                     " but its bytes hash to " + got.ToString() + "; not served, not cached");
+    }
+  }
+  std::string content_type = oci::HeaderValue(resp->headers, "Content-Type");
+  auto parsed = oci::ParseManifest(resp->body, content_type);
+  if (!parsed.ok()) return parsed.status().Annotate("upstream manifest " + route.Key() + ":" + ref);
+  PC_RETURN_IF_ERROR(store_->PutManifest(got, {parsed->media_type, resp->body}));
+  // The upstream holds every blob and child a manifest names in this repo.
+  std::vector<oci::Digest> links = {got};
+  for (const auto& b : parsed->Blobs()) links.push_back(b.digest);
+  for (const auto& c : parsed->manifests) links.push_back(c.digest);
+  PC_RETURN_IF_ERROR(store_->PutLinks(route.Key(), links));
+  ManifestResult r;
+  r.media_type = parsed->media_type;
+  r.bytes = std::move(resp->body);
+  r.digest = got;
+  return r;
+}
+
+StatusOr<ManifestResult> Registry::GetManifest(const Route& route, const std::string& ref) {
+  if (ref.find(':') != std::string::npos) {
+    PC_ASSIGN_OR_RETURN(oci::Digest d, oci::Digest::Parse(ref));
+    // Digests are immutable: a cached one is always served from the cache.
+    if (store_->HasLink(route.Key(), d)) {
+      auto cached = FromCache(route, d, false);
+      if (cached.ok()) {
+        ++counters_.manifest_hits;
+        return cached;
+      }
+    }
+    ++counters_.manifest_misses;
+    return FetchManifest(route, d.ToString(), d);
+  }
+  PC_RETURN_IF_ERROR(oci::ValidateTag(ref));
+  const std::string key = route.Key() + ":" + ref;
+  PC_ASSIGN_OR_RETURN(auto rec, store_->GetTag(key));
+  const int64_t now = NowSeconds();
+  if (rec && now - rec->fetched_at < cfg_.tag_ttl_seconds) {
+    auto cached = FromCache(route, rec->digest, false);
+    if (cached.ok()) {
+      ++counters_.manifest_hits;
+      return cached;
+    }
+  }
+  ++counters_.manifest_misses;
+  auto serve_stale = [&](const Status& why) -> StatusOr<ManifestResult> {
+    if (rec && now - rec->fetched_at <= cfg_.max_stale_seconds) {
+      auto cached = FromCache(route, rec->digest, true);
+      if (cached.ok()) {
+        ++counters_.stale_served;
+        Log(LogLevel::kWarn, "upstream unavailable; serving a cached tag",
+            {{"upstream", route.upstream->name}, {"repo", route.repo}, {"tag", ref},
+             {"digest", rec->digest.ToString()}, {"age_seconds", now - rec->fetched_at}, {"error", why.ToString()}});
+        return cached;
+      }
+    }
+    return why;
+  };
+  if (rec) {
+    // Revalidate with a HEAD: cheap, and it does not count against pull limits.
+    oci::HttpRequest head;
+    head.method = "HEAD";
+    head.target = "/v2/" + route.repo + "/manifests/" + ref;
+    head.scope = "repository:" + route.repo + ":pull";
+    head.headers.emplace("Accept", oci::ManifestAcceptHeader());
+    auto resp = route.upstream->client->Do(head, 0);
+    if (!resp.ok()) return serve_stale(resp.status());
+    if (resp->status >= 500) return serve_stale(UpstreamError(resp->status, key));
+    if (resp->status == 404) {
+      PC_RETURN_IF_ERROR(store_->DeleteTag(key));
+      return Status::ManifestUnknown("manifest " + ref + " is unknown to " + route.Key() + " upstream");
+    }
+    if (resp->status == 200 && oci::HeaderValue(resp->headers, "Docker-Content-Digest") == rec->digest.ToString()) {
+      auto cached = FromCache(route, rec->digest, false);
+      if (cached.ok()) {
+        PC_RETURN_IF_ERROR(store_->PutTag(key, {rec->digest, now}));
+        return cached;
+      }
+    }
+  }
+  auto fetched = FetchManifest(route, ref, std::nullopt);
+  if (!fetched.ok()) {
+    Code c = fetched.status().code();
+    if (c == Code::kUpstreamUnavailable) return serve_stale(fetched.status());
+    if (c == Code::kManifestUnknown && rec) PC_RETURN_IF_ERROR(store_->DeleteTag(key));
+    return fetched.status();
+  }
+  PC_RETURN_IF_ERROR(store_->PutTag(key, {fetched->digest, now}));
+  return fetched;
+}
+
+bool Registry::ConfirmBlobInRepo(const Route& route, const oci::Digest& d) {
+  if (store_->HasLink(route.Key(), d)) return true;
+  oci::HttpRequest head;
+  head.method = "HEAD";
+  head.target = "/v2/" + route.repo + "/blobs/" + d.ToString();
+  head.scope = "repository:" + route.repo + ":pull";
+  auto resp = route.upstream->client->Do(head, 0);
+  if (!resp.ok() || resp->status != 200) return false;
+  return store_->PutLinks(route.Key(), {d}).ok();
+}
+
+StatusOr<BlobSource> Registry::OpenBlob(const Route& route, const oci::Digest& d) {
+  BlobSource src;
+  src.digest = d;
+  PC_ASSIGN_OR_RETURN(auto meta, store_->GetBlobMeta(d));
+  if (meta && meta->complete) {
+    // Bytes are shared across repositories, access is not: the repo must hold it.
+    if (!ConfirmBlobInRepo(route, d)) {
+      return Status::BlobUnknown("blob " + d.ToString() + " is not known in " + route.Key());
+    }
+    ++counters_.blob_hits;
+    src.size = static_cast<int64_t>(meta->size);
+    src.chunk_bytes = meta->chunk_bytes;
+    src.cache_hit = true;
+    return src;
+  }
+  ++counters_.blob_misses;
+  bool started = false;
+  std::string upstream_name = route.upstream->name;
+  std::string repo = route.repo;
+  std::string key = route.Key();
+  Store* store = store_.get();
+  PC_ASSIGN_OR_RETURN(
+      src.fetch, fetches_.Join(d, route.upstream->client, route.repo, &started, [=](const BlobFetch& f) {
+        if (f.committed()) {
+          (void)store->PutLinks(key, {f.digest()});
+          Log(LogLevel::kInfo, "blob cached",
+              {{"upstream", upstream_name}, {"repo", repo}, {"digest", f.digest().ToString()},
+               {"bytes", f.size_committed()}});
+        } else {
+          Log(LogLevel::kError, "blob fetch failed; nothing cached",
+              {{"upstream", upstream_name}, {"repo", repo}, {"digest", f.digest().ToString()},
+               {"error", f.failure().ToString()}});
+        }
+      }));
+  if (started) {
+    ++counters_.upstream_blob_fetches;
+  } else {
+    ++counters_.coalesced_waiters;
+    // Joining another repository's fetch: make sure this repo may have it.
+    if (!ConfirmBlobInRepo(route, d)) {
+      return Status::BlobUnknown("blob " + d.ToString() + " is not known in " + route.Key());
+    }
+  }
+  int64_t size = -1;
+  PC_RETURN_IF_ERROR(src.fetch->WaitForHeaders(std::chrono::seconds(cfg_.upstream_timeout_seconds), &size));
+  src.size = size;
+  src.chunk_bytes = static_cast<uint64_t>(cfg_.chunk_bytes);
+  return src;
+}
+
+StatusOr<int64_t> Registry::StatBlob(const Route& route, const oci::Digest& d, bool* cache_hit) {
+  PC_ASSIGN_OR_RETURN(auto meta, store_->GetBlobMeta(d));
+  if (meta && meta->complete && store_->HasLink(route.Key(), d)) {
+    *cache_hit = true;
+    return static_cast<int64_t>(meta->size);
+  }
+  *cache_hit = false;
+  oci::HttpRequest head;
+  head.method = "HEAD";
+  head.target = "/v2/" + route.repo + "/blobs/" + d.ToString();
+  head.scope = "repository:" + route.repo + ":pull";
+  auto resp = route.upstream->client->Do(head, 0);
+  if (!resp.ok()) return resp.status();
+  if (resp->status == 404) return Status::BlobUnknown("blob " + d.ToString() + " is unknown to " + route.Key());
+  if (resp->status != 200) return UpstreamError(resp->status, "blob " + d.ToString());
+  std::string cl = oci::HeaderValue(resp->headers, "Content-Length");
+  if (cl.empty() || cl.find_first_not_of("0123456789") != std::string::npos || cl.size() > 18) return int64_t(-1);
+  return static_cast<int64_t>(std::stoll(cl));
+}
+
+StatusOr<oci::HttpResponse> Registry::PassThrough(const Route& route, const std::string& target) {
+  oci::HttpRequest req;
+  req.target = target;
+  req.scope = "repository:" + route.repo + ":pull";
+  req.headers.emplace("Accept", "application/json, " + std::string(oci::kOciIndex));
+  auto r = route.upstream->client->Do(req, oci::kMaxManifestBytes);
+  if (!r.ok() && r.status().code() == Code::kSizeInvalid) {
+    return Status::UpstreamInvalid("upstream answer for " + target + " is over 4 MiB");
+  }
+  return r;
+}
+
+}  // namespace portcullis::proxy

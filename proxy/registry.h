@@ -1,0 +1,81 @@
+// The pull-through logic, independent of HTTP: manifests (tags revalidated
+// after the TTL, stale served while the upstream is down), blobs (cache, else
+// a coalesced upstream fetch), and pass-through listings.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "config/config.h"
+#include "oci/http_client.h"
+#include "oci/manifest.h"
+#include "oci/status.h"
+#include "proxy/blob_fetch.h"
+#include "proxy/store.h"
+#include "proxy/upstreams.h"
+
+namespace portcullis::proxy {
+
+struct ManifestResult {
+  std::string media_type;
+  std::string bytes;
+  oci::Digest digest;
+  bool cache_hit = false;
+  bool stale = false;  // served from the cache because the upstream failed
+};
+
+// What a blob request is served from: the committed cache, or a running fetch.
+struct BlobSource {
+  oci::Digest digest;
+  int64_t size = -1;  // -1: unknown (upstream sent no Content-Length)
+  uint64_t chunk_bytes = 0;
+  std::shared_ptr<BlobFetch> fetch;  // null: serve from the store
+  bool cache_hit = false;
+};
+
+struct Counters {
+  std::atomic<uint64_t> manifest_hits{0}, manifest_misses{0}, blob_hits{0}, blob_misses{0};
+  std::atomic<uint64_t> coalesced_waiters{0}, upstream_blob_fetches{0}, stale_served{0};
+};
+
+class Registry {
+ public:
+  Registry(const config::Config& cfg, std::shared_ptr<Store> store, std::unique_ptr<Router> router);
+
+  const Router& router() const { return *router_; }
+  Store& store() { return *store_; }
+  FetchTable& fetches() { return fetches_; }
+  Counters& counters() { return counters_; }
+
+  // A manifest by tag or digest (`ref`), as the upstream sent it.
+  StatusOr<ManifestResult> GetManifest(const Route& route, const std::string& ref);
+
+  // Opens a blob for GET (joins or starts a fetch on a miss).
+  StatusOr<BlobSource> OpenBlob(const Route& route, const oci::Digest& d);
+  // HEAD: size from the cache, else from an upstream HEAD (nothing is fetched).
+  StatusOr<int64_t> StatBlob(const Route& route, const oci::Digest& d, bool* cache_hit);
+
+  // GETs `target` from the route's upstream and returns the answer as is
+  // (tags/list, referrers). Bodies over 4 MiB are refused.
+  StatusOr<oci::HttpResponse> PassThrough(const Route& route, const std::string& target);
+
+ private:
+  StatusOr<ManifestResult> FetchManifest(const Route& route, const std::string& ref,
+                                         const std::optional<oci::Digest>& want);
+  StatusOr<ManifestResult> FromCache(const Route& route, const oci::Digest& d, bool stale);
+  Status UpstreamError(int status, const std::string& what);
+  bool ConfirmBlobInRepo(const Route& route, const oci::Digest& d);
+
+  const config::Config cfg_;
+  std::shared_ptr<Store> store_;
+  std::unique_ptr<Router> router_;
+  FetchTable fetches_;
+  Counters counters_;
+};
+
+// Unix seconds now.
+int64_t NowSeconds();
+
+}  // namespace portcullis::proxy

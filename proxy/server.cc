@@ -1,0 +1,314 @@
+#include "proxy/server.h"
+
+#include <httplib.h>
+
+#include <chrono>
+
+#include "oci/errors.h"
+#include "oci/reference.h"
+#include "proxy/log.h"
+
+namespace portcullis::proxy {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Per-request facts for the access log (a request is handled on one thread).
+struct RequestInfo {
+  Clock::time_point start;
+  std::string cache;     // "hit", "miss" or ""
+  std::string upstream;  // upstream name or ""
+  std::string error;     // error code when one was sent
+  std::string message;   // its message
+};
+thread_local RequestInfo t_info;
+
+void SendError(httplib::Response& res, const Status& st) {
+  const auto& info = oci::LookupError(st.code());
+  res.status = info.http_status;
+  t_info.error = std::string(info.wire_code);
+  t_info.message = st.message();
+  if (st.code() == Code::kTooManyRequests) res.set_header("Retry-After", "1");
+  res.set_content(oci::ErrorJson(st), "application/json");
+}
+
+enum class Kind { kManifest, kBlob, kTags, kReferrers, kUnknown };
+
+struct Target {
+  Kind kind = Kind::kUnknown;
+  std::string name;  // as the client sent it (maybe with an upstream prefix)
+  std::string ref;   // tag, digest, or empty
+};
+
+Target ParseTarget(const std::string& path) {
+  Target t;
+  std::string rest = path.substr(4);  // after "/v2/"
+  const std::string tags_suffix = "/tags/list";
+  if (rest.size() > tags_suffix.size() && rest.compare(rest.size() - tags_suffix.size(), tags_suffix.size(),
+                                                        tags_suffix) == 0) {
+    t.kind = Kind::kTags;
+    t.name = rest.substr(0, rest.size() - tags_suffix.size());
+    return t;
+  }
+  auto slash = rest.rfind('/');
+  if (slash == std::string::npos) return t;
+  std::string head = rest.substr(0, slash);
+  t.ref = rest.substr(slash + 1);
+  auto slash2 = head.rfind('/');
+  if (slash2 == std::string::npos) return t;
+  std::string op = head.substr(slash2 + 1);
+  t.name = head.substr(0, slash2);
+  if (op == "manifests") t.kind = Kind::kManifest;
+  if (op == "blobs") t.kind = Kind::kBlob;
+  if (op == "referrers") t.kind = Kind::kReferrers;
+  return t;
+}
+
+std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
+  if (from.empty()) return s;
+  size_t pos = 0;
+  while ((pos = s.find(from, pos)) != std::string::npos) {
+    s.replace(pos, from.size(), to);
+    pos += to.size();
+  }
+  return s;
+}
+
+}  // namespace
+
+HttpServer::HttpServer(const config::Config& cfg, Registry* registry)
+    : cfg_(cfg), registry_(registry), svr_(std::make_unique<httplib::Server>()) {
+  Install();
+}
+
+HttpServer::~HttpServer() = default;
+
+void HttpServer::Install() {
+  const int threads = cfg_.threads;
+  svr_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  svr_->set_keep_alive_max_count(100000);
+  svr_->set_keep_alive_timeout(30);
+  svr_->set_read_timeout(60);
+  svr_->set_write_timeout(120);
+  svr_->set_payload_max_length(1 << 20);
+  svr_->set_tcp_nodelay(true);
+
+  svr_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    t_info = RequestInfo{Clock::now(), "", "", "", ""};
+    res.set_header("Docker-Distribution-API-Version", "registry/2.0");
+    // Refuse writes before any body is read (and whatever their framing).
+    if (req.method != "GET" && req.method != "HEAD") {
+      SendError(res, Status::Unsupported("portcullis is a read-only pull-through proxy; " + req.method +
+                                         " is not supported (push to the upstream registry)"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+
+  svr_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    if (!LogEnabled(LogLevel::kInfo)) return;
+    auto ms = std::chrono::duration<double, std::milli>(Clock::now() - t_info.start).count();
+    nlohmann::json f = {{"method", req.method},
+                        {"path", req.path},
+                        {"status", res.status},
+                        {"bytes", res.get_header_value("Content-Length").empty()
+                                      ? static_cast<int64_t>(res.body.size())
+                                      : std::stoll(res.get_header_value("Content-Length"))},
+                        {"duration_ms", std::round(ms * 1000) / 1000},
+                        {"client", req.remote_addr}};
+    if (!t_info.cache.empty()) f["cache"] = t_info.cache;
+    if (!t_info.upstream.empty()) f["upstream"] = t_info.upstream;
+    if (!t_info.error.empty()) {
+      f["error"] = t_info.error;
+      f["error_message"] = t_info.message;
+    }
+    Log(LogLevel::kInfo, "access", std::move(f));
+  });
+
+  svr_->Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
+    const bool head = req.method == "HEAD";
+    const std::string& path = req.path;
+    if (path == "/v2" || path == "/v2/") {
+      res.set_content("{}", "application/json");
+      return;
+    }
+    if (path.rfind("/v2/", 0) != 0) {
+      SendError(res, Status::NotFound("no such endpoint " + path.substr(0, 200) + "; this is an OCI registry API (/v2/)"));
+      return;
+    }
+    Target t = ParseTarget(path);
+    if (t.kind == Kind::kUnknown) {
+      SendError(res, Status::NotFound("no such endpoint " + path.substr(0, 200)));
+      return;
+    }
+    const std::string ns = req.get_param_value("ns");
+    auto route = registry_->router().Resolve(t.name, ns);
+    if (!route.ok()) {
+      SendError(res, route.status());
+      return;
+    }
+    t_info.upstream = route->upstream->name;
+    res.set_header("OCI-Namespace", route->upstream->name);
+
+    switch (t.kind) {
+      case Kind::kManifest: {
+        if (t.ref.find(':') == std::string::npos) {
+          if (Status st = oci::ValidateTag(t.ref); !st.ok()) return SendError(res, st);
+        }
+        auto m = registry_->GetManifest(*route, t.ref);
+        if (!m.ok()) return SendError(res, m.status());
+        t_info.cache = m->cache_hit ? "hit" : "miss";
+        res.set_header("Docker-Content-Digest", m->digest.ToString());
+        res.set_header("Etag", "\"" + m->digest.ToString() + "\"");
+        res.set_content(std::move(m->bytes), m->media_type);
+        return;
+      }
+      case Kind::kBlob: {
+        auto d = oci::Digest::Parse(t.ref);
+        if (!d.ok()) return SendError(res, d.status());
+        res.set_header("Docker-Content-Digest", d->ToString());
+        res.set_header("Accept-Ranges", "bytes");
+        if (head) {
+          bool hit = false;
+          auto size = registry_->StatBlob(*route, *d, &hit);
+          if (!size.ok()) return SendError(res, size.status());
+          t_info.cache = hit ? "hit" : "miss";
+          if (*size >= 0) {
+            res.set_content_provider(static_cast<size_t>(*size), "application/octet-stream",
+                                     [](size_t, size_t, httplib::DataSink&) { return false; });
+          }
+          return;
+        }
+        auto src = registry_->OpenBlob(*route, *d);
+        if (!src.ok()) return SendError(res, src.status());
+        t_info.cache = src->cache_hit ? "hit" : "miss";
+        ServeBlob(*src, res);
+        return;
+      }
+      case Kind::kTags: {
+        std::string target = "/v2/" + route->repo + "/tags/list";
+        std::string q;
+        for (const char* p : {"n", "last"}) {
+          if (req.has_param(p)) q += (q.empty() ? "?" : "&") + std::string(p) + "=" + oci::QueryEscape(req.get_param_value(p));
+        }
+        auto r = registry_->PassThrough(*route, target + q);
+        if (!r.ok()) return SendError(res, r.status());
+        std::string link = oci::HeaderValue(r->headers, "Link");
+        if (!link.empty()) {
+          // Point the next page back at us, under the name the client used.
+          link = ReplaceAll(link, "/v2/" + route->repo + "/", "/v2/" + t.name + "/");
+          if (!ns.empty()) link = ReplaceAll(link, ">;", "&ns=" + oci::QueryEscape(ns) + ">;");
+          res.set_header("Link", link);
+        }
+        res.status = r->status;
+        std::string ct = oci::HeaderValue(r->headers, "Content-Type");
+        res.set_content(std::move(r->body), ct.empty() ? "application/json" : ct);
+        return;
+      }
+      case Kind::kReferrers: {
+        auto d = oci::Digest::Parse(t.ref);
+        if (!d.ok()) return SendError(res, d.status());
+        std::string target = "/v2/" + route->repo + "/referrers/" + d->ToString();
+        if (req.has_param("artifactType")) target += "?artifactType=" + oci::QueryEscape(req.get_param_value("artifactType"));
+        auto r = registry_->PassThrough(*route, target);
+        if (!r.ok()) return SendError(res, r.status());
+        if (r->status == 404 && r->body.find("\"errors\"") == std::string::npos) {
+          // distribution 2.8 and other older registries have no referrers API.
+          return SendError(res, Status::NotFound("upstream " + route->upstream->name +
+                                                 " does not support the referrers API; use the sha256-<hex> tag schema"));
+        }
+        res.status = r->status;
+        std::string ct = oci::HeaderValue(r->headers, "Content-Type");
+        res.set_content(std::move(r->body), ct.empty() ? "application/json" : ct);
+        return;
+      }
+      case Kind::kUnknown:
+        break;
+    }
+  });
+}
+
+void HttpServer::ServeBlob(const BlobSource& src, httplib::Response& res) {
+  const char* kType = "application/octet-stream";
+  if (!src.fetch) {
+    Store* store = &registry_->store();
+    oci::Digest d = src.digest;
+    uint64_t cb = src.chunk_bytes;
+    res.set_content_provider(static_cast<size_t>(src.size), kType,
+                             [store, d, cb](size_t offset, size_t length, httplib::DataSink& sink) {
+                               rocksdb::PinnableSlice chunk;
+                               uint64_t in = offset % cb;
+                               Status st = store->ReadChunk(d, offset / cb, &chunk);
+                               if (!st.ok() || chunk.size() <= in) {
+                                 Log(LogLevel::kError, "cached blob is missing a chunk; connection cut",
+                                     {{"digest", d.ToString()}, {"offset", offset}, {"error", st.ToString()}});
+                                 return false;
+                               }
+                               size_t n = std::min<size_t>(chunk.size() - in, length);
+                               return sink.write(chunk.data() + in, n);
+                             });
+    return;
+  }
+  // A running fetch: stream what has arrived, withholding the last byte until
+  // the digest is confirmed. Returning false cuts the connection mid-body.
+  std::shared_ptr<BlobFetch> fetch = src.fetch;
+  const auto stall = std::chrono::seconds(cfg_.upstream_timeout_seconds);
+  auto pump = [fetch, stall](size_t offset, uint64_t hold_at, httplib::DataSink& sink, bool* end) {
+    std::string buf;
+    auto deadline = Clock::now() + stall;
+    while (true) {
+      switch (fetch->Read(offset, 256 * 1024, hold_at, &buf, std::chrono::milliseconds(500))) {
+        case BlobFetch::ReadResult::kData:
+          return sink.write(buf.data(), buf.size());
+        case BlobFetch::ReadResult::kEnd:
+          *end = true;
+          return true;
+        case BlobFetch::ReadResult::kFailed:
+          return false;
+        case BlobFetch::ReadResult::kTimeout:
+          // The client may be gone; the fetch goes on for the others either way.
+          if (!sink.is_writable() || Clock::now() > deadline) return false;
+          break;
+      }
+    }
+  };
+  if (src.size >= 0) {
+    res.set_content_provider(static_cast<size_t>(src.size), kType,
+                             [pump](size_t offset, size_t length, httplib::DataSink& sink) {
+                               bool end = false;
+                               bool ok = pump(offset, offset + length - 1, sink, &end);
+                               return ok && !end;
+                             });
+  } else {
+    res.set_chunked_content_provider(kType, [pump](size_t offset, httplib::DataSink& sink) {
+      bool end = false;
+      if (!pump(offset, UINT64_MAX, sink, &end)) return false;
+      if (end) sink.done();
+      return true;
+    });
+  }
+}
+
+Status HttpServer::Bind() {
+  auto colon = cfg_.listen.rfind(':');
+  std::string host = cfg_.listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  int port = std::stoi(cfg_.listen.substr(colon + 1));
+  if (port == 0) {
+    port_ = svr_->bind_to_any_port(host);
+    if (port_ < 0) return Status::IoError("cannot listen on " + cfg_.listen);
+  } else {
+    if (!svr_->bind_to_port(host, port)) {
+      return Status::IoError("cannot listen on " + cfg_.listen + " (address in use or not permitted)");
+    }
+    port_ = port;
+  }
+  return Status::Ok();
+}
+
+void HttpServer::Serve() { svr_->listen_after_bind(); }
+
+void HttpServer::Stop() { svr_->stop(); }
+
+}  // namespace portcullis::proxy

@@ -1,0 +1,44 @@
+// The HTTP face of the proxy: the OCI pull API on cpp-httplib. Handlers are
+// thin: parse, call Registry, map the Status through the one error table.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "oci/status.h"
+#include "proxy/registry.h"
+
+namespace httplib {
+class Server;
+struct Response;
+}
+
+namespace portcullis::proxy {
+
+class HttpServer {
+ public:
+  HttpServer(const config::Config& cfg, Registry* registry);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds the listen address (IO_ERROR when it cannot).
+  Status Bind();
+  // Serves until Stop(); returns after running requests have finished.
+  void Serve();
+  // Stops accepting; safe from another thread.
+  void Stop();
+  int port() const { return port_; }
+
+ private:
+  void Install();
+  void ServeBlob(const BlobSource& src, httplib::Response& res);
+
+  const config::Config cfg_;
+  Registry* registry_;
+  std::unique_ptr<httplib::Server> svr_;
+  int port_ = 0;
+};
+
+}  // namespace portcullis::proxy

@@ -1,0 +1,228 @@
+#include "proxy/store.h"
+
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <chrono>
+#include <filesystem>
+
+namespace portcullis::proxy {
+
+namespace {
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::Ok();
+  if (s.IsNotFound()) return Status::NotFound(what + ": not found");
+  return Status::IoError(what + ": " + s.ToString());
+}
+
+void PutU64(std::string* out, uint64_t v) {
+  for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint64_t GetU64(std::string_view s) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(s[i]);
+  return v;
+}
+
+std::string EncodeMeta(const BlobMeta& m) {
+  std::string out;
+  out.push_back(m.complete ? 'C' : 'P');
+  PutU64(&out, m.size);
+  PutU64(&out, m.chunk_bytes);
+  PutU64(&out, static_cast<uint64_t>(m.created));
+  return out;
+}
+
+std::optional<BlobMeta> DecodeMeta(std::string_view s) {
+  if (s.size() != 25 || (s[0] != 'C' && s[0] != 'P')) return std::nullopt;
+  BlobMeta m;
+  m.complete = s[0] == 'C';
+  m.size = GetU64(s.substr(1));
+  m.chunk_bytes = GetU64(s.substr(9));
+  m.created = static_cast<int64_t>(GetU64(s.substr(17)));
+  return m;
+}
+
+int64_t Now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+std::string ChunkKey(const oci::Digest& d, uint64_t index) {
+  std::string k = d.ToString();
+  k.push_back('/');
+  PutU64(&k, index);
+  return k;
+}
+
+StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, int* cleaned) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::IoError("cannot create data dir " + dir + ": " + ec.message());
+
+  rocksdb::DBOptions db_opts;
+  db_opts.create_if_missing = true;
+  db_opts.create_missing_column_families = true;
+  db_opts.max_background_jobs = 2;
+  db_opts.keep_log_file_num = 3;
+  db_opts.max_open_files = 512;
+
+  rocksdb::ColumnFamilyOptions small;
+  small.OptimizeForSmallDb();
+  rocksdb::ColumnFamilyOptions chunks;
+  // Chunks are large and written once: keep them out of the LSM tree (integrated
+  // BlobDB) so compaction does not rewrite layer bytes again and again.
+  chunks.enable_blob_files = true;
+  chunks.min_blob_size = 4096;
+  chunks.blob_file_size = 256ull << 20;
+  chunks.enable_blob_garbage_collection = true;
+  chunks.write_buffer_size = 64ull << 20;
+  chunks.compression = rocksdb::kNoCompression;
+  chunks.blob_compression_type = rocksdb::kNoCompression;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+      {rocksdb::kDefaultColumnFamilyName, small}, {"blob_chunks", chunks}, {"blob_meta", small},
+      {"manifests", small},                        {"tags", small},          {"links", small}};
+  auto store = std::unique_ptr<Store>(new Store());
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_opts, dir, cfs, &store->handles_, &raw);
+  if (!s.ok()) return Status::IoError("cannot open the cache in " + dir + ": " + s.ToString());
+  store->db_.reset(raw);
+  store->chunks_ = store->handles_[1];
+  store->meta_ = store->handles_[2];
+  store->manifests_ = store->handles_[3];
+  store->tags_ = store->handles_[4];
+  store->links_ = store->handles_[5];
+  int n = 0;
+  PC_RETURN_IF_ERROR(store->CleanPending(&n));
+  if (cleaned != nullptr) *cleaned = n;
+  return store;
+}
+
+Store::~Store() {
+  if (db_) {
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+    db_->Close();
+  }
+}
+
+Status Store::CleanPending(int* cleaned) {
+  std::vector<oci::Digest> pending;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto m = DecodeMeta(it->value().ToStringView());
+    if (m && m->complete) continue;
+    auto d = oci::Digest::Parse(it->key().ToStringView());
+    if (d.ok()) pending.push_back(*d);
+  }
+  PC_RETURN_IF_ERROR(FromRocks(it->status(), "scanning blob records"));
+  for (const auto& d : pending) PC_RETURN_IF_ERROR(DropBlob(d));
+  *cleaned = static_cast<int>(pending.size());
+  return Status::Ok();
+}
+
+StatusOr<std::optional<StoredManifest>> Store::GetManifest(const oci::Digest& d) {
+  std::string v;
+  auto s = db_->Get(rocksdb::ReadOptions(), manifests_, d.ToString(), &v);
+  if (s.IsNotFound()) return std::optional<StoredManifest>();
+  PC_RETURN_IF_ERROR(FromRocks(s, "reading manifest " + d.ToString()));
+  auto nl = v.find('\n');
+  if (nl == std::string::npos) return Status::IoError("corrupt manifest record " + d.ToString());
+  return std::optional<StoredManifest>(StoredManifest{v.substr(0, nl), v.substr(nl + 1)});
+}
+
+Status Store::PutManifest(const oci::Digest& d, const StoredManifest& m) {
+  return FromRocks(db_->Put(rocksdb::WriteOptions(), manifests_, d.ToString(), m.media_type + "\n" + m.bytes),
+                   "writing manifest " + d.ToString());
+}
+
+StatusOr<std::optional<TagRecord>> Store::GetTag(const std::string& key) {
+  std::string v;
+  auto s = db_->Get(rocksdb::ReadOptions(), tags_, key, &v);
+  if (s.IsNotFound()) return std::optional<TagRecord>();
+  PC_RETURN_IF_ERROR(FromRocks(s, "reading tag " + key));
+  auto sp = v.find(' ');
+  if (sp == std::string::npos) return Status::IoError("corrupt tag record " + key);
+  auto d = oci::Digest::Parse(std::string_view(v).substr(0, sp));
+  if (!d.ok()) return Status::IoError("corrupt tag record " + key);
+  return std::optional<TagRecord>(TagRecord{*d, std::stoll(v.substr(sp + 1))});
+}
+
+Status Store::PutTag(const std::string& key, const TagRecord& rec) {
+  return FromRocks(
+      db_->Put(rocksdb::WriteOptions(), tags_, key, rec.digest.ToString() + " " + std::to_string(rec.fetched_at)),
+      "writing tag " + key);
+}
+
+Status Store::DeleteTag(const std::string& key) {
+  return FromRocks(db_->Delete(rocksdb::WriteOptions(), tags_, key), "deleting tag " + key);
+}
+
+bool Store::HasLink(const std::string& repo, const oci::Digest& d) {
+  std::string v;
+  return db_->Get(rocksdb::ReadOptions(), links_, repo + "@" + d.ToString(), &v).ok();
+}
+
+Status Store::PutLinks(const std::string& repo, const std::vector<oci::Digest>& ds) {
+  rocksdb::WriteBatch b;
+  for (const auto& d : ds) b.Put(links_, repo + "@" + d.ToString(), "");
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "writing links for " + repo);
+}
+
+StatusOr<std::optional<BlobMeta>> Store::GetBlobMeta(const oci::Digest& d) {
+  std::string v;
+  auto s = db_->Get(rocksdb::ReadOptions(), meta_, d.ToString(), &v);
+  if (s.IsNotFound()) return std::optional<BlobMeta>();
+  PC_RETURN_IF_ERROR(FromRocks(s, "reading blob record " + d.ToString()));
+  auto m = DecodeMeta(v);
+  if (!m) return Status::IoError("corrupt blob record " + d.ToString());
+  return std::optional<BlobMeta>(*m);
+}
+
+Status Store::BeginBlob(const oci::Digest& d, uint64_t chunk_bytes) {
+  BlobMeta m;
+  m.complete = false;
+  m.chunk_bytes = chunk_bytes;
+  m.created = Now();
+  return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, d.ToString(), EncodeMeta(m)),
+                   "recording pending blob " + d.ToString());
+}
+
+Status Store::PutChunk(const oci::Digest& d, uint64_t index, std::string_view data) {
+  return FromRocks(db_->Put(rocksdb::WriteOptions(), chunks_, ChunkKey(d, index), rocksdb::Slice(data)),
+                   "writing chunk of " + d.ToString());
+}
+
+Status Store::CommitBlob(const oci::Digest& d, uint64_t last_index, std::string_view last_data, uint64_t size,
+                         uint64_t chunk_bytes) {
+  rocksdb::WriteBatch b;
+  if (!last_data.empty()) b.Put(chunks_, ChunkKey(d, last_index), rocksdb::Slice(last_data));
+  BlobMeta m;
+  m.complete = true;
+  m.size = size;
+  m.chunk_bytes = chunk_bytes;
+  m.created = Now();
+  b.Put(meta_, d.ToString(), EncodeMeta(m));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;  // a complete record must not outlive its chunks after a crash
+  return FromRocks(db_->Write(wo, &b), "committing blob " + d.ToString());
+}
+
+Status Store::DropBlob(const oci::Digest& d) {
+  rocksdb::WriteBatch b;
+  b.DeleteRange(chunks_, ChunkKey(d, 0), ChunkKey(d, UINT64_MAX));
+  b.Delete(chunks_, ChunkKey(d, UINT64_MAX));
+  b.Delete(meta_, d.ToString());
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "dropping blob " + d.ToString());
+}
+
+Status Store::ReadChunk(const oci::Digest& d, uint64_t index, rocksdb::PinnableSlice* out) {
+  return FromRocks(db_->Get(rocksdb::ReadOptions(), chunks_, ChunkKey(d, index), out),
+                   "reading chunk " + std::to_string(index) + " of " + d.ToString());
+}
+
+}  // namespace portcullis::proxy

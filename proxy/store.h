@@ -1,0 +1,100 @@
+// The cache in RocksDB: manifests by digest, tag → digest records, repository
+// links, and blobs in chunks.
+//
+// Column families:
+//   blob_chunks  <digest> '/' <u64 big-endian index>  → chunk bytes (integrated BlobDB)
+//   blob_meta    <digest>                             → BlobMeta (pending or complete)
+//   manifests    <digest>                             → media type '\n' bytes
+//   tags         <upstream>/<repo>:<tag>              → TagRecord
+//   links        <upstream>/<repo> '@' <digest>       → "" (this repo is known to hold it)
+//
+// A blob is visible only when its meta says complete; that record is written in
+// the same WriteBatch as the last chunk. A blob whose meta says pending at
+// Open() was cut short (crash, kill -9) and is deleted then.
+//
+// Thread-safe: RocksDB handles concurrency; Store adds no mutable state.
+#pragma once
+
+#include <rocksdb/db.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "oci/digest.h"
+#include "oci/status.h"
+
+namespace portcullis::proxy {
+
+struct BlobMeta {
+  bool complete = false;
+  uint64_t size = 0;
+  uint64_t chunk_bytes = 0;  // chunk size this blob was written with
+  int64_t created = 0;       // unix seconds
+};
+
+struct StoredManifest {
+  std::string media_type;
+  std::string bytes;
+};
+
+struct TagRecord {
+  oci::Digest digest;
+  int64_t fetched_at = 0;  // unix seconds of the last upstream confirmation
+};
+
+class Store {
+ public:
+  // Opens (creating) the database under `dir` and deletes every pending blob.
+  // `*cleaned` receives how many pending blobs were removed.
+  static StatusOr<std::unique_ptr<Store>> Open(const std::string& dir, int* cleaned);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Manifests. Get returns nullopt when absent.
+  StatusOr<std::optional<StoredManifest>> GetManifest(const oci::Digest& d);
+  Status PutManifest(const oci::Digest& d, const StoredManifest& m);
+
+  // Tags, keyed "<upstream>/<repo>:<tag>".
+  StatusOr<std::optional<TagRecord>> GetTag(const std::string& key);
+  Status PutTag(const std::string& key, const TagRecord& rec);
+  Status DeleteTag(const std::string& key);
+
+  // Links: repo "<upstream>/<repo>" is known to hold `d`.
+  bool HasLink(const std::string& repo, const oci::Digest& d);
+  Status PutLinks(const std::string& repo, const std::vector<oci::Digest>& ds);
+
+  // Blobs.
+  StatusOr<std::optional<BlobMeta>> GetBlobMeta(const oci::Digest& d);
+  // Records a pending blob; chunks may follow.
+  Status BeginBlob(const oci::Digest& d, uint64_t chunk_bytes);
+  Status PutChunk(const oci::Digest& d, uint64_t index, std::string_view data);
+  // Writes the last chunk (may be empty when size is a multiple of the chunk
+  // size, then nothing is written for it) and the complete record atomically.
+  Status CommitBlob(const oci::Digest& d, uint64_t last_index, std::string_view last_data, uint64_t size,
+                    uint64_t chunk_bytes);
+  // Deletes every chunk and the meta of `d`.
+  Status DropBlob(const oci::Digest& d);
+  // Reads chunk `index` of `d` into `out` (NOT_FOUND when absent).
+  Status ReadChunk(const oci::Digest& d, uint64_t index, rocksdb::PinnableSlice* out);
+
+ private:
+  Store() = default;
+  Status CleanPending(int* cleaned);
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* chunks_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* manifests_ = nullptr;
+  rocksdb::ColumnFamilyHandle* tags_ = nullptr;
+  rocksdb::ColumnFamilyHandle* links_ = nullptr;
+};
+
+// Key helpers, exposed for tests.
+std::string ChunkKey(const oci::Digest& d, uint64_t index);
+
+}  // namespace portcullis::proxy
