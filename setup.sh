@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Installs what Portcullis needs on Debian 12 (build libraries and, unless --build-only,
 # the real peers the integration tests run against), then builds into ./build.
-# Usage: ./setup.sh [--build-only] [--no-install]
+# Usage: ./setup.sh [--build-only] [--no-install] [--no-update]
+#   --build-only  only the build libraries, not the test peers
+#   --no-install  build only; install nothing
+#   --no-update   skip `apt-get update` (the caller ran it)
 set -euo pipefail
 cd "$(dirname "$0")"
-build_only=0; install=1
+build_only=0; install=1; update=1
 for a in "$@"; do
   case $a in
     --build-only) build_only=1 ;;
     --no-install) install=0 ;;
+    --no-update) update=0 ;;
     *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -27,7 +31,7 @@ if ((install)); then
   if ((${#missing[@]})); then
     SUDO=; [[ $(id -u) -eq 0 ]] || SUDO=sudo
     export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -q
+    if ((update)); then $SUDO apt-get update -q; fi
     $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
   fi
 fi
