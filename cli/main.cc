@@ -14,6 +14,7 @@ Usage: portcullis <command> [flags]
 
 Commands:
   serve      run the pull-through proxy (see: portcullis serve --help)
+  key        generate, import and inspect signing keys; sign and verify blobs (see: portcullis key --help)
   version    print the version
 
 Exit codes: 0 success, 1 verification or policy refusal, 2 usage or runtime error.

@@ -259,6 +259,12 @@ Status Finalize(Config* c) {
     return Status::InvalidArgument("listen \"" + c->listen + "\": expected HOST:PORT, e.g. 127.0.0.1:5000");
   }
   if (c->data_dir.empty()) return Status::InvalidArgument("data_dir: must not be empty");
+  if (c->tag_ttl_seconds < 0) return Status::InvalidArgument("tag_ttl: must not be negative");
+  if (c->max_stale_seconds < 0) return Status::InvalidArgument("max_stale: must not be negative");
+  if (c->upstream_timeout_seconds < 1) return Status::InvalidArgument("upstream_timeout: must be at least 1");
+  if (c->threads < 2) return Status::InvalidArgument("threads: must be at least 2");
+  if (c->max_inflight_fetches < 1) return Status::InvalidArgument("max_inflight_fetches: must be at least 1");
+  if (c->chunk_bytes < 4096) return Status::InvalidArgument("chunk_bytes: must be at least 4096");
   static const std::set<std::string> kLevels = {"debug", "info", "warn", "error"};
   if (!kLevels.count(c->log_level)) {
     return Status::InvalidArgument("log_level \"" + c->log_level + "\": expected debug, info, warn or error");

@@ -14,9 +14,11 @@ std::string Base64Encode(std::string_view data) {
 
 std::optional<std::string> Base64Decode(std::string_view s) {
   if (s.size() % 4 != 0) return std::nullopt;
-  for (char c : s) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
-              c == '=';
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+    // Padding only at the very end: "x===" is not valid, nor is "=" mid-string.
+    if (c == '=') ok = i + 2 >= s.size() && (i + 1 == s.size() || s[i + 1] == '=');
     if (!ok) return std::nullopt;
   }
   std::string out(3 * s.size() / 4, '\0');

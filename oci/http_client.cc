@@ -58,7 +58,9 @@ StatusOr<Url> ParseUrl(std::string_view s) {
   }
   if (hostport.empty()) return Status::InvalidArgument("URL \"" + std::string(s) + "\" has no host");
   auto colon = hostport.rfind(':');
-  if (colon != std::string_view::npos && hostport.find(']') == std::string_view::npos) {
+  auto bracket = hostport.find(']');
+  // "[::1]:5000": the port colon comes after the bracket; "[::1]" has none.
+  if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
     std::string port(hostport.substr(colon + 1));
     if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit)) {
       return Status::InvalidArgument("URL \"" + std::string(s) + "\" has a bad port");
@@ -266,7 +268,8 @@ StatusOr<std::string> RegistryClient::FetchToken(const std::string& challenge_he
   const std::string realm = ch->params["realm"];
   const std::string service = ch->params["service"];
   std::string want_scope = scope.empty() ? ch->params["scope"] : scope;
-  std::string key = realm + "|" + service + "|" + want_scope;
+  // Cached under the request's scope, which is what CachedAuthorization looks up.
+  std::string key = realm + "|" + service + "|" + scope;
   {
     std::lock_guard<std::mutex> l(mu_);
     challenge_[scope] = realm + "|" + service;

@@ -1,2 +1,0 @@
-// Placeholder translation unit until the key module lands.
-namespace portcullis::keys {}
