@@ -10,5 +10,9 @@ namespace portcullis::cli {
 
 int RunServe(const std::vector<std::string>& args);
 int RunKey(const std::vector<std::string>& args);
+// sign, verify and push live in sign_cmd.cc (issue 3).
+int RunSign(const std::vector<std::string>& args);
+int RunVerify(const std::vector<std::string>& args);
+int RunPush(const std::vector<std::string>& args);
 
 }  // namespace portcullis::cli

@@ -32,6 +32,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (cmd == "serve") return portcullis::cli::RunServe(rest);
   if (cmd == "key") return portcullis::cli::RunKey(rest);
+  if (cmd == "sign") return portcullis::cli::RunSign(rest);
+  if (cmd == "verify") return portcullis::cli::RunVerify(rest);
+  if (cmd == "push") return portcullis::cli::RunPush(rest);
   if (cmd == "version" || cmd == "--version") {
     std::cout << "portcullis 0.1.0\n";
     return 0;
