@@ -10,6 +10,7 @@ namespace portcullis::cli {
 
 int RunServe(const std::vector<std::string>& args);
 int RunKey(const std::vector<std::string>& args);
+int RunConfig(const std::vector<std::string>& args);
 // sign, verify and push live in sign_cmd.cc (issue 3).
 int RunSign(const std::vector<std::string>& args);
 int RunVerify(const std::vector<std::string>& args);

@@ -15,6 +15,7 @@ Usage: portcullis <command> [flags]
 Commands:
   serve      run the pull-through proxy (see: portcullis serve --help)
   key        generate, import and inspect signing keys; sign and verify blobs (see: portcullis key --help)
+  config     check a proxy config file (portcullis config check FILE)
   version    print the version
 
 Exit codes: 0 success, 1 verification or policy refusal, 2 usage or runtime error.
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (cmd == "serve") return portcullis::cli::RunServe(rest);
   if (cmd == "key") return portcullis::cli::RunKey(rest);
+  if (cmd == "config") return portcullis::cli::RunConfig(rest);
   if (cmd == "sign") return portcullis::cli::RunSign(rest);
   if (cmd == "verify") return portcullis::cli::RunVerify(rest);
   if (cmd == "push") return portcullis::cli::RunPush(rest);

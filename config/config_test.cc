@@ -476,3 +476,17 @@ TEST_CASE("config: Finalize rejects negative TTLs and timeouts") {
     CHECK(Finalize(&cfg).code() == Code::kInvalidArgument);
   }
 }
+
+TEST_CASE("config: every example config in config/examples loads and finalizes") {
+  namespace fs = std::filesystem;
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(PORTCULLIS_SOURCE_DIR) / "config" / "examples")) {
+    if (e.path().extension() != ".json") continue;
+    CAPTURE(e.path().string());
+    auto cfg = portcullis::config::LoadFile(e.path().string());
+    REQUIRE(cfg.ok());
+    CHECK(portcullis::config::Finalize(&*cfg).ok());
+    ++n;
+  }
+  CHECK(n >= 3);
+}
