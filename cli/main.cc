@@ -15,6 +15,9 @@ Usage: portcullis <command> [flags]
 Commands:
   serve      run the pull-through proxy (see: portcullis serve --help)
   key        generate, import and inspect signing keys; sign and verify blobs (see: portcullis key --help)
+  sign       sign an image in a registry, as cosign sign --key does (see: portcullis sign --help)
+  verify     verify an image's cosign signatures with a public key (see: portcullis verify --help)
+  push       upload an OCI image layout to a registry, optionally signing it (see: portcullis push --help)
   config     check a proxy config file (portcullis config check FILE)
   version    print the version
 

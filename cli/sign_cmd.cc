@@ -1,14 +1,502 @@
+// `portcullis sign`, `portcullis verify` and `portcullis push`: cosign-compatible
+// image signatures in the `.sig` tag, and OCI-layout uploads. The work is done by
+// signer/ and verifier/; this file parses flags, prints and picks exit codes.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <functional>
 #include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "cli/commands.h"
+#include "keys/encrypted_key.h"
+#include "keys/files.h"
+#include "keys/key.h"
+#include "keys/passphrase.h"
+#include "keys/pem.h"
+#include "oci/reference.h"
+#include "signer/layout.h"
+#include "signer/payload.h"
+#include "signer/pusher.h"
+#include "signer/sign.h"
+#include "verifier/registry_read.h"
+#include "verifier/remote.h"
+#include "verifier/signatures.h"
 
 namespace portcullis::cli {
-// Replaced by the signer (issue 3); not listed in --help until it lands.
-static int Unknown(const char* name) {
-  std::cerr << "portcullis: unknown command \"" << name << "\"\n";
-  return 2;
+
+namespace {
+
+using nlohmann::json;
+
+constexpr int kExitOk = 0;
+constexpr int kExitRefused = 1;
+constexpr int kExitError = 2;
+
+constexpr const char* kRegistryFlagsHelp = R"(Registry access:
+  --allow-http                   talk plain http to the registry (default: https only)
+  --registry-username USER       user name for the registry (with --registry-password-file)
+  --registry-password-file FILE  the password: the first line of FILE
+  Without them, credentials come from the docker config "auths" entry for the
+  registry ($DOCKER_CONFIG/config.json, else ~/.docker/config.json), if any.
+)";
+
+constexpr const char* kSignUsage = R"(Usage: portcullis sign IMAGE --key KEY [flags]
+
+Signs the manifest IMAGE names (a tag is resolved to its digest first) as
+"cosign sign --key" does: a simple-signing payload whose signature is stored in
+the manifest tagged sha256-<hex>.sig in the same repository. A new signature is
+appended to the ones already there; signing again with the same key and the same
+annotations changes nothing. Prints the signed digest and the signature manifest
+digest.
+
+Flags:
+  --key KEY                 encrypted private key (cosign format; see portcullis key)
+  -a, --annotation KEY=VAL  add KEY=VAL to the payload's "optional" map (repeatable)
+  --recursive               for an index, also sign every manifest it names
+  --json                    print the result as JSON
+  --passphrase-file FILE    the key's passphrase (when $PORTCULLIS_PASSWORD and
+                            $COSIGN_PASSWORD are unset)
+)";
+
+constexpr const char* kVerifyUsage = R"(Usage: portcullis verify IMAGE --key PUB [flags]
+
+Verifies the cosign signatures of IMAGE (stored under its sha256-<hex>.sig tag)
+with the public key PUB: each payload must hash to its layer digest, the signature
+must verify, the payload must be exactly cosign's simple-signing JSON and name the
+image's digest. Prints the verified payloads as a JSON array (as cosign verify does);
+reasons for rejected signatures go to stderr.
+Exit 0 when at least one signature verifies, 1 when none does, 2 on errors.
+
+Flags:
+  --key PUB     public key (PEM "PUBLIC KEY")
+  --json        print a JSON report (digest, verified and rejected signatures)
+)";
+
+constexpr const char* kPushUsage = R"(Usage: portcullis push OCI_LAYOUT[:REF] IMAGE [flags]
+
+Uploads an image from the OCI image layout directory OCI_LAYOUT to IMAGE. REF picks
+the manifest by its org.opencontainers.image.ref.name annotation; without it the
+layout must hold exactly one. Blobs the registry already has are skipped; manifests
+are uploaded byte for byte, so digests equal the layout's (and skopeo copy's).
+With --sign, the pushed digest is then signed as "portcullis sign" does.
+
+Flags:
+  --sign                    sign the pushed image (needs --key)
+  --key KEY                 encrypted private key for --sign
+  -a, --annotation KEY=VAL  payload annotation for --sign (repeatable)
+  --recursive               with --sign and an index, sign every manifest it names too
+  --json                    print the result as JSON
+  --passphrase-file FILE    the key's passphrase (when the environment has none)
+)";
+
+struct Flags {
+  std::vector<std::string> positional;
+  std::map<std::string, std::string, std::less<>> values;
+  std::map<std::string, std::vector<std::string>, std::less<>> lists;
+  std::set<std::string, std::less<>> bools;
+  bool help = false;
+
+  std::string Value(std::string_view name) const {
+    auto it = values.find(name);
+    return it == values.end() ? std::string() : it->second;
+  }
+  bool Has(std::string_view name) const { return values.count(name) != 0 || bools.count(name) != 0; }
+  std::vector<std::string> List(std::string_view name) const {
+    auto it = lists.find(name);
+    return it == lists.end() ? std::vector<std::string>() : it->second;
+  }
+};
+
+struct FlagSpec {
+  std::set<std::string, std::less<>> values;              // "--flag VALUE" once
+  std::set<std::string, std::less<>> bools;               // "--flag"
+  std::map<std::string, std::string, std::less<>> lists;  // repeatable; alias -> canonical
+};
+
+// "--flag value", "--flag=value", boolean "--flag", repeatable list flags; "--" ends flags.
+StatusOr<Flags> ParseFlags(const std::vector<std::string>& args, const FlagSpec& spec) {
+  Flags flags;
+  bool only_positional = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (only_positional || a == "-" || !a.starts_with("-")) {
+      flags.positional.push_back(a);
+      continue;
+    }
+    if (a == "--") {
+      only_positional = true;
+      continue;
+    }
+    if (a == "--help" || a == "-h") {
+      flags.help = true;
+      continue;
+    }
+    std::string name = a, value;
+    bool has_value = false;
+    if (size_t eq = a.find('='); eq != std::string::npos && a.starts_with("--")) {
+      name = a.substr(0, eq);
+      value = a.substr(eq + 1);
+      has_value = true;
+    }
+    auto take_value = [&]() -> Status {
+      if (!has_value) {
+        if (i + 1 >= args.size()) return Status::InvalidArgument("flag " + name + " needs a value");
+        value = args[++i];
+      }
+      if (value.empty()) return Status::InvalidArgument("flag " + name + " has an empty value");
+      return Status::Ok();
+    };
+    if (auto l = spec.lists.find(name); l != spec.lists.end()) {
+      PC_RETURN_IF_ERROR(take_value());
+      flags.lists[l->second].push_back(value);
+    } else if (spec.values.count(name) != 0) {
+      PC_RETURN_IF_ERROR(take_value());
+      if (flags.values.count(name) != 0) return Status::InvalidArgument("flag " + name + " given twice");
+      flags.values[name] = value;
+    } else if (spec.bools.count(name) != 0) {
+      if (has_value) return Status::InvalidArgument("flag " + name + " takes no value");
+      flags.bools.insert(name);
+    } else {
+      return Status::InvalidArgument("unknown flag " + name);
+    }
+  }
+  return flags;
 }
-int RunSign(const std::vector<std::string>&) { return Unknown("sign"); }
-int RunVerify(const std::vector<std::string>&) { return Unknown("verify"); }
-int RunPush(const std::vector<std::string>&) { return Unknown("push"); }
+
+FlagSpec WithRegistryFlags(FlagSpec spec) {
+  spec.values.insert({"--registry-username", "--registry-password-file"});
+  spec.bools.insert("--allow-http");
+  return spec;
+}
+
+int Fail(std::string_view cmd, const Status& st) {
+  std::cerr << "portcullis " << cmd << ": " << st.message() << "\n";
+  return kExitError;
+}
+
+int Fail(std::string_view cmd, const std::string& message) { return Fail(cmd, Status::InvalidArgument(message)); }
+
+// A registry error, with a hint when https was tried against what may be a plain-http registry.
+int FailRemote(std::string_view cmd, const Status& st, const Flags& flags) {
+  if (st.Is(Code::kUpstreamUnavailable) && !flags.Has("--allow-http") &&
+      st.message().find("https://") != std::string::npos) {
+    return Fail(cmd, st.message() + " (a plain-http registry needs --allow-http)");
+  }
+  return Fail(cmd, st);
+}
+
+StatusOr<verifier::RemoteOptions> RemoteOptionsFrom(const Flags& flags) {
+  verifier::RemoteOptions opts;
+  opts.allow_http = flags.Has("--allow-http");
+  const bool user = flags.Has("--registry-username"), pass = flags.Has("--registry-password-file");
+  if (user != pass) {
+    return Status::InvalidArgument("--registry-username and --registry-password-file go together");
+  }
+  if (user) {
+    PC_ASSIGN_OR_RETURN(keys::SecretBytes pw, keys::ReadPassphraseFile(flags.Value("--registry-password-file")));
+    opts.credentials = oci::Credentials{flags.Value("--registry-username"), std::string(pw.view())};
+  }
+  return opts;
+}
+
+// Reads and decrypts a private key file; the passphrase is asked for only once
+// the file is known to be an encrypted cosign key.
+StatusOr<keys::PrivateKey> LoadPrivateKey(const std::string& path, const Flags& flags) {
+  PC_ASSIGN_OR_RETURN(std::string text, keys::ReadSmallFile(path));
+  std::vector<std::string> types = keys::PemTypes(text);
+  if (types.empty()) return Status::InvalidArgument(path + ": not a PEM file");
+  if (types[0] != keys::kSigstorePrivateKeyPemType && types[0] != keys::kCosignPrivateKeyPemType) {
+    return Status::InvalidArgument(path + ": unknown PEM type \"" + types[0] + "\" (want \"" +
+                                   std::string(keys::kSigstorePrivateKeyPemType) + "\")");
+  }
+  keys::PassphraseRequest req;
+  req.passphrase_file = flags.Value("--passphrase-file");
+  PC_ASSIGN_OR_RETURN(keys::SecretBytes pass, keys::GetPassphrase(req));
+  auto key = keys::PrivateKey::FromEncryptedPem(text, pass.view());
+  if (!key.ok()) return key.status().Annotate(path);
+  return key;
+}
+
+// The manifest digest an image reference names, checked to exist.
+StatusOr<oci::Digest> Resolve(oci::RegistryClient& client, const oci::Reference& ref, const std::string& scope) {
+  PC_ASSIGN_OR_RETURN(oci::Digest d, verifier::ResolveDigest(client, ref.repository, ref.Ref(), scope));
+  if (ref.digest && d != *ref.digest) {
+    return Status::UpstreamInvalid("the registry answered " + d.ToString() + " for " + ref.ToString());
+  }
+  return d;
+}
+
+json SignedJson(const std::string& name, const signer::SignedImage& s) {
+  return json{{"image", name + "@" + s.image_digest.ToString()},
+              {"digest", s.image_digest.ToString()},
+              {"signature_tag", s.signature_tag},
+              {"signature_manifest_digest", s.signature_manifest_digest.ToString()},
+              {"payload_digest", s.payload_digest.ToString()},
+              {"layer_added", s.layer_added},
+              {"signature_layers", s.signature_layers}};
+}
+
+void PrintSigned(const std::string& name, const signer::SignedImage& s) {
+  std::cout << "Signed " << name << "@" << s.image_digest.ToString() << "\n"
+            << "  signature " << name << ":" << s.signature_tag << "@" << s.signature_manifest_digest.ToString()
+            << (s.layer_added ? " (signature added; " : " (already signed with this key; ") << s.signature_layers
+            << (s.signature_layers == 1 ? " signature)\n" : " signatures)\n");
+}
+
+StatusOr<signer::SignRequest> SignRequestFrom(const Flags& flags, std::string_view image) {
+  signer::SignRequest req;
+  PC_ASSIGN_OR_RETURN(req.docker_reference, signer::DockerReference(image));
+  PC_ASSIGN_OR_RETURN(req.annotations, signer::ParseAnnotations(flags.List("-a")));
+  req.recursive = flags.Has("--recursive");
+  return req;
+}
+
+// Progress lines for push, on a terminal only.
+class Progress {
+ public:
+  explicit Progress(bool enabled) : enabled_(enabled) {}
+  void operator()(const signer::PushEvent& e) {
+    if (!enabled_) return;
+    std::string shortd = e.digest.hex().substr(0, 12);
+    auto mib = [](int64_t b) {
+      char buf[32];
+      if (b < (1 << 20)) {
+        std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(b) / 1024);
+      } else {
+        std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1 << 20));
+      }
+      return std::string(buf);
+    };
+    switch (e.kind) {
+      case signer::PushEvent::kBlobSkipped:
+        std::cerr << "blob " << shortd << ": exists, skipped\n";
+        break;
+      case signer::PushEvent::kBlobStart:
+        last_pct_ = -1;
+        break;
+      case signer::PushEvent::kBlobProgress: {
+        int pct = e.size > 0 ? static_cast<int>(e.sent * 100 / e.size) : 100;
+        if (pct / 5 != last_pct_ / 5) {
+          std::cerr << "\rblob " << shortd << ": " << mib(e.sent) << " / " << mib(e.size) << " (" << pct << "%)"
+                    << std::flush;
+          last_pct_ = pct;
+        }
+        break;
+      }
+      case signer::PushEvent::kBlobDone:
+        std::cerr << "\rblob " << shortd << ": uploaded " << mib(e.size) << "            \n";
+        break;
+      case signer::PushEvent::kManifestDone:
+        std::cerr << "manifest " << shortd << ": pushed\n";
+        break;
+    }
+  }
+
+ private:
+  bool enabled_;
+  int last_pct_ = -1;
+};
+
+}  // namespace
+
+int RunSign(const std::vector<std::string>& args) {
+  FlagSpec spec = WithRegistryFlags(
+      {{"--key", "--passphrase-file"}, {"--recursive", "--json"}, {{"-a", "-a"}, {"--annotation", "-a"}}});
+  auto flags = ParseFlags(args, spec);
+  if (!flags.ok()) return Fail("sign", flags.status().message() + " (see portcullis sign --help)");
+  if (flags->help) {
+    std::cout << kSignUsage << "\n" << kRegistryFlagsHelp;
+    return kExitOk;
+  }
+  if (flags->positional.size() != 1) return Fail("sign", "want exactly one IMAGE (see portcullis sign --help)");
+  if (!flags->Has("--key")) return Fail("sign", "missing --key KEY");
+  const std::string image = flags->positional[0];
+  auto ref = oci::ParseReference(image);
+  if (!ref.ok()) return Fail("sign", ref.status().Annotate(image));
+  auto request = SignRequestFrom(*flags, image);
+  if (!request.ok()) return Fail("sign", request.status());
+  auto opts = RemoteOptionsFrom(*flags);
+  if (!opts.ok()) return Fail("sign", opts.status());
+  auto key = LoadPrivateKey(flags->Value("--key"), *flags);
+  if (!key.ok()) return Fail("sign", key.status());
+  auto remote = verifier::ConnectRegistry(ref->registry, *opts);
+  if (!remote.ok()) return Fail("sign", remote.status());
+  signer::Pusher pusher(*remote, ref->repository);
+  auto digest = Resolve(pusher.client(), *ref, pusher.scope());
+  if (!digest.ok()) return FailRemote("sign", digest.status(), *flags);
+  auto signed_images = signer::SignImage(pusher, *digest, *request, *key);
+  if (!signed_images.ok()) return FailRemote("sign", signed_images.status(), *flags);
+  const std::string name = ref->Name();
+  if (flags->Has("--json")) {
+    json out = json::array();
+    for (const auto& s : *signed_images) out.push_back(SignedJson(name, s));
+    std::cout << json{{"signed", out}}.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+  } else {
+    for (const auto& s : *signed_images) PrintSigned(name, s);
+  }
+  return kExitOk;
+}
+
+int RunVerify(const std::vector<std::string>& args) {
+  auto flags = ParseFlags(args, WithRegistryFlags({{"--key"}, {"--json"}, {}}));
+  if (!flags.ok()) return Fail("verify", flags.status().message() + " (see portcullis verify --help)");
+  if (flags->help) {
+    std::cout << kVerifyUsage << "\n" << kRegistryFlagsHelp;
+    return kExitOk;
+  }
+  if (flags->positional.size() != 1) return Fail("verify", "want exactly one IMAGE (see portcullis verify --help)");
+  if (!flags->Has("--key")) return Fail("verify", "missing --key PUB");
+  const std::string image = flags->positional[0];
+  auto ref = oci::ParseReference(image);
+  if (!ref.ok()) return Fail("verify", ref.status().Annotate(image));
+  auto pub = keys::PublicKey::FromPemFile(flags->Value("--key"));
+  if (!pub.ok()) return Fail("verify", pub.status());
+  auto opts = RemoteOptionsFrom(*flags);
+  if (!opts.ok()) return Fail("verify", opts.status());
+  auto remote = verifier::ConnectRegistry(ref->registry, *opts);
+  if (!remote.ok()) return Fail("verify", remote.status());
+  const std::string scope = verifier::PullScope(ref->repository);
+  auto digest = Resolve(*remote->client, *ref, scope);
+  if (!digest.ok()) return FailRemote("verify", digest.status(), *flags);
+  auto layers = verifier::FindSignatures(*remote->client, ref->repository, *digest, scope);
+  if (!layers.ok()) return FailRemote("verify", layers.status(), *flags);
+  verifier::VerificationReport report = verifier::VerifySignatures(*layers, *pub, *digest);
+
+  const std::string subject = ref->Name() + "@" + digest->ToString();
+  for (const auto& r : report.rejected) {
+    std::cerr << "portcullis verify: signature layer " << r.layer_digest.ToString() << " rejected: " << r.reason
+              << "\n";
+  }
+  if (flags->Has("--json")) {
+    json verified = json::array(), rejected = json::array();
+    for (const auto& v : report.verified) {
+      verified.push_back({{"layer_digest", v.layer_digest.ToString()},
+                          {"docker_reference", v.parsed.docker_reference},
+                          {"payload", json::parse(v.payload, nullptr, false)}});
+    }
+    for (const auto& r : report.rejected) {
+      rejected.push_back({{"layer_digest", r.layer_digest.ToString()}, {"reason", r.reason}});
+    }
+    std::cout << json{{"image", subject},
+                      {"digest", digest->ToString()},
+                      {"signature_tag", verifier::SignatureTag(*digest)},
+                      {"verified", verified},
+                      {"rejected", rejected}}
+                     .dump(2, ' ', false, json::error_handler_t::replace)
+              << "\n";
+  } else if (report.ok()) {
+    // cosign verify's stdout: the verified payloads as one JSON array.
+    std::string out = "[";
+    for (size_t i = 0; i < report.verified.size(); ++i) {
+      if (i > 0) out += ",";
+      out += report.verified[i].payload;
+    }
+    std::cout << out << "]\n";
+  }
+  if (!report.ok()) {
+    if (layers->empty()) {
+      std::cerr << "portcullis verify: no signatures found for " << subject << " (no "
+                << verifier::SignatureTag(*digest) << " tag)\n";
+    } else {
+      std::cerr << "portcullis verify: none of the " << layers->size() << " signatures of " << subject
+                << " verifies with " << flags->Value("--key") << "\n";
+    }
+    return kExitRefused;
+  }
+  std::cerr << "\nVerification for " << subject << " --\n"
+            << "The following checks were performed on each of these signatures:\n"
+            << "  - The cosign claims were validated\n"
+            << "  - The signatures were verified against the specified public key\n";
+  return kExitOk;
+}
+
+int RunPush(const std::vector<std::string>& args) {
+  FlagSpec spec = WithRegistryFlags(
+      {{"--key", "--passphrase-file"}, {"--sign", "--recursive", "--json"}, {{"-a", "-a"}, {"--annotation", "-a"}}});
+  auto flags = ParseFlags(args, spec);
+  if (!flags.ok()) return Fail("push", flags.status().message() + " (see portcullis push --help)");
+  if (flags->help) {
+    std::cout << kPushUsage << "\n" << kRegistryFlagsHelp;
+    return kExitOk;
+  }
+  if (flags->positional.size() != 2)
+    return Fail("push", "want OCI_LAYOUT[:REF] and IMAGE (see portcullis push --help)");
+  const bool sign = flags->Has("--sign");
+  if (sign != flags->Has("--key"))
+    return Fail("push", sign ? "--sign needs --key KEY" : "--key is only used with --sign");
+
+  // OCI_LAYOUT[:REF]: the whole argument when it is a layout directory, else split at the last ':'.
+  std::string layout = flags->positional[0], layout_ref;
+  struct stat st;
+  if (::stat((layout + "/index.json").c_str(), &st) != 0) {
+    if (size_t colon = layout.rfind(':'); colon != std::string::npos && colon > 0) {
+      layout_ref = layout.substr(colon + 1);
+      layout = layout.substr(0, colon);
+    }
+  }
+  const std::string image = flags->positional[1];
+  auto ref = oci::ParseReference(image);
+  if (!ref.ok()) return Fail("push", ref.status().Annotate(image));
+  auto top = signer::SelectLayoutManifest(layout, layout_ref);
+  if (!top.ok()) return Fail("push", top.status());
+  if (ref->digest && *ref->digest != top->digest) {
+    return Fail("push", image + " names digest " + ref->digest->ToString() + " but the layout's manifest is " +
+                            top->digest.ToString());
+  }
+  std::optional<signer::SignRequest> request;
+  std::optional<keys::PrivateKey> key;
+  if (sign) {  // load the key before uploading anything
+    auto r = SignRequestFrom(*flags, image);
+    if (!r.ok()) return Fail("push", r.status());
+    request = std::move(*r);
+    auto k = LoadPrivateKey(flags->Value("--key"), *flags);
+    if (!k.ok()) return Fail("push", k.status());
+    key.emplace(std::move(*k));
+  }
+  auto opts = RemoteOptionsFrom(*flags);
+  if (!opts.ok()) return Fail("push", opts.status());
+  auto remote = verifier::ConnectRegistry(ref->registry, *opts);
+  if (!remote.ok()) return Fail("push", remote.status());
+  signer::Pusher pusher(*remote, ref->repository);
+  Progress progress(::isatty(STDERR_FILENO) == 1 && !flags->Has("--json"));
+  const std::string push_ref = ref->tag.empty() ? top->digest.ToString() : ref->tag;
+  auto pushed = signer::PushLayout(pusher, layout, *top, push_ref, [&](const signer::PushEvent& e) { progress(e); });
+  if (!pushed.ok()) return FailRemote("push", pushed.status(), *flags);
+  const std::string name = ref->Name();
+  std::vector<signer::SignedImage> signed_images;
+  if (sign) {
+    auto s = signer::SignImage(pusher, pushed->digest, *request, *key);
+    if (!s.ok()) {
+      std::cerr << "portcullis push: pushed " << name << "@" << pushed->digest.ToString() << " but signing failed\n";
+      return FailRemote("push", s.status(), *flags);
+    }
+    signed_images = std::move(*s);
+  }
+  if (flags->Has("--json")) {
+    json sigs = json::array();
+    for (const auto& s : signed_images) sigs.push_back(SignedJson(name, s));
+    std::cout << json{{"image", name + (ref->tag.empty() ? "" : ":" + ref->tag)},
+                      {"digest", pushed->digest.ToString()},
+                      {"media_type", pushed->media_type},
+                      {"blobs_uploaded", pushed->blobs_uploaded},
+                      {"blobs_skipped", pushed->blobs_skipped},
+                      {"manifests_pushed", pushed->manifests_pushed},
+                      {"signed", sigs}}
+                     .dump(2, ' ', false, json::error_handler_t::replace)
+              << "\n";
+  } else {
+    std::cout << "Pushed " << name << (ref->tag.empty() ? "" : ":" + ref->tag) << "@" << pushed->digest.ToString()
+              << " (" << pushed->blobs_uploaded << " blobs uploaded, " << pushed->blobs_skipped << " already there)\n";
+    for (const auto& s : signed_images) PrintSigned(name, s);
+  }
+  return kExitOk;
+}
+
 }  // namespace portcullis::cli

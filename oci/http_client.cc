@@ -23,7 +23,8 @@ bool IsRedirect(int status) {
 }
 
 // Resolves a Location header against the URL it came from.
-StatusOr<std::pair<Url, std::string>> ResolveLocation(const Url& from, const std::string& location) {
+StatusOr<std::pair<Url, std::string>> ResolveLocation(const Url& from, const std::string& raw_location) {
+  const std::string location = RepairDecodedLocation(raw_location);
   if (location.rfind("http://", 0) == 0 || location.rfind("https://", 0) == 0) {
     auto scheme_end = location.find("://") + 3;
     auto slash = location.find('/', scheme_end);
@@ -98,6 +99,30 @@ std::string QueryEscape(std::string_view s) {
       out += kHex[c >> 4];
       out += kHex[c & 15];
     }
+  }
+  return out;
+}
+
+std::string RepairDecodedLocation(const std::string& location) {
+  auto q = location.find('?');
+  if (q == std::string::npos) return location;
+  std::string out = location.substr(0, q + 1);
+  std::string_view query = std::string_view(location).substr(q + 1);
+  size_t start = 0;
+  bool first = true;
+  while (start <= query.size()) {
+    size_t amp = query.find('&', start);
+    std::string_view pair = query.substr(start, amp == std::string_view::npos ? std::string_view::npos : amp - start);
+    if (!first) out += '&';
+    first = false;
+    auto eq = pair.find('=');
+    if (eq == std::string_view::npos) {
+      out += QueryEscape(pair);
+    } else {
+      out += QueryEscape(pair.substr(0, eq)) + "=" + QueryEscape(pair.substr(eq + 1));
+    }
+    if (amp == std::string_view::npos) break;
+    start = amp + 1;
   }
   return out;
 }

@@ -128,6 +128,13 @@ class RegistryClient {
 // Percent-encodes a query value.
 std::string QueryEscape(std::string_view s);
 
+// cpp-httplib 0.11 percent-decodes every response header value, Location
+// included, which breaks pre-signed storage URLs (a signature's "%2B" arrives
+// as "+", which servers read as a space). This re-encodes the query of such a
+// decoded URL: every key and value is percent-encoded except unreserved
+// characters, which servers read back as the original bytes. The path is kept.
+std::string RepairDecodedLocation(const std::string& location);
+
 // Parses a WWW-Authenticate challenge: scheme and its key="value" parameters.
 struct Challenge {
   std::string scheme;  // lowercased: "bearer" or "basic"

@@ -731,3 +731,14 @@ TEST_CASE("oci: RegistryClient reports a closed port as UPSTREAM_UNAVAILABLE") {
   CHECK(s.status().code() == Code::kUpstreamUnavailable);
   CHECK(pieces == 0);
 }
+
+TEST_CASE("oci: RepairDecodedLocation re-encodes a query that httplib decoded") {
+  using portcullis::oci::RepairDecodedLocation;
+  // "sig=a%2Bb%2Fc%3D" arrives decoded as "sig=a+b/c="; '+' must not reach the server raw.
+  CHECK(RepairDecodedLocation("https://cdn.example/data?verify=1700-a+b/c=&x=1") ==
+        "https://cdn.example/data?verify=1700-a%2Bb%2Fc%3D&x=1");
+  CHECK(RepairDecodedLocation("/v2/r/blobs/uploads/u?_state=abc=&digest=sha256:00") ==
+        "/v2/r/blobs/uploads/u?_state=abc%3D&digest=sha256%3A00");
+  CHECK(RepairDecodedLocation("/no/query") == "/no/query");
+  CHECK(RepairDecodedLocation("/p?flag") == "/p?flag");
+}

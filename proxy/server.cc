@@ -107,21 +107,25 @@ void HttpServer::Install() {
   });
 
   svr_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    // Requests httplib refuses before routing never reached the pre-routing
+    // handler: t_info then belongs to an earlier request and is not used.
+    RequestInfo info = t_info;
+    t_info = RequestInfo{};
     if (!LogEnabled(LogLevel::kInfo)) return;
-    auto ms = std::chrono::duration<double, std::milli>(Clock::now() - t_info.start).count();
-    nlohmann::json f = {{"method", req.method},
-                        {"path", req.path},
-                        {"status", res.status},
-                        {"bytes", res.get_header_value("Content-Length").empty()
-                                      ? static_cast<int64_t>(res.body.size())
-                                      : std::stoll(res.get_header_value("Content-Length"))},
-                        {"duration_ms", std::round(ms * 1000) / 1000},
-                        {"client", req.remote_addr}};
-    if (!t_info.cache.empty()) f["cache"] = t_info.cache;
-    if (!t_info.upstream.empty()) f["upstream"] = t_info.upstream;
-    if (!t_info.error.empty()) {
-      f["error"] = t_info.error;
-      f["error_message"] = t_info.message;
+    int64_t bytes = static_cast<int64_t>(res.body.size());
+    const std::string cl = res.get_header_value("Content-Length");
+    if (!cl.empty() && cl.size() < 19 && cl.find_first_not_of("0123456789") == std::string::npos) bytes = std::stoll(cl);
+    nlohmann::json f = {{"method", req.method}, {"path", req.path}, {"status", res.status},
+                        {"bytes", bytes},       {"client", req.remote_addr}};
+    if (info.start != Clock::time_point{}) {
+      auto ms = std::chrono::duration<double, std::milli>(Clock::now() - info.start).count();
+      f["duration_ms"] = std::round(ms * 1000) / 1000;
+    }
+    if (!info.cache.empty()) f["cache"] = info.cache;
+    if (!info.upstream.empty()) f["upstream"] = info.upstream;
+    if (!info.error.empty()) {
+      f["error"] = info.error;
+      f["error_message"] = info.message;
     }
     Log(LogLevel::kInfo, "access", std::move(f));
   });
@@ -183,6 +187,20 @@ void HttpServer::Install() {
         auto src = registry_->OpenBlob(*route, *d);
         if (!src.ok()) return SendError(res, src.status());
         t_info.cache = src->cache_hit ? "hit" : "miss";
+        // httplib 0.11 does not check ranges against the length: a range that
+        // starts at or past the end is unsatisfiable (416), as RFC 9110 says.
+        for (const auto& [first, last] : req.ranges) {
+          bool bad = src->size >= 0 && first >= 0 && first >= src->size;
+          if (src->size >= 0 && first < 0 && last == 0) bad = true;  // "bytes=-0"
+          if (bad) {
+            res.set_header("Content-Range", "bytes */" + std::to_string(src->size));
+            return SendError(res, Status::RangeInvalid("range starts past the end of the " +
+                                                       std::to_string(src->size) + "-byte blob"));
+          }
+        }
+        if (!req.ranges.empty() && src->size < 0) {
+          return SendError(res, Status::RangeInvalid("the blob's length is not known yet; retry without Range"));
+        }
         ServeBlob(*src, res);
         return;
       }

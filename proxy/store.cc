@@ -115,13 +115,20 @@ Status Store::CleanPending(int* cleaned) {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     auto m = DecodeMeta(it->value().ToStringView());
-    if (m && m->complete) continue;
+    if (m && m->complete) {
+      ++blobs_;
+      blob_bytes_ += m->size;
+      continue;
+    }
     auto d = oci::Digest::Parse(it->key().ToStringView());
     if (d.ok()) pending.push_back(*d);
   }
   PC_RETURN_IF_ERROR(FromRocks(it->status(), "scanning blob records"));
   for (const auto& d : pending) PC_RETURN_IF_ERROR(DropBlob(d));
   *cleaned = static_cast<int>(pending.size());
+  std::unique_ptr<rocksdb::Iterator> mit(db_->NewIterator(rocksdb::ReadOptions(), manifests_));
+  for (mit->SeekToFirst(); mit->Valid(); mit->Next()) ++manifests_count_;
+  PC_RETURN_IF_ERROR(FromRocks(mit->status(), "scanning manifests"));
   return Status::Ok();
 }
 
@@ -136,6 +143,8 @@ StatusOr<std::optional<StoredManifest>> Store::GetManifest(const oci::Digest& d)
 }
 
 Status Store::PutManifest(const oci::Digest& d, const StoredManifest& m) {
+  std::string existing;
+  if (db_->Get(rocksdb::ReadOptions(), manifests_, d.ToString(), &existing).IsNotFound()) ++manifests_count_;
   return FromRocks(db_->Put(rocksdb::WriteOptions(), manifests_, d.ToString(), m.media_type + "\n" + m.bytes),
                    "writing manifest " + d.ToString());
 }
@@ -209,15 +218,34 @@ Status Store::CommitBlob(const oci::Digest& d, uint64_t last_index, std::string_
   b.Put(meta_, d.ToString(), EncodeMeta(m));
   rocksdb::WriteOptions wo;
   wo.sync = true;  // a complete record must not outlive its chunks after a crash
-  return FromRocks(db_->Write(wo, &b), "committing blob " + d.ToString());
+  PC_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &b), "committing blob " + d.ToString()));
+  ++blobs_;
+  blob_bytes_ += size;
+  return Status::Ok();
 }
 
 Status Store::DropBlob(const oci::Digest& d) {
+  std::string v;
+  std::optional<BlobMeta> was;
+  if (db_->Get(rocksdb::ReadOptions(), meta_, d.ToString(), &v).ok()) was = DecodeMeta(v);
   rocksdb::WriteBatch b;
   b.DeleteRange(chunks_, ChunkKey(d, 0), ChunkKey(d, UINT64_MAX));
   b.Delete(chunks_, ChunkKey(d, UINT64_MAX));
   b.Delete(meta_, d.ToString());
-  return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "dropping blob " + d.ToString());
+  PC_RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "dropping blob " + d.ToString()));
+  if (was && was->complete) {
+    --blobs_;
+    blob_bytes_ -= was->size;
+  }
+  return Status::Ok();
+}
+
+StoreStats Store::Stats() const {
+  StoreStats s;
+  s.blobs = blobs_;
+  s.blob_bytes = blob_bytes_;
+  s.manifests = manifests_count_;
+  return s;
 }
 
 Status Store::ReadChunk(const oci::Digest& d, uint64_t index, rocksdb::PinnableSlice* out) {

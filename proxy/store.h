@@ -17,6 +17,7 @@
 
 #include <rocksdb/db.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -43,6 +44,12 @@ struct StoredManifest {
 struct TagRecord {
   oci::Digest digest;
   int64_t fetched_at = 0;  // unix seconds of the last upstream confirmation
+};
+
+struct StoreStats {
+  uint64_t blobs = 0;       // complete blobs
+  uint64_t blob_bytes = 0;  // their total size
+  uint64_t manifests = 0;
 };
 
 class Store {
@@ -78,6 +85,9 @@ class Store {
                     uint64_t chunk_bytes);
   // Deletes every chunk and the meta of `d`.
   Status DropBlob(const oci::Digest& d);
+  // Counts kept up to date by the writers above (exact after Open).
+  StoreStats Stats() const;
+
   // Reads chunk `index` of `d` into `out` (NOT_FOUND when absent).
   Status ReadChunk(const oci::Digest& d, uint64_t index, rocksdb::PinnableSlice* out);
 
@@ -85,6 +95,7 @@ class Store {
   Store() = default;
   Status CleanPending(int* cleaned);
 
+  std::atomic<uint64_t> blobs_{0}, blob_bytes_{0}, manifests_count_{0};
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   rocksdb::ColumnFamilyHandle* chunks_ = nullptr;

@@ -1,0 +1,353 @@
+# shellcheck shell=bash
+# Shared harness for the integration suites (sourced, never run).
+#
+# A suite does:   source "$(dirname "$0")/lib.sh"; suite_init NAME; ...checks...; finish
+# Environment:    PORTCULLIS_BIN   absolute path of the portcullis binary (required)
+#                 PORTCULLIS_SRC   source tree (informational)
+#                 PORTCULLIS_TEST_CACHE  where test images are built once
+#                                  (default /var/tmp/portcullis-test-images)
+#                 PORTCULLIS_KEEP_TMP=1  keep the suite's temp dir (logs) after the run
+#
+# Everything runs on 127.0.0.1, in a private `mktemp -d` dir ($T). Every process started
+# with start_bg is stopped by its own PID in the EXIT trap (TERM, wait, KILL). Lines added
+# to /etc/hosts carry a marker with this shell's PID and are removed in the trap.
+# Output: one "ok - ..." / "not ok - ... : reason" line per check, then "N passed, M failed".
+
+set -uo pipefail
+export LC_ALL=C
+
+IT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PY=/usr/bin/python3            # Debian's python (python3 on PATH may be a pyenv build)
+DOCKER_CLI=/usr/bin/docker     # Debian's docker client (matches dockerd 20.10)
+IMG_CACHE="${PORTCULLIS_TEST_CACHE:-/var/tmp/portcullis-test-images}"
+IMG_CACHE_VERSION=1            # bump when build_images changes what it builds
+
+# Accept list for manifests: distribution 2.8 needs the full list (see formats.md)
+ACCEPT_ALL='application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json'
+
+PASS=0
+FAIL=0
+SUITE=""
+T=""
+FINISHED=0
+declare -A PIDS=()      # name -> pid
+declare -A ADDR=()      # name -> 127.0.0.1:PORT
+declare -a ORDER=()     # start order (stopped in reverse)
+declare -a USED_PORTS=()
+HOSTS_MARK=""
+
+# ---------------------------------------------------------------- logging / checks
+log()    { printf '# %s\n' "$*" >&3; }   # fd 3 = the suite's stdout, also inside check
+ok()     { PASS=$((PASS + 1)); printf 'ok - %s\n' "$1"; }
+not_ok() { FAIL=$((FAIL + 1)); printf 'not ok - %s : %s\n' "$1" "$(printf '%s' "${2:-failed}" | tr '\n' ' ' | cut -c1-400)"; }
+
+# check DESC CMD... : ok when CMD exits 0; the reason is the last lines of its output.
+# The output of the last check is kept in $T/last.out.
+check() {
+  local desc=$1 rc; shift
+  "$@" >"$T/last.out" 2>&1
+  rc=$?
+  if ((rc == 0)); then ok "$desc"; return 0; fi
+  not_ok "$desc" "exit $rc: $(grep -v '^[[:space:]]*$' "$T/last.out" | tail -3)"
+  return 1
+}
+
+# check_eq DESC EXPECTED ACTUAL
+check_eq() {
+  if [[ "$2" == "$3" ]]; then ok "$1"; return 0; fi
+  not_ok "$1" "expected '$2', got '$3'"; return 1
+}
+
+# check_true DESC REASON-IF-FALSE CMD... : like check but with a fixed reason
+check_true() {
+  local desc=$1 reason=$2; shift 2
+  if "$@" >"$T/last.out" 2>&1; then ok "$desc"; return 0; fi
+  not_ok "$desc" "$reason"; return 1
+}
+
+# need TOOL... : a missing prerequisite is a failure (and ends the suite)
+need() {
+  local t missing=()
+  for t in "$@"; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done
+  if ((${#missing[@]})); then
+    not_ok "prerequisites present" "missing: ${missing[*]}"
+    finish
+  fi
+}
+
+# ---------------------------------------------------------------- lifecycle
+exec 3>&1
+suite_init() {
+  SUITE=$1
+  T=$(mktemp -d "/tmp/portcullis-it-$SUITE.XXXXXX") || { echo "not ok - mktemp"; echo "0 passed, 1 failed"; exit 1; }
+  chmod 755 "$T"
+  HOSTS_MARK="# portcullis-it pid=$$"
+  trap _on_exit EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  log "suite $SUITE, temp dir $T"
+  [[ -n ${PORTCULLIS_BIN:-} && -x ${PORTCULLIS_BIN:-} ]] || {
+    not_ok "PORTCULLIS_BIN is an executable" "PORTCULLIS_BIN='${PORTCULLIS_BIN:-}'"; finish; }
+  [[ -x $PY ]] || { not_ok "prerequisites present" "missing $PY"; finish; }
+  need curl jq docker-registry skopeo sha256sum timeout flock
+}
+
+finish() { FINISHED=1; exit 0; }
+
+_on_exit() {
+  local rc=$?
+  # only the suite's own shell cleans up (a forked child that still has our traps just leaves)
+  [[ $BASHPID == "$$" ]] || exit "$rc"
+  trap - EXIT
+  trap '' INT TERM   # a signal during cleanup must not cut it short (stop_bg is bounded)
+  if [[ $FINISHED != 1 ]]; then
+    not_ok "suite ran to the end" "aborted (exit status $rc) before finish"
+  fi
+  _cleanup
+  if ((FAIL > 0)) && [[ -n $T && -d $T ]]; then
+    local f
+    for f in "$T"/*.log; do
+      [[ -f $f ]] || continue
+      case $(basename "$f") in proxy*|portcullis*|lying*) ;; *) continue ;; esac
+      log "---- last lines of $(basename "$f")"
+      tail -n 15 "$f" | cut -c1-300 | sed 's/^/#   /'
+    done
+  fi
+  if [[ ${PORTCULLIS_KEEP_TMP:-0} == 1 ]]; then
+    log "kept $T"
+  elif [[ -n $T && -d $T ]]; then
+    _umount_under "$T"
+    rm -rf --one-file-system "$T" 2>/dev/null || log "could not remove $T (something still mounted?)"
+  fi
+  echo "$PASS passed, $FAIL failed"
+  if ((FAIL > 0)); then exit 1; fi
+  exit 0
+}
+
+_umount_under() {
+  local m
+  command -v findmnt >/dev/null || return 0
+  findmnt -rn -o TARGET 2>/dev/null | grep "^$1/" | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+
+_cleanup() {
+  local i name
+  for ((i = ${#ORDER[@]} - 1; i >= 0; i--)); do
+    name=${ORDER[$i]}
+    stop_bg "$name"
+  done
+  hosts_restore
+}
+
+# ---------------------------------------------------------------- processes
+# free_port : prints a free TCP port on 127.0.0.1 (not one handed out before in this suite)
+free_port() {
+  local p i
+  for i in $(seq 20); do
+    p=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()') || return 1
+    if [[ " ${USED_PORTS[*]} " != *" $p "* ]]; then USED_PORTS+=("$p"); echo "$p"; return 0; fi
+  done
+  return 1
+}
+
+# start_bg NAME CMD... : start CMD in the background; stdout+stderr appended to $T/NAME.log.
+# (No setsid: peers stay in the suite's process group, so a runner that kills the group on
+# timeout takes them along; the EXIT trap stops them by PID otherwise.)
+start_bg() {
+  local name=$1; shift
+  if [[ -n ${PIDS[$name]:-} ]] && kill -0 "${PIDS[$name]}" 2>/dev/null; then
+    log "start_bg: $name already running"; return 1
+  fi
+  env -C "$T" "$@" >>"$T/$name.log" 2>&1 </dev/null &   # cwd $T: stray files (cores) land there
+  PIDS[$name]=$!
+  [[ " ${ORDER[*]-} " == *" $name "* ]] || ORDER+=("$name")
+  return 0
+}
+
+# stop_bg NAME : TERM the PID we started, wait up to ~15 s, then KILL
+stop_bg() {
+  local name=$1 pid i
+  pid=${PIDS[$name]:-}
+  [[ -n $pid ]] || return 0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 75); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "stop_bg: $name (pid $pid) ignored TERM, sending KILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  wait "$pid" 2>/dev/null || true
+  PIDS[$name]=""
+}
+
+is_running() { [[ -n ${PIDS[$1]:-} ]] && kill -0 "${PIDS[$1]}" 2>/dev/null; }
+
+# wait_http URL [SECONDS] [NAME] : until URL answers any HTTP status (fails early if NAME died)
+wait_http() {
+  local url=$1 secs=${2:-30} name=${3:-} i
+  for i in $(seq $((secs * 5))); do
+    curl -s -o /dev/null --max-time 2 "$url" && return 0
+    if [[ -n $name ]] && ! is_running "$name"; then
+      log "$name exited while waiting for $url"; return 1
+    fi
+    sleep 0.2
+  done
+  log "timeout waiting for $url"; return 1
+}
+
+# wait_sock PATH [SECONDS]
+wait_sock() {
+  local i
+  for i in $(seq $((${2:-30} * 5))); do [[ -S $1 ]] && return 0; sleep 0.2; done
+  log "timeout waiting for socket $1"; return 1
+}
+
+# ---------------------------------------------------------------- /etc/hosts
+# hosts_pin NAME... : map NAMEs to 127.0.0.1 until the suite ends
+hosts_pin() {
+  local n
+  _hosts_purge_stale
+  for n in "$@"; do
+    grep -qE "^127\.0\.0\.1[[:space:]]+${n}[[:space:]]+$HOSTS_MARK\$" /etc/hosts ||
+      printf '127.0.0.1 %s %s\n' "$n" "$HOSTS_MARK" >>/etc/hosts ||
+      { not_ok "pin $n to 127.0.0.1 in /etc/hosts" "cannot write /etc/hosts (the suites need root)"; return 1; }
+  done
+}
+
+# rewrite in place (keeps the inode: /etc/hosts may be a bind mount)
+_hosts_filter() { # ERE of lines to drop
+  local tmp
+  grep -qE "$1" /etc/hosts || return 0
+  tmp=$(mktemp) || return 1
+  grep -vE "$1" /etc/hosts >"$tmp"
+  cat "$tmp" >/etc/hosts
+  rm -f "$tmp"
+}
+hosts_restore() { [[ -n $HOSTS_MARK ]] && _hosts_filter "$HOSTS_MARK\$"; return 0; }
+_hosts_purge_stale() { # lines left by suites that died without their trap
+  local p
+  for p in $(grep -oE '# portcullis-it pid=[0-9]+$' /etc/hosts | grep -oE '[0-9]+$' | sort -u); do
+    [[ $p == "$$" ]] && continue
+    kill -0 "$p" 2>/dev/null || _hosts_filter "# portcullis-it pid=$p\$"
+  done
+}
+
+# ---------------------------------------------------------------- peers
+# start_upstream NAME : docker-registry (distribution 2.8) on a free port (the same port again
+# when NAME was started before: a restart keeps its data). Sets ADDR[NAME]. Access log in $T/NAME.log.
+start_upstream() {
+  local name=$1 port
+  if [[ -n ${ADDR[$name]:-} ]]; then port=${ADDR[$name]##*:}; else port=$(free_port) || return 1; fi
+  mkdir -p "$T/$name-data"
+  cat >"$T/$name.yml" <<YML
+version: 0.1
+log:
+  level: info
+  fields: {service: $name}
+storage:
+  filesystem: {rootdirectory: $T/$name-data}
+  delete: {enabled: true}
+  cache: {blobdescriptor: inmemory}
+  maintenance:
+    uploadpurging: {enabled: false}
+http:
+  addr: 127.0.0.1:$port
+  headers:
+    X-Content-Type-Options: [nosniff]
+YML
+  ADDR[$name]=127.0.0.1:$port
+  start_bg "$name" docker-registry serve "$T/$name.yml" || return 1
+  wait_http "http://127.0.0.1:$port/v2/" 30 "$name"
+}
+
+# start_proxy NAME ARGS... : portcullis serve on a free port, data in $T/NAME-data
+# (kept across restarts of the same NAME). Sets ADDR[NAME]; waits for GET /v2/.
+start_proxy() {
+  local name=$1 port; shift
+  if [[ -n ${ADDR[$name]:-} ]]; then port=${ADDR[$name]##*:}; else port=$(free_port) || return 1; fi
+  ADDR[$name]=127.0.0.1:$port
+  mkdir -p "$T/$name-data"
+  echo "+ $PORTCULLIS_BIN serve --listen 127.0.0.1:$port --data-dir $T/$name-data $*" >>"$T/$name.log"
+  start_bg "$name" "$PORTCULLIS_BIN" serve --listen "127.0.0.1:$port" --data-dir "$T/$name-data" "$@" || return 1
+  wait_http "http://127.0.0.1:$port/v2/" 30 "$name" || { tail -5 "$T/$name.log" >&2; return 1; }
+}
+
+# upstream_blob_gets LOGFILE : blob GETs in a distribution access log
+#   127.0.0.1 - - [22/Nov/2025:23:01:02 +0000] "GET /v2/lab/big/blobs/sha256:... HTTP/1.1" 200 ...
+upstream_blob_gets() {
+  grep -cE '^127\.0\.0\.1 - - \[[^]]*\] "GET /v2/[^ ]+/blobs/sha256:[0-9a-f]{64}[^ ]* HTTP/[0-9.]+"' "$1" || true
+}
+# upstream_requests LOGFILE : all requests in a distribution access log
+upstream_requests() { grep -cE '^127\.0\.0\.1 - - \[[^]]*\] "[A-Z]+ ' "$1" || true; }
+
+# ---------------------------------------------------------------- registry helpers
+# registries_conf FILE : a private registries.conf with nothing but "no search registries"
+plain_registries_conf() {
+  [[ -f $T/registries-plain.conf ]] || printf 'unqualified-search-registries = []\nshort-name-mode = "disabled"\n' >"$T/registries-plain.conf"
+  echo "$T/registries-plain.conf"
+}
+sk() { timeout 600 skopeo --registries-conf "$(plain_registries_conf)" "$@"; }
+
+# manifest_digest HOSTPORT REPO REF [QUERY] : Docker-Content-Digest of a manifest GET with the
+# full Accept list; fails unless 200 and the header equals sha256 of the body.
+manifest_digest() {
+  local hp=$1 repo=$2 ref=$3 q=${4:-} hdr body code d h
+  hdr=$(mktemp -p "$T") body=$(mktemp -p "$T")
+  code=$(curl -sS --max-time 60 -D "$hdr" -o "$body" -w '%{http_code}' -H "Accept: $ACCEPT_ALL" \
+         "http://$hp/v2/$repo/manifests/$ref$q") || { rm -f "$hdr" "$body"; echo "curl failed" >&2; return 1; }
+  h=$(awk 'tolower($1)=="docker-content-digest:"{print $2}' "$hdr" | tr -d '\r' | tail -1)
+  d=sha256:$(sha256sum <"$body" | cut -d' ' -f1)
+  rm -f "$hdr" "$body"
+  [[ $code == 200 ]] || { echo "HTTP $code for $hp/$repo:$ref" >&2; return 1; }
+  [[ -z $h || $h == "$d" ]] || { echo "header digest $h != body digest $d" >&2; return 1; }
+  echo "$d"
+}
+
+# http_status METHOD URL [curl args...] : prints the status code ("000" on connection failure)
+http_status() {
+  local m=$1 u=$2; shift 2
+  curl -s -o /dev/null --max-time 60 -X "$m" -w '%{http_code}' "$@" "$u"
+}
+
+# ---------------------------------------------------------------- test images
+# build_images : build the test images offline once, as OCI layouts under $IMG_CACHE
+# (build_images.sh does the work; serialised with flock; re-used across suites and runs).
+#   oci:$IMG_CACHE/oci:small   OCI manifest, 2 layers (busybox-static, text files), amd64
+#   oci:$IMG_CACHE/oci:big     small + one 200 MiB incompressible deterministic layer
+#   oci:$IMG_CACHE/multi:v1    OCI index linux/amd64 + linux/arm64 (buildah)
+# Sets IMG_OCI, IMG_MULTI.
+build_images() {
+  IMG_OCI=$IMG_CACHE/oci
+  IMG_MULTI=$IMG_CACHE/multi
+  mkdir -p "$IMG_CACHE" || return 1
+  [[ -f $IMG_CACHE/complete-v$IMG_CACHE_VERSION ]] && return 0
+  log "building test images into $IMG_CACHE (once)"
+  timeout 1200 flock -w 1200 "$IMG_CACHE/.lock" \
+    bash "$IT_DIR/build_images.sh" "$IMG_CACHE" "$IMG_CACHE_VERSION" >"$T/build_images.log" 2>&1 ||
+    { tail -5 "$T/build_images.log" >&2; return 1; }
+}
+
+# push_images HOSTPORT [PREFIX] : push the test images into a registry (plain http)
+#   PREFIX/lab/small:v1 (OCI), PREFIX/lab/small:v2s2 (Docker v2s2), PREFIX/lab/big:v1 (OCI),
+#   PREFIX/lab/multi:v1 (OCI index), PREFIX/library/hello:latest (v2s2)
+push_images() {
+  local hp=$1 p=${2:+$2/}
+  build_images || { echo "build_images failed" >&2; return 1; }
+  sk copy -q --dest-tls-verify=false "oci:$IMG_OCI:small" "docker://$hp/${p}lab/small:v1" &&
+  sk copy -q --dest-tls-verify=false --format v2s2 "oci:$IMG_OCI:small" "docker://$hp/${p}lab/small:v2s2" &&
+  sk copy -q --dest-tls-verify=false "oci:$IMG_OCI:big" "docker://$hp/${p}lab/big:v1" &&
+  sk copy -q --all --dest-tls-verify=false "oci:$IMG_MULTI:v1" "docker://$hp/${p}lab/multi:v1" &&
+  sk copy -q --dest-tls-verify=false --format v2s2 "oci:$IMG_OCI:small" "docker://$hp/${p}library/hello:latest"
+}
+
+# blob digests of an image in a registry: big layer of lab/big:v1 etc.
+# image_layers HOSTPORT REPO REF : prints the layer digests of a (single-platform) manifest
+image_layers() {
+  curl -fsS --max-time 60 -H "Accept: $ACCEPT_ALL" "http://$1/v2/$2/manifests/$3" | jq -r '.layers[].digest'
+}
+# largest_layer HOSTPORT REPO REF : digest of the largest layer
+largest_layer() {
+  curl -fsS --max-time 60 -H "Accept: $ACCEPT_ALL" "http://$1/v2/$2/manifests/$3" |
+    jq -r '.layers | max_by(.size) | .digest'
+}

@@ -1,0 +1,130 @@
+#include "verifier/registry_read.h"
+
+#include <nlohmann/json.hpp>
+
+#include "oci/manifest.h"
+#include "verifier/remote.h"
+
+namespace portcullis::verifier {
+
+namespace {
+
+std::string ContentTypeOf(const oci::Headers& h) {
+  std::string ct = oci::HeaderValue(h, "Content-Type");
+  if (auto semi = ct.find(';'); semi != std::string::npos) ct.resize(semi);
+  while (!ct.empty() && (ct.back() == ' ' || ct.back() == '\t')) ct.pop_back();
+  return ct;
+}
+
+std::string ScopeOr(const std::string& scope, const std::string& repo) {
+  return scope.empty() ? PullScope(repo) : scope;
+}
+
+}  // namespace
+
+Status HttpError(const std::string& what, const oci::HttpResponse& r) {
+  std::string msg = what + ": HTTP " + std::to_string(r.status);
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (!j.is_discarded() && j.is_object()) {
+    auto errs = j.find("errors");
+    if (errs != j.end() && errs->is_array() && !errs->empty() && (*errs)[0].is_object()) {
+      const auto& e = (*errs)[0];
+      std::string code = e.value("code", ""), text = e.value("message", "");
+      if (!code.empty()) msg += " " + code;
+      if (!text.empty()) msg += ": " + text;
+    }
+  }
+  switch (r.status) {
+    case 401:
+      return Status::Unauthorized(msg + " (check the registry credentials)");
+    case 403:
+      return Status::Denied(msg);
+    case 404:
+      return Status::NotFound(msg);
+    case 429:
+      return Status::TooManyRequests(msg);
+    default:
+      break;
+  }
+  if (r.status >= 500) return Status::UpstreamUnavailable(msg);
+  return Status::UpstreamInvalid(msg);
+}
+
+StatusOr<std::optional<FetchedManifest>> GetManifest(oci::RegistryClient& client, const std::string& repo,
+                                                     const std::string& ref, const std::string& scope) {
+  oci::HttpRequest req;
+  req.method = "GET";
+  req.target = "/v2/" + repo + "/manifests/" + ref;
+  req.headers.emplace("Accept", oci::ManifestAcceptHeader());
+  req.scope = ScopeOr(scope, repo);
+  PC_ASSIGN_OR_RETURN(oci::HttpResponse r, client.Do(req, oci::kMaxManifestBytes));
+  if (r.status == 404) return std::optional<FetchedManifest>();
+  if (r.status != 200) return HttpError("GET " + req.target, r);
+  FetchedManifest m;
+  m.bytes = std::move(r.body);
+  m.digest = oci::Digest::Sha256Of(m.bytes);
+  m.media_type = ContentTypeOf(r.headers);
+  if (m.media_type.empty() || m.media_type == "application/json" || m.media_type == "text/plain") {
+    auto j = nlohmann::json::parse(m.bytes, nullptr, false);
+    if (!j.is_discarded() && j.is_object()) m.media_type = j.value("mediaType", "");
+  }
+  std::string header = oci::HeaderValue(r.headers, "Docker-Content-Digest");
+  if (!header.empty() && header.rfind("sha256:", 0) == 0 && header != m.digest.ToString()) {
+    return Status::UpstreamInvalid("GET " + req.target + ": Docker-Content-Digest " + header +
+                                   " does not match the body (" + m.digest.ToString() + ")");
+  }
+  if (ref.find(':') != std::string::npos) {
+    PC_ASSIGN_OR_RETURN(oci::Digest want, oci::Digest::Parse(ref));
+    if (want.algorithm() == "sha256" && want != m.digest) {
+      return Status::DigestInvalid("GET " + req.target + ": body hashes to " + m.digest.ToString());
+    }
+  }
+  return std::optional<FetchedManifest>(std::move(m));
+}
+
+StatusOr<oci::Digest> ResolveDigest(oci::RegistryClient& client, const std::string& repo, const std::string& ref,
+                                    const std::string& scope) {
+  oci::HttpRequest req;
+  req.method = "HEAD";
+  req.target = "/v2/" + repo + "/manifests/" + ref;
+  req.headers.emplace("Accept", oci::ManifestAcceptHeader());
+  req.scope = ScopeOr(scope, repo);
+  PC_ASSIGN_OR_RETURN(oci::HttpResponse r, client.Do(req));
+  if (r.status == 404) return Status::ManifestUnknown("no manifest " + repo + ":" + ref + " in the registry");
+  if (r.status == 200) {
+    std::string header = oci::HeaderValue(r.headers, "Docker-Content-Digest");
+    if (!header.empty()) {
+      auto d = oci::Digest::Parse(header);
+      if (!d.ok())
+        return Status::UpstreamInvalid("HEAD " + req.target + ": bad Docker-Content-Digest \"" + header + "\"");
+      return *d;
+    }
+  } else if (r.status != 405 && r.status != 400) {
+    // Some registries refuse HEAD; GET below decides for them.
+    return HttpError("HEAD " + req.target, r);
+  }
+  PC_ASSIGN_OR_RETURN(std::optional<FetchedManifest> m, GetManifest(client, repo, ref, scope));
+  if (!m) return Status::ManifestUnknown("no manifest " + repo + ":" + ref + " in the registry");
+  return m->digest;
+}
+
+StatusOr<std::string> GetBlob(oci::RegistryClient& client, const std::string& repo, const oci::Digest& digest,
+                              size_t max_bytes, const std::string& scope) {
+  oci::HttpRequest req;
+  req.method = "GET";
+  req.target = "/v2/" + repo + "/blobs/" + digest.ToString();
+  req.scope = ScopeOr(scope, repo);
+  PC_ASSIGN_OR_RETURN(oci::HttpResponse r, client.Do(req, max_bytes));
+  if (r.status == 404) return Status::BlobUnknown("blob " + digest.ToString() + " is not in " + repo);
+  if (r.status != 200) return HttpError("GET " + req.target, r);
+  auto hasher = oci::Hasher::Create(digest.algorithm());
+  if (!hasher) return Status::DigestInvalid("unsupported digest algorithm " + digest.algorithm());
+  hasher->Update(r.body);
+  oci::Digest got = hasher->Finish();
+  if (got != digest) {
+    return Status::DigestInvalid("blob " + digest.ToString() + " from " + repo + " hashes to " + got.ToString());
+  }
+  return std::move(r.body);
+}
+
+}  // namespace portcullis::verifier
