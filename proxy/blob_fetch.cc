@@ -22,6 +22,11 @@ bool BlobFetch::committed() const {
   return committed_;
 }
 
+bool BlobFetch::failed() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return failed_;
+}
+
 uint64_t BlobFetch::size_committed() const {
   std::lock_guard<std::mutex> l(mu_);
   return received_;
@@ -185,7 +190,8 @@ StatusOr<std::shared_ptr<BlobFetch>> FetchTable::Join(const oci::Digest& d,
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = running_.find(d);
-    if (it != running_.end()) {
+    // A fetch that already failed is finishing; it must not be joined.
+    if (it != running_.end() && !it->second->failed()) {
       *started = false;
       return it->second;
     }
@@ -195,13 +201,19 @@ StatusOr<std::shared_ptr<BlobFetch>> FetchTable::Join(const oci::Digest& d,
     }
     fetch = std::make_shared<BlobFetch>(d, store_, chunk_bytes_);
     running_[d] = fetch;
+    ++threads_;
     *started = true;
   }
   std::thread([this, fetch, client, repo, on_done] {
     fetch->Run(client.get(), repo);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = running_.find(fetch->digest());
+      if (it != running_.end() && it->second == fetch) running_.erase(it);
+    }
     if (on_done) on_done(*fetch);
     std::lock_guard<std::mutex> l(mu_);
-    running_.erase(fetch->digest());
+    --threads_;
     idle_cv_.notify_all();
   }).detach();
   return fetch;
@@ -214,7 +226,7 @@ size_t FetchTable::inflight() const {
 
 bool FetchTable::WaitIdle(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock<std::mutex> l(mu_);
-  return idle_cv_.wait_until(l, deadline, [&] { return running_.empty(); });
+  return idle_cv_.wait_until(l, deadline, [&] { return threads_ == 0; });
 }
 
 }  // namespace portcullis::proxy

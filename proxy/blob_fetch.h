@@ -44,6 +44,7 @@ class BlobFetch {
                   std::chrono::milliseconds wait);
 
   bool committed() const;
+  bool failed() const;
   uint64_t size_committed() const;
   Status failure() const;
 
@@ -93,6 +94,7 @@ class FetchTable {
   mutable std::mutex mu_;
   std::condition_variable idle_cv_;
   std::map<oci::Digest, std::shared_ptr<BlobFetch>> running_;
+  size_t threads_ = 0;  // fetch threads not yet finished (on_done included)
 };
 
 }  // namespace portcullis::proxy

@@ -1,1 +1,778 @@
+// Tests for proxy/blob_fetch.h: coalesced, streaming, digest-checked blob
+// fetches from a fake upstream (an httplib::Server on 127.0.0.1, or a raw
+// socket server for malformed answers) into a real RocksDB Store.
+#include "proxy/blob_fetch.h"
+
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using portcullis::Code;
+using portcullis::oci::ClientOptions;
+using portcullis::oci::Digest;
+using portcullis::oci::ParseUrl;
+using portcullis::oci::RegistryClient;
+using portcullis::proxy::BlobFetch;
+using portcullis::proxy::FetchTable;
+using portcullis::proxy::Store;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using RR = BlobFetch::ReadResult;
+
+constexpr uint64_t kChunk = 4096;
+
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    static std::atomic<int> seq{0};
+    auto stamp = Clock::now().time_since_epoch().count();
+    path = std::filesystem::temp_directory_path() /
+           ("portcullis-fetch-test-" + std::to_string(::getpid()) + "-" + std::to_string(stamp) + "-" +
+            std::to_string(seq++));
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+std::shared_ptr<Store> OpenStore(const TempDir& dir) {
+  int cleaned = 0;
+  auto s = Store::Open(dir.path.string(), &cleaned);
+  REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+  return std::shared_ptr<Store>(std::move(s).value());
+}
+
+std::string Pattern(size_t n, unsigned seed) {
+  std::string s(n, '\0');
+  uint32_t x = seed * 2654435761u + 1;
+  for (size_t i = 0; i < n; ++i) {
+    x = x * 1664525u + 1013904223u;
+    s[i] = static_cast<char>(x >> 24);
+  }
+  return s;
+}
+
+// "" when `got` equals `want`, else a short description (the bytes are binary).
+std::string Diff(const std::string& got, const std::string& want) {
+  if (got == want) return "";
+  size_t i = 0;
+  while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
+  return "got " + std::to_string(got.size()) + " bytes, want " + std::to_string(want.size()) +
+         "; first difference at " + std::to_string(i);
+}
+
+// A one-shot latch the fake upstream waits on mid-body.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  void Open() {
+    std::lock_guard<std::mutex> l(mu);
+    open = true;
+    cv.notify_all();
+  }
+  bool Wait(std::chrono::milliseconds t = 10s) {
+    std::unique_lock<std::mutex> l(mu);
+    return cv.wait_for(l, t, [&] { return open; });
+  }
+};
+
+// How the fake upstream answers a blob GET.
+struct BlobBehavior {
+  int status = 200;
+  std::string body;       // the bytes sent (may differ from the digest's bytes)
+  size_t piece = 1000;    // bytes per write
+  size_t gate_at = SIZE_MAX;  // wait on the gate before sending bytes at or after this offset
+  bool chunked = false;   // no Content-Length; chunked transfer encoding
+  bool gate_before_end = false;  // chunked: wait on the gate before the terminating chunk
+  std::shared_ptr<Gate> gate;
+};
+
+// An httplib::Server serving /v2/r/blobs/<digest> from a table of behaviors.
+class FakeUpstream {
+ public:
+  FakeUpstream() {
+    svr_.Get(R"(/v2/r/blobs/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+      if (req.method == "GET") ++gets;
+      BlobBehavior b;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        auto it = blobs_.find(req.matches[1].str());
+        if (it == blobs_.end()) {
+          res.status = 404;
+          res.set_content(R"({"errors":[{"code":"BLOB_UNKNOWN","message":"no"}]})", "application/json");
+          return;
+        }
+        b = it->second;
+      }
+      res.status = b.status;
+      if (b.status != 200) {
+        res.set_content(R"({"errors":[]})", "application/json");
+        return;
+      }
+      auto body = std::make_shared<std::string>(b.body);
+      if (b.chunked) {
+        res.set_chunked_content_provider("application/octet-stream",
+                                         [body, b](size_t off, httplib::DataSink& sink) {
+                                           if (off >= body->size()) {
+                                             if (b.gate_before_end && b.gate) b.gate->Wait();
+                                             sink.done();
+                                             return true;
+                                           }
+                                           if (off >= b.gate_at && b.gate) b.gate->Wait();
+                                           size_t n = std::min(b.piece, body->size() - off);
+                                           return sink.write(body->data() + off, n);
+                                         });
+        return;
+      }
+      res.set_content_provider(body->size(), "application/octet-stream",
+                               [body, b](size_t off, size_t len, httplib::DataSink& sink) {
+                                 if (off >= b.gate_at && b.gate) b.gate->Wait();
+                                 size_t n = std::min(b.piece, len);
+                                 return sink.write(body->data() + off, n);
+                               });
+    });
+    port_ = svr_.bind_to_any_port("127.0.0.1");
+    REQUIRE(port_ > 0);
+    thread_ = std::thread([this] { svr_.listen_after_bind(); });
+    auto deadline = Clock::now() + 5s;
+    while (!svr_.is_running() && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    REQUIRE(svr_.is_running());
+  }
+  ~FakeUpstream() { Stop(); }
+  void Stop() {
+    if (thread_.joinable()) {
+      svr_.stop();
+      thread_.join();
+    }
+  }
+  void Set(const Digest& d, BlobBehavior b) {
+    std::lock_guard<std::mutex> l(mu_);
+    blobs_[d.ToString()] = std::move(b);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+  std::atomic<int> gets{0};
+
+ private:
+  httplib::Server svr_;
+  std::thread thread_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::map<std::string, BlobBehavior> blobs_;
+};
+
+std::shared_ptr<RegistryClient> ClientFor(const std::string& url) {
+  auto u = ParseUrl(url);
+  REQUIRE(u.ok());
+  ClientOptions opts;
+  opts.connect_timeout = 5s;
+  opts.read_timeout = 10s;
+  return std::make_shared<RegistryClient>(*u, std::nullopt, opts);
+}
+
+struct Outcome {
+  RR last = RR::kTimeout;
+  std::string data;
+};
+
+// Reads from `offset` until kEnd / kFailed (or a 20 s deadline: kTimeout).
+// Stops early once `stop_after` bytes were read (result kData then).
+Outcome ReadAll(BlobFetch& f, uint64_t hold_at, uint64_t offset = 0, size_t max = 1500,
+                size_t stop_after = SIZE_MAX) {
+  Outcome o;
+  auto deadline = Clock::now() + 20s;
+  while (Clock::now() < deadline) {
+    RR r = f.Read(offset + o.data.size(), max, hold_at, &o.data, 200ms);
+    o.last = r;
+    if (r == RR::kData) {
+      if (o.data.size() >= stop_after) return o;
+      continue;
+    }
+    if (r == RR::kTimeout) continue;
+    return o;
+  }
+  o.last = RR::kTimeout;
+  return o;
+}
+
+// Waits for the table's fetch threads at scope exit (they use the table), so
+// a failed REQUIRE does not leave one running against a destroyed table.
+struct IdleAtExit {
+  FetchTable& table;
+  ~IdleAtExit() { table.WaitIdle(Clock::now() + 15s); }
+};
+
+bool HasChunk(Store& st, const Digest& d, uint64_t i) {
+  rocksdb::PinnableSlice s;
+  return st.ReadChunk(d, i, &s).ok();
+}
+
+std::optional<portcullis::proxy::BlobMeta> Meta(Store& st, const Digest& d) {
+  auto m = st.GetBlobMeta(d);
+  REQUIRE(m.ok());
+  return *m;
+}
+
+// Reassembles a committed blob from its chunks.
+std::string ReadBack(Store& st, const Digest& d) {
+  auto m = Meta(st, d);
+  REQUIRE(m.has_value());
+  REQUIRE(m->complete);
+  std::string out;
+  for (uint64_t i = 0; out.size() < m->size; ++i) {
+    rocksdb::PinnableSlice s;
+    auto status = st.ReadChunk(d, i, &s);
+    REQUIRE_MESSAGE(status.ok(), status.ToString());
+    out.append(s.data(), s.size());
+  }
+  return out;
+}
+
+TEST_CASE("proxy: fetch coalesces two joins into one upstream GET and commits") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeUpstream up;
+  const std::string body = Pattern(kChunk * 3 + 777, 1);
+  Digest d = Digest::Sha256Of(body);
+  auto gate = std::make_shared<Gate>();
+  BlobBehavior b;
+  b.body = body;
+  b.piece = 1000;
+  b.gate_at = 5000;  // hold the body mid-way until both readers joined
+  b.gate = gate;
+  up.Set(d, b);
+  auto client = ClientFor(up.url());
+  {
+    FetchTable table(store, kChunk, 8);
+    IdleAtExit idle_at_exit{table};
+    std::atomic<int> done_calls{0};
+    std::atomic<bool> done_committed{false};
+    auto on_done = [&](const BlobFetch& f) {
+      ++done_calls;
+      done_committed = f.committed();
+    };
+    bool started1 = false, started2 = false;
+    auto f1 = table.Join(d, client, "r", &started1, on_done);
+    REQUIRE(f1.ok());
+    CHECK(started1);
+    int64_t size = 0;
+    REQUIRE(f1.value()->WaitForHeaders(5s, &size).ok());
+    CHECK(size == static_cast<int64_t>(body.size()));
+    auto f2 = table.Join(d, client, "r", &started2, on_done);
+    REQUIRE(f2.ok());
+    CHECK_FALSE(started2);
+    CHECK(f1.value().get() == f2.value().get());
+    CHECK(table.inflight() == 1);
+
+    // While the upstream is held, a reader gets no more than what arrived.
+    Outcome partial;
+    RR r = f1.value()->Read(0, SIZE_MAX, body.size() - 1, &partial.data, 2s);
+    CHECK(r == RR::kData);
+    CHECK(partial.data.size() <= 5000);
+    CHECK(Diff(partial.data, body.substr(0, partial.data.size())) == "");
+
+    Outcome o1, o2, o3;
+    std::thread t1([&] { o1 = ReadAll(*f1.value(), body.size() - 1); });
+    std::thread t2([&] { o2 = ReadAll(*f2.value(), body.size() - 1, 0, 333); });
+    // A range-style reader starting inside the second chunk.
+    std::thread t3([&] { o3 = ReadAll(*f2.value(), body.size() - 1, kChunk + 10, 4000); });
+    gate->Open();
+    t1.join();
+    t2.join();
+    t3.join();
+    CHECK(o1.last == RR::kEnd);
+    CHECK(o2.last == RR::kEnd);
+    CHECK(o3.last == RR::kEnd);
+    CHECK(o1.data.size() == body.size());
+    CHECK(Diff(o1.data, body) == "");
+    CHECK(Diff(o2.data, body) == "");
+    CHECK(Diff(o3.data, body.substr(kChunk + 10)) == "");
+    REQUIRE(table.WaitIdle(Clock::now() + 10s));
+    CHECK(table.inflight() == 0);
+    CHECK(up.gets == 1);
+    CHECK(done_calls == 1);
+    CHECK(done_committed);
+    CHECK(f1.value()->committed());
+    CHECK(f1.value()->size_committed() == body.size());
+
+    // A reader arriving after the commit reads everything, from the store.
+    Outcome late = ReadAll(*f1.value(), body.size() - 1, 0, 5000);
+    CHECK(late.last == RR::kEnd);
+    CHECK(Diff(late.data, body) == "");
+  }
+  auto m = Meta(*store, d);
+  REQUIRE(m.has_value());
+  CHECK(m->complete);
+  CHECK(m->size == body.size());
+  CHECK(m->chunk_bytes == kChunk);
+  CHECK(Diff(ReadBack(*store, d), body) == "");
+}
+
+TEST_CASE("proxy: fetch of a body that is a multiple of the chunk size") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeUpstream up;
+  const std::string body = Pattern(kChunk * 3, 2);
+  Digest d = Digest::Sha256Of(body);
+  BlobBehavior b;
+  b.body = body;
+  b.piece = 4096;
+  up.Set(d, b);
+  FetchTable table(store, kChunk, 8);
+  IdleAtExit idle_at_exit{table};
+  bool started = false;
+  auto f = table.Join(d, ClientFor(up.url()), "r", &started, nullptr);
+  REQUIRE(f.ok());
+  Outcome o = ReadAll(*f.value(), body.size() - 1);
+  CHECK(o.last == RR::kEnd);
+  CHECK(Diff(o.data, body) == "");
+  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  CHECK(Diff(ReadBack(*store, d), body) == "");
+  CHECK_FALSE(HasChunk(*store, d, 3));
+}
+
+TEST_CASE("proxy: fetch with an unknown size withholds the last byte until committed") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeUpstream up;
+  const std::string body = Pattern(kChunk + 300, 3);
+  Digest d = Digest::Sha256Of(body);
+  auto gate = std::make_shared<Gate>();
+  BlobBehavior b;
+  b.body = body;
+  b.chunked = true;
+  b.piece = 2000;
+  b.gate_before_end = true;
+  b.gate = gate;
+  up.Set(d, b);
+  FetchTable table(store, kChunk, 8);
+  IdleAtExit idle_at_exit{table};
+  bool started = false;
+  auto f = table.Join(d, ClientFor(up.url()), "r", &started, nullptr);
+  REQUIRE(f.ok());
+  int64_t size = 0;
+  REQUIRE(f.value()->WaitForHeaders(5s, &size).ok());
+  CHECK(size == -1);
+  // Every byte has arrived but the body has not ended: one byte is held back.
+  Outcome o;
+  auto deadline = Clock::now() + 10s;
+  while (o.data.size() < body.size() - 1 && Clock::now() < deadline) {
+    f.value()->Read(o.data.size(), 100000, UINT64_MAX, &o.data, 100ms);
+  }
+  CHECK(o.data.size() == body.size() - 1);
+  RR r = f.value()->Read(o.data.size(), 100000, UINT64_MAX, &o.data, 300ms);
+  CHECK(r == RR::kTimeout);
+  CHECK(o.data.size() == body.size() - 1);
+  CHECK_FALSE(f.value()->committed());
+  gate->Open();
+  Outcome rest = ReadAll(*f.value(), UINT64_MAX, o.data.size());
+  CHECK(rest.last == RR::kEnd);
+  CHECK(Diff(o.data + rest.data, body) == "");
+  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  CHECK(Diff(ReadBack(*store, d), body) == "");
+}
+
+TEST_CASE("proxy: fetch of a wrong body fails before the last byte and leaves nothing") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeUpstream up;
+  const std::string good = Pattern(kChunk * 2 + 500, 4);
+  Digest d = Digest::Sha256Of(good);
+  std::string bad = good;
+  bad[kChunk + 17] ^= 0x01;
+  BlobBehavior b;
+  b.body = bad;
+  b.piece = 700;
+  up.Set(d, b);
+  auto client = ClientFor(up.url());
+  FetchTable table(store, kChunk, 8);
+  IdleAtExit idle_at_exit{table};
+  std::atomic<bool> done_committed{true};
+  bool started = false;
+  auto f = table.Join(d, client, "r", &started,
+                      [&](const BlobFetch& fetch) { done_committed = fetch.committed(); });
+  REQUIRE(f.ok());
+  CHECK(started);
+  Outcome o = ReadAll(*f.value(), good.size() - 1, 0, 300);
+  CHECK(o.last == RR::kFailed);
+  CHECK(o.data.size() < good.size());
+  CHECK(Diff(o.data, bad.substr(0, o.data.size())) == "");
+  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  CHECK_FALSE(done_committed);
+  CHECK_FALSE(f.value()->committed());
+  CHECK(f.value()->failure().code() == Code::kDigestInvalid);
+  // Reading again keeps failing.
+  std::string more;
+  CHECK(f.value()->Read(0, 10, good.size() - 1, &more, 100ms) == RR::kFailed);
+  CHECK_FALSE(Meta(*store, d).has_value());
+  for (uint64_t i = 0; i < 4; ++i) {
+    CAPTURE(i);
+    CHECK_FALSE(HasChunk(*store, d, i));
+  }
+  CHECK(up.gets == 1);
+
+  // A later Join starts a new fetch (which now gets the right bytes).
+  b.body = good;
+  up.Set(d, b);
+  bool started2 = false;
+  auto f2 = table.Join(d, client, "r", &started2, nullptr);
+  REQUIRE(f2.ok());
+  CHECK(started2);
+  CHECK(f2.value().get() != f.value().get());
+  Outcome o2 = ReadAll(*f2.value(), good.size() - 1);
+  CHECK(o2.last == RR::kEnd);
+  CHECK(Diff(o2.data, good) == "");
+  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  CHECK(up.gets == 2);
+  CHECK(Diff(ReadBack(*store, d), good) == "");
+}
+
+TEST_CASE("proxy: fetch after a failed one starts a new upstream GET") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeUpstream up;
+  const std::string good = Pattern(3000, 5);
+  Digest d = Digest::Sha256Of(good);
+  std::string bad = good;
+  bad.back() ^= 0x20;
+  BlobBehavior b;
+  b.body = bad;
+  up.Set(d, b);
+  auto client = ClientFor(up.url());
+  FetchTable table(store, kChunk, 8);
+  IdleAtExit idle_at_exit{table};
+  bool started = false;
+  auto f = table.Join(d, client, "r", &started, nullptr);
+  REQUIRE(f.ok());
+  CHECK(started);
+  Outcome o = ReadAll(*f.value(), good.size() - 1);
+  CHECK(o.last == RR::kFailed);
+  CHECK(o.data.size() < good.size());
+  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  bool started2 = false;
+  auto f2 = table.Join(d, client, "r", &started2, nullptr);
+  REQUIRE(f2.ok());
+  CHECK(started2);
+  Outcome o2 = ReadAll(*f2.value(), good.size() - 1);
+  CHECK(o2.last == RR::kFailed);  // the upstream still lies
+  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  CHECK(up.gets == 2);
+  CHECK_FALSE(Meta(*store, d).has_value());
+  CHECK_FALSE(HasChunk(*store, d, 0));
+}
+
+TEST_CASE("proxy: fetch Join right after a failure starts a new fetch instead of joining the failed one") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeUpstream up;
+  const std::string body = Pattern(3000, 15);
+  Digest d = Digest::Sha256Of(body);
+  BlobBehavior broken;
+  broken.status = 500;
+  up.Set(d, broken);
+  auto client = ClientFor(up.url());
+  FetchTable table(store, kChunk, 8);
+  IdleAtExit idle_at_exit{table};
+  // The first fetch's completion callback is slow (as a RocksDB write or a log
+  // line can be): the fetch has failed but is still in the table meanwhile.
+  auto slow_done = std::make_shared<Gate>();
+  struct OpenAtExit {
+    std::shared_ptr<Gate> g;
+    ~OpenAtExit() { g->Open(); }
+  } open_at_exit{slow_done};
+  bool started = false;
+  auto f1 = table.Join(d, client, "r", &started, [slow_done](const BlobFetch&) { slow_done->Wait(); });
+  REQUIRE(f1.ok());
+  int64_t size = 0;
+  CHECK(f1.value()->WaitForHeaders(5s, &size).code() == Code::kUpstreamUnavailable);
+  std::string out;
+  REQUIRE(f1.value()->Read(0, 10, 0, &out, 1s) == RR::kFailed);
+
+  // The upstream recovers; a client retries at once.
+  BlobBehavior fixed;
+  fixed.body = body;
+  up.Set(d, fixed);
+  bool started2 = false;
+  auto f2 = table.Join(d, client, "r", &started2, nullptr);
+  REQUIRE(f2.ok());
+  CHECK(started2);
+  CHECK(f2.value().get() != f1.value().get());
+  CHECK(f2.value()->WaitForHeaders(5s, &size).ok());
+  Outcome o = ReadAll(*f2.value(), body.size() - 1);
+  CHECK(o.last == RR::kEnd);
+  CHECK(Diff(o.data, body) == "");
+  slow_done->Open();
+  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+}
+
+TEST_CASE("proxy: fetch of a blob the upstream does not have is BLOB_UNKNOWN") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeUpstream up;
+  Digest d = Digest::Sha256Of("absent");
+  FetchTable table(store, kChunk, 8);
+  IdleAtExit idle_at_exit{table};
+  bool started = false;
+  auto f = table.Join(d, ClientFor(up.url()), "r", &started, nullptr);
+  REQUIRE(f.ok());
+  CHECK(started);
+  int64_t size = 0;
+  auto st = f.value()->WaitForHeaders(5s, &size);
+  CHECK(st.code() == Code::kBlobUnknown);
+  std::string out;
+  CHECK(f.value()->Read(0, 10, 0, &out, 1s) == RR::kFailed);
+  CHECK(out.empty());
+  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  CHECK(up.gets == 1);
+  CHECK_FALSE(Meta(*store, d).has_value());
+
+  // Other upstream statuses map to their codes.
+  Digest d2 = Digest::Sha256Of("limited");
+  BlobBehavior b;
+  b.status = 429;
+  up.Set(d2, b);
+  auto f2 = table.Join(d2, ClientFor(up.url()), "r", &started, nullptr);
+  REQUIRE(f2.ok());
+  CHECK(f2.value()->WaitForHeaders(5s, &size).code() == Code::kTooManyRequests);
+  Digest d3 = Digest::Sha256Of("broken");
+  b.status = 500;
+  up.Set(d3, b);
+  auto f3 = table.Join(d3, ClientFor(up.url()), "r", &started, nullptr);
+  REQUIRE(f3.ok());
+  CHECK(f3.value()->WaitForHeaders(5s, &size).code() == Code::kUpstreamUnavailable);
+  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  CHECK_FALSE(Meta(*store, d2).has_value());
+  CHECK_FALSE(Meta(*store, d3).has_value());
+}
+
+TEST_CASE("proxy: fetch table bound gives TOOMANYREQUESTS") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeUpstream up;
+  const std::string body1 = Pattern(6000, 6);
+  const std::string body2 = Pattern(6000, 7);
+  Digest d1 = Digest::Sha256Of(body1);
+  Digest d2 = Digest::Sha256Of(body2);
+  auto gate = std::make_shared<Gate>();
+  BlobBehavior b;
+  b.body = body1;
+  b.gate_at = 1000;
+  b.gate = gate;
+  up.Set(d1, b);
+  BlobBehavior b2;
+  b2.body = body2;
+  up.Set(d2, b2);
+  auto client = ClientFor(up.url());
+  FetchTable table(store, kChunk, 1);
+  IdleAtExit idle_at_exit{table};
+  bool started = false;
+  auto f1 = table.Join(d1, client, "r", &started, nullptr);
+  REQUIRE(f1.ok());
+  CHECK(started);
+  auto f2 = table.Join(d2, client, "r", &started, nullptr);
+  CHECK_FALSE(f2.ok());
+  CHECK(f2.status().code() == Code::kTooManyRequests);
+  // Joining the running one is still fine.
+  bool joined_started = true;
+  auto f1b = table.Join(d1, client, "r", &joined_started, nullptr);
+  REQUIRE(f1b.ok());
+  CHECK_FALSE(joined_started);
+  gate->Open();
+  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  // Once the slot is free, the other digest may start.
+  auto f3 = table.Join(d2, client, "r", &started, nullptr);
+  REQUIRE(f3.ok());
+  CHECK(started);
+  Outcome o = ReadAll(*f3.value(), body2.size() - 1);
+  CHECK(Diff(o.data, body2) == "");
+  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  CHECK(up.gets == 2);
+  CHECK(Meta(*store, d1).has_value());
+  CHECK(Meta(*store, d2).has_value());
+}
+
+TEST_CASE("proxy: fetch goes on when its reader stops early") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeUpstream up;
+  const std::string body = Pattern(kChunk * 5 + 11, 8);
+  Digest d = Digest::Sha256Of(body);
+  auto gate = std::make_shared<Gate>();
+  BlobBehavior b;
+  b.body = body;
+  b.piece = 512;
+  b.gate_at = 2048;
+  b.gate = gate;
+  up.Set(d, b);
+  std::atomic<bool> done_committed{false};
+  std::atomic<int> done_calls{0};
+  {
+    FetchTable table(store, kChunk, 8);
+    IdleAtExit idle_at_exit{table};
+    {
+      bool started = false;
+      auto f = table.Join(d, ClientFor(up.url()), "r", &started, [&](const BlobFetch& fetch) {
+        done_committed = fetch.committed();
+        ++done_calls;
+      });
+      REQUIRE(f.ok());
+      Outcome o = ReadAll(*f.value(), body.size() - 1, 0, 100, 1000);
+      CHECK(o.last == RR::kData);
+      CHECK(Diff(o.data, body.substr(0, o.data.size())) == "");
+      CHECK_FALSE(f.value()->committed());
+    }  // the reader lets go of the fetch
+    gate->Open();
+    REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  }
+  CHECK(done_calls == 1);
+  CHECK(done_committed);
+  CHECK(Diff(ReadBack(*store, d), body) == "");
+}
+
+// A raw TCP server that answers every connection with `response` and closes
+// it, counting requests. For answers httplib::Server will not produce.
+class RawServer {
+ public:
+  explicit RawServer(std::string response) : response_(std::move(response)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd_ >= 0);
+    int one = 1;
+    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    REQUIRE(::listen(fd_, 8) == 0);
+    socklen_t len = sizeof(addr);
+    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~RawServer() {
+    stop_ = true;
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::atomic<int> requests{0};
+
+ private:
+  void Loop() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      std::string req;
+      char buf[4096];
+      auto deadline = Clock::now() + 5s;
+      while (req.find("\r\n\r\n") == std::string::npos && Clock::now() < deadline) {
+        pollfd cp{c, POLLIN, 0};
+        if (::poll(&cp, 1, 50) <= 0) continue;
+        ssize_t n = ::recv(c, buf, sizeof(buf), 0);
+        if (n <= 0) break;
+        req.append(buf, static_cast<size_t>(n));
+      }
+      if (req.find("\r\n\r\n") != std::string::npos) {
+        ++requests;
+        size_t off = 0;
+        while (off < response_.size()) {
+          ssize_t n = ::send(c, response_.data() + off, response_.size() - off, MSG_NOSIGNAL);
+          if (n <= 0) break;
+          off += static_cast<size_t>(n);
+        }
+      }
+      ::shutdown(c, SHUT_RDWR);
+      ::close(c);
+    }
+  }
+
+  std::string response_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST_CASE("proxy: fetch of a short body (connection closed early) fails and commits nothing") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  const std::string body = Pattern(kChunk * 3, 9);
+  Digest d = Digest::Sha256Of(body);
+  // Declares the full length, sends a bit more than two chunks, then closes.
+  const size_t sent = kChunk * 2 + 100;
+  RawServer raw("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " +
+                std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body.substr(0, sent));
+  FetchTable table(store, kChunk, 8);
+  IdleAtExit idle_at_exit{table};
+  std::atomic<bool> done_committed{true};
+  bool started = false;
+  auto f = table.Join(d, ClientFor(raw.url()), "r", &started,
+                      [&](const BlobFetch& fetch) { done_committed = fetch.committed(); });
+  REQUIRE(f.ok());
+  int64_t size = 0;
+  REQUIRE(f.value()->WaitForHeaders(5s, &size).ok());
+  CHECK(size == static_cast<int64_t>(body.size()));
+  Outcome o = ReadAll(*f.value(), body.size() - 1, 0, 1000);
+  CHECK(o.last == RR::kFailed);
+  CHECK(o.data.size() <= sent);
+  CHECK(Diff(o.data, body.substr(0, o.data.size())) == "");
+  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  CHECK_FALSE(done_committed);
+  CHECK_FALSE(f.value()->committed());
+  CHECK(raw.requests >= 1);
+  CHECK_FALSE(Meta(*store, d).has_value());
+  for (uint64_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    CHECK_FALSE(HasChunk(*store, d, i));
+  }
+}
+
+TEST_CASE("proxy: fetch of a body longer than the digest's bytes fails") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeUpstream up;
+  const std::string good = Pattern(5000, 10);
+  Digest d = Digest::Sha256Of(good);
+  BlobBehavior b;
+  b.body = good + "extra";
+  up.Set(d, b);
+  FetchTable table(store, kChunk, 8);
+  IdleAtExit idle_at_exit{table};
+  bool started = false;
+  auto f = table.Join(d, ClientFor(up.url()), "r", &started, nullptr);
+  REQUIRE(f.ok());
+  int64_t size = 0;
+  REQUIRE(f.value()->WaitForHeaders(5s, &size).ok());
+  CHECK(size == static_cast<int64_t>(b.body.size()));
+  Outcome o = ReadAll(*f.value(), static_cast<uint64_t>(size) - 1);
+  CHECK(o.last == RR::kFailed);
+  CHECK(o.data.size() < b.body.size());
+  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  CHECK_FALSE(Meta(*store, d).has_value());
+  CHECK_FALSE(HasChunk(*store, d, 0));
+}
+
+}  // namespace

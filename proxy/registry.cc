@@ -16,7 +16,32 @@ Registry::Registry(const config::Config& cfg, std::shared_ptr<Store> store, std:
     : cfg_(cfg),
       store_(store),
       router_(std::move(router)),
-      fetches_(store, static_cast<uint64_t>(cfg.chunk_bytes), static_cast<size_t>(cfg.max_inflight_fetches)) {}
+      fetches_(store, static_cast<uint64_t>(cfg.chunk_bytes), static_cast<size_t>(cfg.max_inflight_fetches)) {
+  auto counter = [this](const char* name, const char* help, Metrics::Labels labels, std::atomic<uint64_t>* c) {
+    metrics_.Callback(name, help, "counter", labels, [c] { return static_cast<double>(c->load()); });
+  };
+  const char* kCache = "portcullis_cache_requests_total";
+  const char* kCacheHelp = "Requests answered from the cache (hit) or the upstream (miss), by kind.";
+  counter(kCache, kCacheHelp, {{"kind", "manifest"}, {"result", "hit"}}, &counters_.manifest_hits);
+  counter(kCache, kCacheHelp, {{"kind", "manifest"}, {"result", "miss"}}, &counters_.manifest_misses);
+  counter(kCache, kCacheHelp, {{"kind", "blob"}, {"result", "hit"}}, &counters_.blob_hits);
+  counter(kCache, kCacheHelp, {{"kind", "blob"}, {"result", "miss"}}, &counters_.blob_misses);
+  counter("portcullis_coalesced_waiters_total", "Blob requests that joined a fetch already running.", {},
+          &counters_.coalesced_waiters);
+  counter("portcullis_upstream_blob_fetches_total", "Blob fetches started upstream.", {},
+          &counters_.upstream_blob_fetches);
+  counter("portcullis_stale_served_total", "Tags served from the cache because the upstream failed.", {},
+          &counters_.stale_served);
+  counter("portcullis_upstream_bytes_total", "Blob bytes received from upstreams.", {}, &counters_.upstream_bytes);
+  metrics_.Callback("portcullis_inflight_fetches", "Upstream blob fetches running now.", "gauge", {},
+                    [this] { return static_cast<double>(fetches_.inflight()); });
+  metrics_.Callback("portcullis_cache_bytes", "Bytes of complete blobs in the cache.", "gauge", {},
+                    [this] { return static_cast<double>(store_->Stats().blob_bytes); });
+  metrics_.Callback("portcullis_cache_entries", "Entries in the cache, by kind.", "gauge", {{"kind", "blob"}},
+                    [this] { return static_cast<double>(store_->Stats().blobs); });
+  metrics_.Callback("portcullis_cache_entries", "Entries in the cache, by kind.", "gauge", {{"kind", "manifest"}},
+                    [this] { return static_cast<double>(store_->Stats().manifests); });
+}
 
 Status Registry::UpstreamError(int status, const std::string& what) {
   if (status == 401) return Status::Unauthorized("upstream refused access to " + what);
@@ -175,15 +200,17 @@ StatusOr<ManifestResult> Registry::GetManifest(const Route& route, const std::st
   return fetched;
 }
 
-bool Registry::ConfirmBlobInRepo(const Route& route, const oci::Digest& d) {
-  if (store_->HasLink(route.Key(), d)) return true;
+Status Registry::ConfirmBlobInRepo(const Route& route, const oci::Digest& d) {
+  if (store_->HasLink(route.Key(), d)) return Status::Ok();
   oci::HttpRequest head;
   head.method = "HEAD";
   head.target = "/v2/" + route.repo + "/blobs/" + d.ToString();
   head.scope = "repository:" + route.repo + ":pull";
   auto resp = route.upstream->client->Do(head, 0);
-  if (!resp.ok() || resp->status != 200) return false;
-  return store_->PutLinks(route.Key(), {d}).ok();
+  if (!resp.ok()) return resp.status();
+  if (resp->status == 404) return Status::BlobUnknown("blob " + d.ToString() + " is not known in " + route.Key());
+  if (resp->status != 200) return UpstreamError(resp->status, "blob " + d.ToString());
+  return store_->PutLinks(route.Key(), {d});
 }
 
 StatusOr<BlobSource> Registry::OpenBlob(const Route& route, const oci::Digest& d) {
@@ -192,9 +219,7 @@ StatusOr<BlobSource> Registry::OpenBlob(const Route& route, const oci::Digest& d
   PC_ASSIGN_OR_RETURN(auto meta, store_->GetBlobMeta(d));
   if (meta && meta->complete) {
     // Bytes are shared across repositories, access is not: the repo must hold it.
-    if (!ConfirmBlobInRepo(route, d)) {
-      return Status::BlobUnknown("blob " + d.ToString() + " is not known in " + route.Key());
-    }
+    PC_RETURN_IF_ERROR(ConfirmBlobInRepo(route, d));
     ++counters_.blob_hits;
     src.size = static_cast<int64_t>(meta->size);
     src.chunk_bytes = meta->chunk_bytes;
@@ -207,8 +232,10 @@ StatusOr<BlobSource> Registry::OpenBlob(const Route& route, const oci::Digest& d
   std::string repo = route.repo;
   std::string key = route.Key();
   Store* store = store_.get();
+  Counters* counters = &counters_;
   PC_ASSIGN_OR_RETURN(
       src.fetch, fetches_.Join(d, route.upstream->client, route.repo, &started, [=](const BlobFetch& f) {
+        counters->upstream_bytes += f.size_committed();
         if (f.committed()) {
           (void)store->PutLinks(key, {f.digest()});
           Log(LogLevel::kInfo, "blob cached",
@@ -225,9 +252,7 @@ StatusOr<BlobSource> Registry::OpenBlob(const Route& route, const oci::Digest& d
   } else {
     ++counters_.coalesced_waiters;
     // Joining another repository's fetch: make sure this repo may have it.
-    if (!ConfirmBlobInRepo(route, d)) {
-      return Status::BlobUnknown("blob " + d.ToString() + " is not known in " + route.Key());
-    }
+    PC_RETURN_IF_ERROR(ConfirmBlobInRepo(route, d));
   }
   int64_t size = -1;
   PC_RETURN_IF_ERROR(src.fetch->WaitForHeaders(std::chrono::seconds(cfg_.upstream_timeout_seconds), &size));

@@ -13,6 +13,7 @@
 #include "oci/manifest.h"
 #include "oci/status.h"
 #include "proxy/blob_fetch.h"
+#include "proxy/metrics.h"
 #include "proxy/store.h"
 #include "proxy/upstreams.h"
 
@@ -37,7 +38,7 @@ struct BlobSource {
 
 struct Counters {
   std::atomic<uint64_t> manifest_hits{0}, manifest_misses{0}, blob_hits{0}, blob_misses{0};
-  std::atomic<uint64_t> coalesced_waiters{0}, upstream_blob_fetches{0}, stale_served{0};
+  std::atomic<uint64_t> coalesced_waiters{0}, upstream_blob_fetches{0}, stale_served{0}, upstream_bytes{0};
 };
 
 class Registry {
@@ -48,6 +49,7 @@ class Registry {
   Store& store() { return *store_; }
   FetchTable& fetches() { return fetches_; }
   Counters& counters() { return counters_; }
+  Metrics& metrics() { return metrics_; }
 
   // A manifest by tag or digest (`ref`), as the upstream sent it.
   StatusOr<ManifestResult> GetManifest(const Route& route, const std::string& ref);
@@ -66,13 +68,14 @@ class Registry {
                                          const std::optional<oci::Digest>& want);
   StatusOr<ManifestResult> FromCache(const Route& route, const oci::Digest& d, bool stale);
   Status UpstreamError(int status, const std::string& what);
-  bool ConfirmBlobInRepo(const Route& route, const oci::Digest& d);
+  Status ConfirmBlobInRepo(const Route& route, const oci::Digest& d);
 
   const config::Config cfg_;
   std::shared_ptr<Store> store_;
   std::unique_ptr<Router> router_;
   FetchTable fetches_;
   Counters counters_;
+  Metrics metrics_;
 };
 
 // Unix seconds now.

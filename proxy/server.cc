@@ -17,6 +17,7 @@ using Clock = std::chrono::steady_clock;
 // Per-request facts for the access log (a request is handled on one thread).
 struct RequestInfo {
   Clock::time_point start;
+  std::string route = "other";  // metrics label: base, manifest, blob, tags, referrers, other
   std::string cache;     // "hit", "miss" or ""
   std::string upstream;  // upstream name or ""
   std::string error;     // error code when one was sent
@@ -31,6 +32,11 @@ void SendError(httplib::Response& res, const Status& st) {
   t_info.message = st.message();
   if (st.code() == Code::kTooManyRequests) res.set_header("Retry-After", "1");
   res.set_content(oci::ErrorJson(st), "application/json");
+}
+
+Status Unsupported(const std::string& method) {
+  return Status::Unsupported("portcullis is a read-only pull-through proxy; " + method +
+                             " is not supported (push to the upstream registry)");
 }
 
 enum class Kind { kManifest, kBlob, kTags, kReferrers, kUnknown };
@@ -91,30 +97,49 @@ void HttpServer::Install() {
   svr_->set_keep_alive_timeout(30);
   svr_->set_read_timeout(60);
   svr_->set_write_timeout(120);
-  svr_->set_payload_max_length(1 << 20);
+  svr_->set_payload_max_length(64 << 20);  // writes are drained, never stored
   svr_->set_tcp_nodelay(true);
 
   svr_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-    t_info = RequestInfo{Clock::now(), "", "", "", ""};
+    t_info = RequestInfo{};
+    t_info.start = Clock::now();
     res.set_header("Docker-Distribution-API-Version", "registry/2.0");
-    // Refuse writes before any body is read (and whatever their framing).
-    if (req.method != "GET" && req.method != "HEAD") {
-      SendError(res, Status::Unsupported("portcullis is a read-only pull-through proxy; " + req.method +
-                                         " is not supported (push to the upstream registry)"));
+    // Methods that carry no body are refused here; writes below, once their
+    // body has been drained so the connection stays in step.
+    if (req.method != "GET" && req.method != "HEAD" && req.method != "POST" && req.method != "PUT" &&
+        req.method != "PATCH" && req.method != "DELETE") {
+      SendError(res, Unsupported(req.method));
       return httplib::Server::HandlerResponse::Handled;
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
+  auto refuse_write = [](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& body) {
+    body([](const char*, size_t) { return true; });  // drain, bounded by the payload limit
+    SendError(res, Unsupported(req.method));
+  };
+  svr_->Post(".*", refuse_write);
+  svr_->Put(".*", refuse_write);
+  svr_->Patch(".*", refuse_write);
+  svr_->Delete(".*", refuse_write);
 
-  svr_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
+  Metrics* metrics = &registry_->metrics();
+  svr_->set_logger([metrics](const httplib::Request& req, const httplib::Response& res) {
     // Requests httplib refuses before routing never reached the pre-routing
     // handler: t_info then belongs to an earlier request and is not used.
     RequestInfo info = t_info;
     t_info = RequestInfo{};
-    if (!LogEnabled(LogLevel::kInfo)) return;
     int64_t bytes = static_cast<int64_t>(res.body.size());
     const std::string cl = res.get_header_value("Content-Length");
     if (!cl.empty() && cl.size() < 19 && cl.find_first_not_of("0123456789") == std::string::npos) bytes = std::stoll(cl);
+    if (req.method == "HEAD") bytes = 0;
+    metrics->Inc("portcullis_http_requests_total", "HTTP requests by route, method and status.",
+                 {{"route", info.route}, {"method", req.method}, {"status", std::to_string(res.status)}});
+    metrics->Inc("portcullis_served_bytes_total", "Response body bytes sent to clients, by route.",
+                 {{"route", info.route}}, static_cast<double>(bytes));
+    if (info.start != Clock::time_point{}) {
+      metrics->ObserveLatency(info.route, std::chrono::duration<double>(Clock::now() - info.start).count());
+    }
+    if (!LogEnabled(LogLevel::kInfo)) return;
     nlohmann::json f = {{"method", req.method}, {"path", req.path}, {"status", res.status},
                         {"bytes", bytes},       {"client", req.remote_addr}};
     if (info.start != Clock::time_point{}) {
@@ -134,6 +159,7 @@ void HttpServer::Install() {
     const bool head = req.method == "HEAD";
     const std::string& path = req.path;
     if (path == "/v2" || path == "/v2/") {
+      t_info.route = "base";
       res.set_content("{}", "application/json");
       return;
     }
@@ -142,6 +168,8 @@ void HttpServer::Install() {
       return;
     }
     Target t = ParseTarget(path);
+    static const char* kRouteNames[] = {"manifest", "blob", "tags", "referrers", "other"};
+    t_info.route = kRouteNames[static_cast<int>(t.kind)];
     if (t.kind == Kind::kUnknown) {
       SendError(res, Status::NotFound("no such endpoint " + path.substr(0, 200)));
       return;
@@ -178,7 +206,9 @@ void HttpServer::Install() {
           auto size = registry_->StatBlob(*route, *d, &hit);
           if (!size.ok()) return SendError(res, size.status());
           t_info.cache = hit ? "hit" : "miss";
-          if (*size >= 0) {
+          if (*size == 0) {
+            res.set_content("", "application/octet-stream");
+          } else if (*size > 0) {
             res.set_content_provider(static_cast<size_t>(*size), "application/octet-stream",
                                      [](size_t, size_t, httplib::DataSink&) { return false; });
           }
@@ -215,6 +245,12 @@ void HttpServer::Install() {
         std::string link = oci::HeaderValue(r->headers, "Link");
         if (!link.empty()) {
           // Point the next page back at us, under the name the client used.
+          // An absolute link names the upstream's host: make it relative to us.
+          if (auto lt = link.find('<'); lt != std::string::npos && link.compare(lt + 1, 4, "http") == 0) {
+            auto scheme = link.find("://", lt);
+            auto path = scheme == std::string::npos ? std::string::npos : link.find('/', scheme + 3);
+            if (path != std::string::npos) link = link.substr(0, lt + 1) + link.substr(path);
+          }
           link = ReplaceAll(link, "/v2/" + route->repo + "/", "/v2/" + t.name + "/");
           if (!ns.empty()) link = ReplaceAll(link, ">;", "&ns=" + oci::QueryEscape(ns) + ">;");
           res.set_header("Link", link);
@@ -249,6 +285,20 @@ void HttpServer::Install() {
 
 void HttpServer::ServeBlob(const BlobSource& src, httplib::Response& res) {
   const char* kType = "application/octet-stream";
+  if (src.size == 0) {
+    // httplib sends no Content-Length for a zero-length provider. An empty blob's
+    // bytes are known; wait for the fetch only to learn whether it committed.
+    if (src.fetch) {
+      std::string unused;
+      if (src.fetch->Read(0, 1, 0, &unused, std::chrono::seconds(cfg_.upstream_timeout_seconds)) !=
+          BlobFetch::ReadResult::kEnd) {
+        SendError(res, Status::UpstreamUnavailable("upstream fetch of " + src.digest.ToString() + " failed"));
+        return;
+      }
+    }
+    res.set_content("", kType);
+    return;
+  }
   if (!src.fetch) {
     Store* store = &registry_->store();
     oci::Digest d = src.digest;

@@ -1,0 +1,60 @@
+// Prometheus metrics in the text exposition format (version 0.0.4), written by
+// hand: a few counter families with labels, gauges read at scrape time, and one
+// latency histogram. Thread-safe; updates are a mutex and a map lookup.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace portcullis::proxy {
+
+class Metrics {
+ public:
+  using Labels = std::vector<std::pair<std::string, std::string>>;
+
+  // Adds `v` to counter `name{labels}`. `help` is used the first time.
+  void Inc(const std::string& name, const std::string& help, const Labels& labels, double v = 1);
+  // Records one observation of the request latency histogram.
+  void ObserveLatency(const std::string& route, double seconds);
+  // A series whose value is read at scrape time; `type` is "gauge" or "counter"
+  // (a counter kept elsewhere, e.g. in an atomic).
+  void Callback(const std::string& name, const std::string& help, const std::string& type, const Labels& labels,
+                std::function<double()> read);
+
+  // The whole exposition, families sorted by name.
+  std::string Render() const;
+
+  // Value of one counter series (0 when absent), for tests and the CLI.
+  double Get(const std::string& name, const Labels& labels) const;
+
+  static constexpr std::array<double, 12> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                      0.05,   0.1,   0.25,   0.5,   1,    5};
+
+ private:
+  struct Family {
+    std::string help;
+    std::map<std::string, double> series;  // rendered label set → value
+  };
+  struct Histogram {
+    std::array<uint64_t, kBuckets.size()> buckets{};
+    uint64_t count = 0;
+    double sum = 0;
+  };
+  static std::string RenderLabels(const Labels& labels);
+
+  mutable std::mutex mu_;
+  std::map<std::string, Family> counters_;
+  std::map<std::string, Histogram> latency_;  // by route
+  struct CallbackFamily {
+    std::string help, type;
+    std::vector<std::pair<std::string, std::function<double()>>> series;
+  };
+  std::map<std::string, CallbackFamily> callbacks_;
+};
+
+}  // namespace portcullis::proxy
