@@ -8,7 +8,9 @@
 
 #include "cli/commands.h"
 #include "config/config.h"
+#include "proxy/admin.h"
 #include "proxy/log.h"
+#include "proxy/maintenance.h"
 #include "proxy/registry.h"
 #include "proxy/server.h"
 #include "proxy/store.h"
@@ -66,19 +68,70 @@ int RunServe(const std::vector<std::string>& args) {
     std::cerr << "portcullis serve: " << st.message() << "\n";
     return 2;
   }
+  proxy::Maintenance maintenance(shared_store.get(), &registry.fetches(), static_cast<uint64_t>(cfg->cache_max_bytes));
+  registry.metrics().Callback("portcullis_evictions_total", "Blobs evicted to stay under --cache-max-bytes.",
+                              "counter", {}, [&] { return static_cast<double>(maintenance.evictions.load()); });
+  registry.metrics().Callback("portcullis_evicted_bytes_total", "Bytes of blobs evicted.", "counter", {},
+                              [&] { return static_cast<double>(maintenance.evicted_bytes.load()); });
+
+  // The admin API: its own listener and token.
+  std::unique_ptr<proxy::AdminServer> admin;
+  const std::string admin_listen = cfg->admin_listen.empty() ? config::kDefaultAdminListen : cfg->admin_listen;
+  if (admin_listen != "off") {
+    std::string token_path;
+    auto token = proxy::LoadOrCreateAdminToken(cfg->admin_token_file, cfg->data_dir, &token_path);
+    if (!token.ok()) {
+      std::cerr << "portcullis serve: " << token.status().message() << "\n";
+      return 2;
+    }
+    admin = std::make_unique<proxy::AdminServer>(*cfg, &registry, &maintenance, *token);
+    if (Status st = admin->Bind(admin_listen); !st.ok()) {
+      if (!cfg->admin_listen.empty()) {
+        std::cerr << "portcullis serve: admin API: " << st.message() << "\n";
+        return 2;
+      }
+      Log(LogLevel::kWarn, "admin API not started: the default port is taken; set --admin-listen",
+          {{"admin_listen", admin_listen}, {"error", st.message()}});
+      admin.reset();
+    } else {
+      Log(LogLevel::kInfo, "admin API", {{"listen", admin_listen}, {"port", admin->port()}, {"token_file", token_path}});
+    }
+  }
+  maintenance.Start();
+  std::thread admin_thread;
+  if (admin) admin_thread = std::thread([&] { admin->Serve(); });
   nlohmann::json ups = nlohmann::json::array();
   for (const auto& u : cfg->upstreams) ups.push_back({{"name", u.name}, {"url", u.url}});
   Log(LogLevel::kInfo, "serving",
-      {{"listen", cfg->listen}, {"port", server.port()}, {"data_dir", cfg->data_dir}, {"upstreams", ups},
+      {{"listen", cfg->listen}, {"port", server.port()}, {"tls", !cfg->tls_cert.empty()},
+       {"data_dir", cfg->data_dir}, {"upstreams", ups}, {"cache_max_bytes", cfg->cache_max_bytes},
        {"default_upstream", cfg->default_upstream}, {"tag_ttl", cfg->tag_ttl_seconds},
        {"max_stale", cfg->max_stale_seconds}});
 
-  std::thread signals([&server, sigs] {
+  std::thread signals([&server, &admin, &registry, &args, sigs] {
     while (true) {
       int sig = 0;
       if (sigwait(&sigs, &sig) != 0) continue;
       if (sig == SIGHUP) {
-        Log(LogLevel::kInfo, "SIGHUP: nothing to reload in this configuration");
+        // Re-read the config file (flags still win); a broken one changes nothing.
+        bool unused = false;
+        auto next = config::FromArgs(args, &unused);
+        Status st = next.ok() ? config::Finalize(&*next) : next.status();
+        std::unique_ptr<proxy::Router> router;
+        if (st.ok()) {
+          auto r = proxy::Router::Create(*next);
+          st = r.status();
+          if (r.ok()) router = std::move(*r);
+        }
+        if (!st.ok()) {
+          Log(LogLevel::kError, "SIGHUP: reload failed; the old settings stay in force", {{"error", st.message()}});
+          continue;
+        }
+        nlohmann::json ups = nlohmann::json::array();
+        for (const auto& u : next->upstreams) ups.push_back({{"name", u.name}, {"url", u.url}});
+        registry.SwapRouter(std::move(router));
+        Log(LogLevel::kInfo, "SIGHUP: upstream settings reloaded",
+            {{"upstreams", ups}, {"default_upstream", next->default_upstream}});
         continue;
       }
       Log(LogLevel::kInfo, "stopping: no new connections; running transfers may finish",
@@ -91,11 +144,14 @@ int RunServe(const std::vector<std::string>& args) {
         _exit(0);
       }).detach();
       server.Stop();
+      if (admin) admin->Stop();
       return;
     }
   });
   server.Serve();
   signals.join();
+  if (admin_thread.joinable()) admin_thread.join();
+  maintenance.Stop();
   if (!registry.fetches().WaitIdle(std::chrono::steady_clock::now() + std::chrono::seconds(25))) {
     Log(LogLevel::kWarn, "upstream fetches still running at exit; they will be cleaned at next start");
     _exit(0);

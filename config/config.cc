@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -71,6 +72,16 @@ StatusOr<Config> Parse(const std::string& text, const std::string& origin) {
       PC_RETURN_IF_ERROR(GetString(v, origin, key, &c.docker_config));
     } else if (key == "log_level") {
       PC_RETURN_IF_ERROR(GetString(v, origin, key, &c.log_level));
+    } else if (key == "admin_listen") {
+      PC_RETURN_IF_ERROR(GetString(v, origin, key, &c.admin_listen));
+    } else if (key == "admin_token_file") {
+      PC_RETURN_IF_ERROR(GetString(v, origin, key, &c.admin_token_file));
+    } else if (key == "tls_cert") {
+      PC_RETURN_IF_ERROR(GetString(v, origin, key, &c.tls_cert));
+    } else if (key == "tls_key") {
+      PC_RETURN_IF_ERROR(GetString(v, origin, key, &c.tls_key));
+    } else if (key == "cache_max_bytes") {
+      PC_RETURN_IF_ERROR(GetInt(v, origin, key, 0, INT64_MAX, &c.cache_max_bytes));
     } else if (key == "tag_ttl") {
       PC_RETURN_IF_ERROR(GetInt(v, origin, key, 0, 365LL * 86400, &c.tag_ttl_seconds));
     } else if (key == "max_stale") {
@@ -198,6 +209,16 @@ StatusOr<Config> FromArgs(const std::vector<std::string>& args, bool* help) {
       PC_ASSIGN_OR_RETURN(c.chunk_bytes, need_int(4096, 64LL << 20));
     } else if (flag == "--docker-config") {
       PC_ASSIGN_OR_RETURN(c.docker_config, need());
+    } else if (flag == "--admin-listen") {
+      PC_ASSIGN_OR_RETURN(c.admin_listen, need());
+    } else if (flag == "--admin-token-file") {
+      PC_ASSIGN_OR_RETURN(c.admin_token_file, need());
+    } else if (flag == "--tls-cert") {
+      PC_ASSIGN_OR_RETURN(c.tls_cert, need());
+    } else if (flag == "--tls-key") {
+      PC_ASSIGN_OR_RETURN(c.tls_key, need());
+    } else if (flag == "--cache-max-bytes") {
+      PC_ASSIGN_OR_RETURN(c.cache_max_bytes, need_int(0, INT64_MAX / 2));
     } else if (flag == "--log-level") {
       PC_ASSIGN_OR_RETURN(c.log_level, need());
     } else if (flag == "--upstream-auth" || flag == "--upstream-ca") {
@@ -253,11 +274,24 @@ Status Finalize(Config* c) {
   if (!names.count(c->default_upstream)) {
     return Status::InvalidArgument("default upstream \"" + c->default_upstream + "\" is not one of the upstreams");
   }
-  auto colon = c->listen.rfind(':');
-  if (colon == std::string::npos || colon == 0 || !ParseInt(c->listen.substr(colon + 1)) ||
-      *ParseInt(c->listen.substr(colon + 1)) > 65535) {
+  auto valid_hostport = [](const std::string& hp) {
+    auto colon = hp.rfind(':');
+    return colon != std::string::npos && colon != 0 && ParseInt(hp.substr(colon + 1)) &&
+           *ParseInt(hp.substr(colon + 1)) <= 65535;
+  };
+  if (!valid_hostport(c->listen)) {
     return Status::InvalidArgument("listen \"" + c->listen + "\": expected HOST:PORT, e.g. 127.0.0.1:5000");
   }
+  if (!c->admin_listen.empty() && c->admin_listen != "off" && !valid_hostport(c->admin_listen)) {
+    return Status::InvalidArgument("admin_listen \"" + c->admin_listen + "\": expected HOST:PORT or off");
+  }
+  if (!c->admin_listen.empty() && c->admin_listen != "off" && c->admin_listen == c->listen) {
+    return Status::InvalidArgument("admin_listen must differ from listen (" + c->listen + ")");
+  }
+  if (c->tls_cert.empty() != c->tls_key.empty()) {
+    return Status::InvalidArgument("tls_cert and tls_key go together: give both or neither");
+  }
+  if (c->cache_max_bytes < 0) return Status::InvalidArgument("cache_max_bytes: must not be negative");
   if (c->data_dir.empty()) return Status::InvalidArgument("data_dir: must not be empty");
   if (c->tag_ttl_seconds < 0) return Status::InvalidArgument("tag_ttl: must not be negative");
   if (c->max_stale_seconds < 0) return Status::InvalidArgument("max_stale: must not be negative");
@@ -300,6 +334,14 @@ Runs the pull-through proxy. Every flag may also be set in a JSON config file
   --max-inflight-fetches N      concurrent upstream blob fetches; beyond it 429 [max_inflight_fetches] (default 32)
   --chunk-bytes N               blob chunk size in RocksDB [chunk_bytes] (default 1048576)
   --log-level LEVEL             debug, info, warn or error [log_level] (default info)
+  --cache-max-bytes N           bound the blob cache; least-recently-used blobs are evicted
+                                in the background [cache_max_bytes] (default 0: no bound)
+  --admin-listen HOST:PORT|off  admin API listener [admin_listen] (default 127.0.0.1:5001,
+                                skipped with a warning when that port is taken)
+  --admin-token-file FILE       bearer token of the admin API [admin_token_file]
+                                (default DATA_DIR/admin.token, created mode 0600 if absent)
+  --tls-cert FILE --tls-key FILE
+                                serve HTTPS with this PEM certificate chain and key [tls_cert, tls_key]
 )";
 }
 

@@ -32,7 +32,15 @@ struct Config {
   int64_t chunk_bytes = 1 << 20;    // blob chunk size in RocksDB
   int64_t upstream_timeout_seconds = 60;
   std::string log_level = "info";   // debug | info | warn | error
+  // Admin API: "" = the default 127.0.0.1:5001 (skipped with a warning if that
+  // port is taken), "off" = none, else HOST:PORT (failing to bind stops the start).
+  std::string admin_listen;
+  std::string admin_token_file;     // "" = <data_dir>/admin.token, created 0600 if absent
+  int64_t cache_max_bytes = 0;      // 0 = no bound; else LRU eviction of blobs
+  std::string tls_cert, tls_key;    // PEM files: serve HTTPS instead of HTTP
 };
+
+inline constexpr const char* kDefaultAdminListen = "127.0.0.1:5001";
 
 // Reads a JSON config file. Unknown fields and wrong types are INVALID_ARGUMENT
 // naming the field ("upstreams[1].url: must be a string").

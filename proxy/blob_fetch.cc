@@ -22,6 +22,12 @@ bool BlobFetch::committed() const {
   return committed_;
 }
 
+bool BlobFetch::WaitDone(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> l(mu_);
+  cv_.wait_for(l, timeout, [&] { return committed_ || failed_; });
+  return committed_;
+}
+
 bool BlobFetch::failed() const {
   std::lock_guard<std::mutex> l(mu_);
   return failed_;
@@ -222,6 +228,11 @@ StatusOr<std::shared_ptr<BlobFetch>> FetchTable::Join(const oci::Digest& d,
 size_t FetchTable::inflight() const {
   std::lock_guard<std::mutex> l(mu_);
   return running_.size();
+}
+
+bool FetchTable::Running(const oci::Digest& d) const {
+  std::lock_guard<std::mutex> l(mu_);
+  return running_.count(d) > 0;
 }
 
 bool FetchTable::WaitIdle(std::chrono::steady_clock::time_point deadline) {

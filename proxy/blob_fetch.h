@@ -45,6 +45,8 @@ class BlobFetch {
 
   bool committed() const;
   bool failed() const;
+  // Blocks until the fetch committed or failed, up to `timeout`; true when committed.
+  bool WaitDone(std::chrono::milliseconds timeout);
   uint64_t size_committed() const;
   Status failure() const;
 
@@ -84,6 +86,7 @@ class FetchTable {
                                             const std::function<void(const BlobFetch&)>& on_done);
 
   size_t inflight() const;
+  bool Running(const oci::Digest& d) const;
   // Waits until no fetch runs, up to `deadline`. True when idle.
   bool WaitIdle(std::chrono::steady_clock::time_point deadline);
 

@@ -1,6 +1,7 @@
 #include "proxy/registry.h"
 
 #include <chrono>
+#include <set>
 
 #include "oci/reference.h"
 #include "proxy/log.h"
@@ -48,6 +49,24 @@ Status Registry::UpstreamError(int status, const std::string& what) {
   if (status == 403) return Status::Denied("upstream denied access to " + what);
   if (status == 429) return Status::TooManyRequests("upstream rate limit reached for " + what);
   return Status::UpstreamUnavailable("upstream answered HTTP " + std::to_string(status) + " for " + what);
+}
+
+std::shared_ptr<const Router> Registry::router() const {
+  std::lock_guard<std::mutex> l(router_mu_);
+  return router_;
+}
+
+StatusOr<Route> Registry::Resolve(const std::string& name, const std::string& ns) const {
+  std::shared_ptr<const Router> r = router();
+  PC_ASSIGN_OR_RETURN(Route route, r->Resolve(name, ns));
+  route.keep = r;
+  return route;
+}
+
+void Registry::SwapRouter(std::unique_ptr<Router> router) {
+  std::shared_ptr<const Router> next(std::move(router));
+  std::lock_guard<std::mutex> l(router_mu_);
+  router_ = next;
 }
 
 StatusOr<ManifestResult> Registry::FromCache(const Route& route, const oci::Digest& d, bool stale) {
@@ -121,6 +140,7 @@ StatusOr<ManifestResult> Registry::FetchManifest(const Route& route, const std::
   for (const auto& b : parsed->Blobs()) links.push_back(b.digest);
   for (const auto& c : parsed->manifests) links.push_back(c.digest);
   PC_RETURN_IF_ERROR(store_->PutLinks(route.Key(), links));
+  PC_RETURN_IF_ERROR(store_->PutRefs(got, std::vector<oci::Digest>(links.begin() + 1, links.end())));
   ManifestResult r;
   r.media_type = parsed->media_type;
   r.bytes = std::move(resp->body);
@@ -221,6 +241,7 @@ StatusOr<BlobSource> Registry::OpenBlob(const Route& route, const oci::Digest& d
     // Bytes are shared across repositories, access is not: the repo must hold it.
     PC_RETURN_IF_ERROR(ConfirmBlobInRepo(route, d));
     ++counters_.blob_hits;
+    store_->Touch(d);
     src.size = static_cast<int64_t>(meta->size);
     src.chunk_bytes = meta->chunk_bytes;
     src.cache_hit = true;
@@ -238,6 +259,7 @@ StatusOr<BlobSource> Registry::OpenBlob(const Route& route, const oci::Digest& d
         counters->upstream_bytes += f.size_committed();
         if (f.committed()) {
           (void)store->PutLinks(key, {f.digest()});
+          store->Touch(f.digest());
           Log(LogLevel::kInfo, "blob cached",
               {{"upstream", upstream_name}, {"repo", repo}, {"digest", f.digest().ToString()},
                {"bytes", f.size_committed()}});
@@ -279,6 +301,44 @@ StatusOr<int64_t> Registry::StatBlob(const Route& route, const oci::Digest& d, b
   std::string cl = oci::HeaderValue(resp->headers, "Content-Length");
   if (cl.empty() || cl.find_first_not_of("0123456789") != std::string::npos || cl.size() > 18) return int64_t(-1);
   return static_cast<int64_t>(std::stoll(cl));
+}
+
+Status Registry::Prefetch(const Route& route, const std::string& ref,
+                          const std::function<void(const nlohmann::json&)>& on_event, nlohmann::json* summary) {
+  PC_ASSIGN_OR_RETURN(ManifestResult top, GetManifest(route, ref));
+  std::vector<ManifestResult> images;
+  uint64_t manifests = 1, blobs = 0, bytes = 0;
+  on_event({{"event", "manifest"}, {"digest", top.digest.ToString()}, {"media_type", top.media_type}});
+  PC_ASSIGN_OR_RETURN(oci::Manifest parsed, oci::ParseManifest(top.bytes, top.media_type));
+  std::vector<oci::Manifest> todo;
+  if (parsed.IsIndex()) {
+    for (const auto& child : parsed.manifests) {
+      PC_ASSIGN_OR_RETURN(ManifestResult m, GetManifest(route, child.digest.ToString()));
+      ++manifests;
+      on_event({{"event", "manifest"}, {"digest", m.digest.ToString()}, {"media_type", m.media_type}});
+      PC_ASSIGN_OR_RETURN(oci::Manifest pm, oci::ParseManifest(m.bytes, m.media_type));
+      if (!pm.IsIndex()) todo.push_back(std::move(pm));
+    }
+  } else {
+    todo.push_back(std::move(parsed));
+  }
+  std::set<oci::Digest> seen;
+  for (const auto& m : todo) {
+    for (const auto& b : m.Blobs()) {
+      if (!seen.insert(b.digest).second) continue;
+      PC_ASSIGN_OR_RETURN(BlobSource src, OpenBlob(route, b.digest));
+      if (src.fetch && !src.fetch->WaitDone(std::chrono::seconds(cfg_.upstream_timeout_seconds) * 60)) {
+        Status why = src.fetch->failure();
+        return why.ok() ? Status::UpstreamUnavailable("fetch of " + b.digest.ToString() + " did not finish") : why;
+      }
+      ++blobs;
+      bytes += static_cast<uint64_t>(b.size);
+      on_event({{"event", "blob"}, {"digest", b.digest.ToString()}, {"size", b.size}, {"cached", src.cache_hit}});
+    }
+  }
+  *summary = {{"event", "done"}, {"digest", top.digest.ToString()}, {"manifests", manifests},
+              {"blobs", blobs},   {"bytes", bytes}};
+  return Status::Ok();
 }
 
 StatusOr<oci::HttpResponse> Registry::PassThrough(const Route& route, const std::string& target) {

@@ -4,7 +4,10 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -45,7 +48,12 @@ class Registry {
  public:
   Registry(const config::Config& cfg, std::shared_ptr<Store> store, std::unique_ptr<Router> router);
 
-  const Router& router() const { return *router_; }
+  // The current router (a snapshot: a reload swaps in a new one).
+  std::shared_ptr<const Router> router() const;
+  // Resolves a client name through the current router (see Router::Resolve).
+  StatusOr<Route> Resolve(const std::string& name, const std::string& ns) const;
+  // Replaces the upstream settings; requests in flight keep the old ones.
+  void SwapRouter(std::unique_ptr<Router> router);
   Store& store() { return *store_; }
   FetchTable& fetches() { return fetches_; }
   Counters& counters() { return counters_; }
@@ -58,6 +66,11 @@ class Registry {
   StatusOr<BlobSource> OpenBlob(const Route& route, const oci::Digest& d);
   // HEAD: size from the cache, else from an upstream HEAD (nothing is fetched).
   StatusOr<int64_t> StatBlob(const Route& route, const oci::Digest& d, bool* cache_hit);
+
+  // Pulls an image into the cache: the manifest (every child of an index) and
+  // every blob. `on_event` gets one JSON object per manifest and blob.
+  Status Prefetch(const Route& route, const std::string& ref,
+                  const std::function<void(const nlohmann::json&)>& on_event, nlohmann::json* summary);
 
   // GETs `target` from the route's upstream and returns the answer as is
   // (tags/list, referrers). Bodies over 4 MiB are refused.
@@ -72,7 +85,8 @@ class Registry {
 
   const config::Config cfg_;
   std::shared_ptr<Store> store_;
-  std::unique_ptr<Router> router_;
+  mutable std::mutex router_mu_;
+  std::shared_ptr<const Router> router_;
   FetchTable fetches_;
   Counters counters_;
   Metrics metrics_;

@@ -83,8 +83,12 @@ std::string ReplaceAll(std::string s, const std::string& from, const std::string
 
 }  // namespace
 
-HttpServer::HttpServer(const config::Config& cfg, Registry* registry)
-    : cfg_(cfg), registry_(registry), svr_(std::make_unique<httplib::Server>()) {
+HttpServer::HttpServer(const config::Config& cfg, Registry* registry) : cfg_(cfg), registry_(registry) {
+  if (!cfg.tls_cert.empty()) {
+    svr_ = std::make_unique<httplib::SSLServer>(cfg.tls_cert.c_str(), cfg.tls_key.c_str());
+  } else {
+    svr_ = std::make_unique<httplib::Server>();
+  }
   Install();
 }
 
@@ -175,7 +179,7 @@ void HttpServer::Install() {
       return;
     }
     const std::string ns = req.get_param_value("ns");
-    auto route = registry_->router().Resolve(t.name, ns);
+    auto route = registry_->Resolve(t.name, ns);
     if (!route.ok()) {
       SendError(res, route.status());
       return;
@@ -359,6 +363,10 @@ void HttpServer::ServeBlob(const BlobSource& src, httplib::Response& res) {
 }
 
 Status HttpServer::Bind() {
+  if (!svr_->is_valid()) {
+    return Status::InvalidArgument("cannot load the TLS certificate " + cfg_.tls_cert + " and key " + cfg_.tls_key +
+                                   " (PEM files, the key matching the certificate)");
+  }
   auto colon = cfg_.listen.rfind(':');
   std::string host = cfg_.listen.substr(0, colon);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);

@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <set>
+#include <tuple>
 
 namespace portcullis::proxy {
 
@@ -80,13 +82,18 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, int* cleane
   chunks.min_blob_size = 4096;
   chunks.blob_file_size = 256ull << 20;
   chunks.enable_blob_garbage_collection = true;
-  chunks.write_buffer_size = 64ull << 20;
+  // Chunk bytes sit in the memtable (and WAL) until a flush moves them to a
+  // blob file: keep that small so memory stays bounded and each flush makes a
+  // small blob file that eviction can free whole.
+  chunks.write_buffer_size = 16ull << 20;
+  chunks.max_write_buffer_number = 2;
   chunks.compression = rocksdb::kNoCompression;
   chunks.blob_compression_type = rocksdb::kNoCompression;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, small}, {"blob_chunks", chunks}, {"blob_meta", small},
-      {"manifests", small},                        {"tags", small},          {"links", small}};
+      {"manifests", small},                        {"tags", small},          {"links", small},
+      {"blob_access", small},                      {"refs", small}};
   auto store = std::unique_ptr<Store>(new Store());
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_opts, dir, cfs, &store->handles_, &raw);
@@ -97,6 +104,8 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, int* cleane
   store->manifests_ = store->handles_[3];
   store->tags_ = store->handles_[4];
   store->links_ = store->handles_[5];
+  store->access_ = store->handles_[6];
+  store->refs_ = store->handles_[7];
   int n = 0;
   PC_RETURN_IF_ERROR(store->CleanPending(&n));
   if (cleaned != nullptr) *cleaned = n;
@@ -105,6 +114,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, int* cleane
 
 Store::~Store() {
   if (db_) {
+    (void)FlushAccess();
     for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
     db_->Close();
   }
@@ -251,6 +261,213 @@ StoreStats Store::Stats() const {
 Status Store::ReadChunk(const oci::Digest& d, uint64_t index, rocksdb::PinnableSlice* out) {
   return FromRocks(db_->Get(rocksdb::ReadOptions(), chunks_, ChunkKey(d, index), out),
                    "reading chunk " + std::to_string(index) + " of " + d.ToString());
+}
+
+// ---- Maintenance ----
+
+void Store::Touch(const oci::Digest& d) {
+  bool flush = false;
+  {
+    std::lock_guard<std::mutex> l(access_mu_);
+    pending_access_[d.ToString()] = Now();
+    flush = pending_access_.size() >= 10000;  // bound the batch
+  }
+  if (flush) (void)FlushAccess();
+}
+
+Status Store::FlushAccess() {
+  std::map<std::string, int64_t> batch;
+  {
+    std::lock_guard<std::mutex> l(access_mu_);
+    batch.swap(pending_access_);
+  }
+  if (batch.empty()) return Status::Ok();
+  rocksdb::WriteBatch b;
+  for (const auto& [k, t] : batch) {
+    std::string v;
+    PutU64(&v, static_cast<uint64_t>(t));
+    b.Put(access_, k, v);
+  }
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "writing last-access times");
+}
+
+int64_t Store::LastAccess(const oci::Digest& d) {
+  {
+    std::lock_guard<std::mutex> l(access_mu_);
+    auto it = pending_access_.find(d.ToString());
+    if (it != pending_access_.end()) return it->second;
+  }
+  std::string v;
+  if (!db_->Get(rocksdb::ReadOptions(), access_, d.ToString(), &v).ok() || v.size() != 8) return 0;
+  return static_cast<int64_t>(GetU64(v));
+}
+
+Status Store::PutRefs(const oci::Digest& m, const std::vector<oci::Digest>& needed) {
+  rocksdb::WriteBatch b;
+  for (const auto& n : needed) b.Put(refs_, n.ToString() + "@" + m.ToString(), "");
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "writing refs of " + m.ToString());
+}
+
+Status Store::DeleteManifest(const oci::Digest& d) {
+  std::string v;
+  bool existed = db_->Get(rocksdb::ReadOptions(), manifests_, d.ToString(), &v).ok();
+  PC_RETURN_IF_ERROR(FromRocks(db_->Delete(rocksdb::WriteOptions(), manifests_, d.ToString()),
+                               "deleting manifest " + d.ToString()));
+  if (existed) --manifests_count_;
+  return Status::Ok();
+}
+
+Status Store::DropDependents(const oci::Digest& d, uint64_t* manifests, uint64_t* tags) {
+  std::vector<oci::Digest> todo = {d};
+  std::vector<oci::Digest> dropped;
+  // Bounded: each manifest is dropped once; refs form a DAG of finite size.
+  for (size_t i = 0; i < todo.size() && i < 100000; ++i) {
+    const std::string prefix = todo[i].ToString() + "@";
+    std::vector<std::string> keys;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), refs_));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      keys.push_back(it->key().ToString());
+    }
+    PC_RETURN_IF_ERROR(FromRocks(it->status(), "scanning refs"));
+    for (const auto& k : keys) {
+      auto holder = oci::Digest::Parse(std::string_view(k).substr(prefix.size()));
+      PC_RETURN_IF_ERROR(FromRocks(db_->Delete(rocksdb::WriteOptions(), refs_, k), "deleting ref"));
+      if (!holder.ok()) continue;
+      std::string v;
+      if (db_->Get(rocksdb::ReadOptions(), manifests_, holder->ToString(), &v).ok()) {
+        PC_RETURN_IF_ERROR(DeleteManifest(*holder));
+        ++*manifests;
+        dropped.push_back(*holder);
+        todo.push_back(*holder);
+      }
+    }
+  }
+  if (dropped.empty()) return Status::Ok();
+  // Tags naming a dropped manifest would point at nothing: drop them too.
+  std::set<std::string> gone;
+  for (const auto& m : dropped) gone.insert(m.ToString());
+  std::vector<std::string> tag_keys;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), tags_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string_view v = it->value().ToStringView();
+    if (gone.count(std::string(v.substr(0, v.find(' '))))) tag_keys.push_back(it->key().ToString());
+  }
+  PC_RETURN_IF_ERROR(FromRocks(it->status(), "scanning tags"));
+  for (const auto& k : tag_keys) {
+    PC_RETURN_IF_ERROR(DeleteTag(k));
+    ++*tags;
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::vector<Store::BlobInfo>> Store::ListBlobs() {
+  std::vector<BlobInfo> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto m = DecodeMeta(it->value().ToStringView());
+    auto d = oci::Digest::Parse(it->key().ToStringView());
+    if (!m || !m->complete || !d.ok()) continue;
+    BlobInfo b;
+    b.digest = *d;
+    b.size = m->size;
+    b.chunk_bytes = m->chunk_bytes;
+    b.created = m->created;
+    out.push_back(b);
+  }
+  PC_RETURN_IF_ERROR(FromRocks(it->status(), "listing blobs"));
+  for (auto& b : out) {
+    b.last_access = LastAccess(b.digest);
+    if (b.last_access == 0) b.last_access = b.created;
+  }
+  return out;
+}
+
+StatusOr<std::vector<Store::ManifestInfo>> Store::ListManifests() {
+  std::vector<ManifestInfo> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), manifests_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto d = oci::Digest::Parse(it->key().ToStringView());
+    if (!d.ok()) continue;
+    std::string_view v = it->value().ToStringView();
+    auto nl = v.find('\n');
+    if (nl == std::string_view::npos) continue;
+    out.push_back({*d, std::string(v.substr(0, nl)), v.size() - nl - 1});
+  }
+  PC_RETURN_IF_ERROR(FromRocks(it->status(), "listing manifests"));
+  return out;
+}
+
+StatusOr<std::map<std::string, std::vector<std::string>>> Store::LinksByDigest() {
+  std::map<std::string, std::vector<std::string>> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), links_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string_view k = it->key().ToStringView();
+    auto at = k.rfind('@');
+    if (at == std::string_view::npos) continue;
+    out[std::string(k.substr(at + 1))].push_back(std::string(k.substr(0, at)));
+  }
+  PC_RETURN_IF_ERROR(FromRocks(it->status(), "listing links"));
+  return out;
+}
+
+StatusOr<std::map<std::string, std::vector<std::string>>> Store::TagsByDigest() {
+  std::map<std::string, std::vector<std::string>> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), tags_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string_view v = it->value().ToStringView();
+    out[std::string(v.substr(0, v.find(' ')))].push_back(it->key().ToString());
+  }
+  PC_RETURN_IF_ERROR(FromRocks(it->status(), "listing tags"));
+  return out;
+}
+
+Status Store::DeleteRepo(const std::string& repo, uint64_t* links, uint64_t* tags) {
+  rocksdb::WriteBatch b;
+  for (auto [cf, sep, count] : {std::tuple{links_, '@', links}, std::tuple{tags_, ':', tags}}) {
+    const std::string prefix = repo + sep;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      // "a/b:" must not match repo "a/b:c/..."; tags and links have no '/' after the separator.
+      std::string_view rest = it->key().ToStringView().substr(prefix.size());
+      if (rest.find('/') != std::string_view::npos) continue;
+      b.Delete(cf, it->key());
+      ++*count;
+    }
+    PC_RETURN_IF_ERROR(FromRocks(it->status(), "scanning " + repo));
+  }
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "purging " + repo);
+}
+
+Status Store::DeleteLinksTo(const oci::Digest& d, uint64_t* tags) {
+  const std::string ds = d.ToString();
+  rocksdb::WriteBatch b;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), links_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string_view k = it->key().ToStringView();
+    if (k.size() > ds.size() && k.substr(k.size() - ds.size()) == ds && k[k.size() - ds.size() - 1] == '@') {
+      b.Delete(links_, it->key());
+    }
+  }
+  PC_RETURN_IF_ERROR(FromRocks(it->status(), "scanning links"));
+  std::unique_ptr<rocksdb::Iterator> t(db_->NewIterator(rocksdb::ReadOptions(), tags_));
+  for (t->SeekToFirst(); t->Valid(); t->Next()) {
+    std::string_view v = t->value().ToStringView();
+    if (v.substr(0, v.find(' ')) == ds) {
+      b.Delete(tags_, t->key());
+      ++*tags;
+    }
+  }
+  PC_RETURN_IF_ERROR(FromRocks(t->status(), "scanning tags"));
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "unlinking " + ds);
+}
+
+Status Store::CompactChunks() {
+  // Compaction of the chunk keys is cheap (the values live in blob files); it
+  // drops deleted keys, after which blob files nothing refers to are deleted.
+  rocksdb::CompactRangeOptions o;
+  o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  PC_RETURN_IF_ERROR(FromRocks(db_->CompactRange(o, chunks_, nullptr, nullptr), "compacting chunks"));
+  return FromRocks(db_->CompactRange(o, meta_, nullptr, nullptr), "compacting blob records");
 }
 
 }  // namespace portcullis::proxy

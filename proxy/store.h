@@ -19,7 +19,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -88,6 +90,46 @@ class Store {
   // Counts kept up to date by the writers above (exact after Open).
   StoreStats Stats() const;
 
+  // ---- Maintenance (store_maintenance.cc) ----
+  // Last access of blobs, batched: Touch only records in memory (a write per
+  // request would double the write load); FlushAccess writes the batch.
+  void Touch(const oci::Digest& d);
+  Status FlushAccess();
+  int64_t LastAccess(const oci::Digest& d);  // 0 when never recorded
+
+  // Records that manifest `m` needs each of `needed` (its blobs and children),
+  // so that dropping a blob can drop the manifests that would be broken.
+  Status PutRefs(const oci::Digest& m, const std::vector<oci::Digest>& needed);
+  // Drops every manifest that needs `d` (transitively: indexes of those too)
+  // and every tag naming one of them. Counts go to the out parameters.
+  Status DropDependents(const oci::Digest& d, uint64_t* manifests, uint64_t* tags);
+  Status DeleteManifest(const oci::Digest& d);
+
+  struct BlobInfo {
+    oci::Digest digest;
+    uint64_t size = 0;
+    uint64_t chunk_bytes = 0;
+    int64_t created = 0;
+    int64_t last_access = 0;
+  };
+  StatusOr<std::vector<BlobInfo>> ListBlobs();
+  struct ManifestInfo {
+    oci::Digest digest;
+    std::string media_type;
+    uint64_t size = 0;
+  };
+  StatusOr<std::vector<ManifestInfo>> ListManifests();
+  // digest string → repos ("upstream/repo") that link it.
+  StatusOr<std::map<std::string, std::vector<std::string>>> LinksByDigest();
+  // digest string → tag keys ("upstream/repo:tag") naming it.
+  StatusOr<std::map<std::string, std::vector<std::string>>> TagsByDigest();
+  // Removes the links and tags of repo "upstream/repo"; counts what it removed.
+  Status DeleteRepo(const std::string& repo, uint64_t* links, uint64_t* tags);
+  // Removes every link and tag naming `d`.
+  Status DeleteLinksTo(const oci::Digest& d, uint64_t* tags);
+  // Lets RocksDB drop deleted chunks and the blob files nothing refers to.
+  Status CompactChunks();
+
   // Reads chunk `index` of `d` into `out` (NOT_FOUND when absent).
   Status ReadChunk(const oci::Digest& d, uint64_t index, rocksdb::PinnableSlice* out);
 
@@ -103,6 +145,10 @@ class Store {
   rocksdb::ColumnFamilyHandle* manifests_ = nullptr;
   rocksdb::ColumnFamilyHandle* tags_ = nullptr;
   rocksdb::ColumnFamilyHandle* links_ = nullptr;
+  rocksdb::ColumnFamilyHandle* access_ = nullptr;
+  rocksdb::ColumnFamilyHandle* refs_ = nullptr;
+  std::mutex access_mu_;
+  std::map<std::string, int64_t> pending_access_;  // digest → unix seconds, not yet written
 };
 
 // Key helpers, exposed for tests.

@@ -21,8 +21,12 @@ struct Upstream {
   std::shared_ptr<oci::RegistryClient> client;
 };
 
+class Router;
+
 struct Route {
   const Upstream* upstream = nullptr;
+  // Keeps the router that `upstream` belongs to alive across a reload.
+  std::shared_ptr<const Router> keep;
   std::string repo;  // repository at the upstream, validated
 
   // "<upstream>/<repo>", the key links and tags are stored under.

@@ -1,0 +1,225 @@
+#include "proxy/admin.h"
+
+#include <fcntl.h>
+#include <httplib.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "oci/errors.h"
+#include "oci/reference.h"
+#include "proxy/log.h"
+
+namespace portcullis::proxy {
+
+namespace {
+
+void SendError(httplib::Response& res, const Status& st) {
+  res.status = oci::LookupError(st.code()).http_status;
+  res.set_content(oci::ErrorJson(st), "application/json");
+}
+
+void SendJson(httplib::Response& res, const nlohmann::json& j) { res.set_content(j.dump() + "\n", "application/json"); }
+
+bool TokenMatches(const std::string& header, const std::string& token) {
+  const std::string prefix = "Bearer ";
+  if (header.size() != prefix.size() + token.size() || header.compare(0, prefix.size(), prefix) != 0) return false;
+  return CRYPTO_memcmp(header.data() + prefix.size(), token.data(), token.size()) == 0;
+}
+
+}  // namespace
+
+StatusOr<std::string> LoadOrCreateAdminToken(const std::string& path, const std::string& data_dir,
+                                             std::string* used_path) {
+  std::string p = path.empty() ? (std::filesystem::path(data_dir) / "admin.token").string() : path;
+  *used_path = p;
+  if (path.empty() && !std::filesystem::exists(p)) {
+    unsigned char raw[32];
+    if (RAND_bytes(raw, sizeof raw) != 1) return Status::Internal("no randomness for the admin token");
+    std::string hex = oci::HexEncode(raw, sizeof raw);
+    OPENSSL_cleanse(raw, sizeof raw);
+    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) return Status::IoError("cannot create admin token file " + p);
+    std::string line = hex + "\n";
+    bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+    ::close(fd);
+    if (!ok) return Status::IoError("cannot write admin token file " + p);
+  }
+  std::ifstream in(p);
+  if (!in) return Status::InvalidArgument("cannot read admin token file " + p);
+  std::string token;
+  std::getline(in, token);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.size() < 16) {
+    return Status::InvalidArgument("admin token file " + p + " holds fewer than 16 characters; use a long random token");
+  }
+  return token;
+}
+
+AdminServer::AdminServer(const config::Config& cfg, Registry* registry, Maintenance* maintenance, std::string token)
+    : cfg_(cfg),
+      registry_(registry),
+      maintenance_(maintenance),
+      token_(std::move(token)),
+      svr_(std::make_unique<httplib::Server>()) {
+  Install();
+}
+
+AdminServer::~AdminServer() = default;
+
+void AdminServer::Install() {
+  svr_->new_task_queue = [] { return new httplib::ThreadPool(4); };
+  svr_->set_payload_max_length(64 * 1024);
+  svr_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.path == "/healthz" || req.path == "/readyz") return httplib::Server::HandlerResponse::Unhandled;
+    if (!TokenMatches(req.get_header_value("Authorization"), token_)) {
+      res.set_header("WWW-Authenticate", "Bearer realm=\"portcullis-admin\"");
+      SendError(res, Status::Unauthorized("the admin API needs Authorization: Bearer <token from the admin token file>"));
+      Log(LogLevel::kWarn, "admin request refused: missing or wrong token",
+          {{"method", req.method}, {"path", req.path}, {"client", req.remote_addr}});
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  svr_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics") return;
+    Log(LogLevel::kInfo, "admin", {{"method", req.method}, {"path", req.path}, {"status", res.status},
+                                    {"client", req.remote_addr}});
+  });
+
+  svr_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
+  svr_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    // The store is open for as long as the server runs; a read proves it answers.
+    auto probe = registry_->store().GetTag("portcullis-readyz-probe");
+    nlohmann::json checks = {{"rocksdb", probe.ok() ? "ok" : probe.status().ToString()}};
+    res.status = probe.ok() ? 200 : 503;
+    SendJson(res, {{"ready", probe.ok()}, {"checks", checks}});
+  });
+  svr_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(registry_->metrics().Render(), "text/plain; version=0.0.4");
+  });
+  svr_->Get("/api/v1/cache/stats", [this](const httplib::Request&, httplib::Response& res) {
+    StoreStats s = registry_->store().Stats();
+    SendJson(res, {{"blobs", s.blobs},
+                   {"blob_bytes", s.blob_bytes},
+                   {"manifests", s.manifests},
+                   {"inflight_fetches", registry_->fetches().inflight()},
+                   {"max_bytes", maintenance_->max_bytes()},
+                   {"evictions", maintenance_->evictions.load()},
+                   {"evicted_bytes", maintenance_->evicted_bytes.load()}});
+  });
+  svr_->Get("/api/v1/cache/ls", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string repo = req.get_param_value("repo");
+    Store& st = registry_->store();
+    auto links = st.LinksByDigest();
+    auto tags = st.TagsByDigest();
+    auto blobs = st.ListBlobs();
+    auto manifests = st.ListManifests();
+    for (const Status& s : {links.status(), tags.status(), blobs.status(), manifests.status()}) {
+      if (!s.ok()) return SendError(res, s);
+    }
+    auto repos_of = [&](const std::string& d) {
+      auto it = links->find(d);
+      return it == links->end() ? std::vector<std::string>() : it->second;
+    };
+    auto wanted = [&](const std::vector<std::string>& repos) {
+      return repo.empty() || std::find(repos.begin(), repos.end(), repo) != repos.end();
+    };
+    nlohmann::json out = {{"blobs", nlohmann::json::array()}, {"manifests", nlohmann::json::array()}};
+    for (const auto& b : *blobs) {
+      auto repos = repos_of(b.digest.ToString());
+      if (!wanted(repos)) continue;
+      out["blobs"].push_back({{"digest", b.digest.ToString()}, {"size", b.size}, {"last_access", b.last_access},
+                              {"repos", repos}});
+    }
+    for (const auto& m : *manifests) {
+      auto repos = repos_of(m.digest.ToString());
+      if (!wanted(repos)) continue;
+      auto t = tags->find(m.digest.ToString());
+      out["manifests"].push_back({{"digest", m.digest.ToString()}, {"media_type", m.media_type}, {"size", m.size},
+                                  {"repos", repos},
+                                  {"tags", t == tags->end() ? std::vector<std::string>() : t->second}});
+    }
+    SendJson(res, out);
+  });
+  svr_->Post("/api/v1/cache/purge", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string target = req.get_param_value("target");
+    if (target.empty()) return SendError(res, Status::InvalidArgument("purge needs ?target=UPSTREAM/REPO or a digest"));
+    auto r = maintenance_->Purge(target);
+    if (!r.ok()) return SendError(res, r.status());
+    Log(LogLevel::kInfo, "cache purged", {{"target", target}, {"blobs", r->blobs}, {"manifests", r->manifests}});
+    SendJson(res, {{"blobs", r->blobs}, {"manifests", r->manifests}, {"tags", r->tags}, {"links", r->links}});
+  });
+  svr_->Post("/api/v1/cache/gc", [this](const httplib::Request&, httplib::Response& res) {
+    auto r = maintenance_->Gc();
+    if (!r.ok()) return SendError(res, r.status());
+    SendJson(res, {{"blobs", r->blobs}, {"bytes", r->bytes}, {"manifests", r->manifests}});
+  });
+  svr_->Post("/api/v1/cache/fsck", [this](const httplib::Request&, httplib::Response& res) {
+    auto r = maintenance_->Fsck();
+    if (!r.ok()) return SendError(res, r.status());
+    SendJson(res, {{"checked", r->checked}, {"bad", r->bad}, {"dropped", r->bad.size()}});
+  });
+  svr_->Post("/api/v1/prefetch", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string image = req.get_param_value("image");
+    if (image.empty()) return SendError(res, Status::InvalidArgument("prefetch needs ?image=REF"));
+    // "upstream.test/lab/small:v1": a first component naming an upstream picks
+    // it; anything else is a reference on the default upstream.
+    std::string name = image, ref = "latest";
+    if (auto at = name.find('@'); at != std::string::npos) {
+      ref = name.substr(at + 1);
+      name = name.substr(0, at);
+    } else if (auto colon = name.rfind(':'); colon != std::string::npos && name.find('/', colon) == std::string::npos) {
+      ref = name.substr(colon + 1);
+      name = name.substr(0, colon);
+    }
+    if (ref.find(':') == std::string::npos) {
+      if (Status st = oci::ValidateTag(ref); !st.ok()) return SendError(res, st);
+    } else if (auto d = oci::Digest::Parse(ref); !d.ok()) {
+      return SendError(res, d.status());
+    }
+    auto route = registry_->Resolve(name, "");
+    if (!route.ok()) return SendError(res, route.status());
+    Registry* reg = registry_;
+    Route r = *route;
+    res.set_chunked_content_provider("application/x-ndjson", [reg, r, ref, image](size_t, httplib::DataSink& sink) {
+      auto emit = [&](const nlohmann::json& j) {
+        std::string line = j.dump() + "\n";
+        sink.write(line.data(), line.size());
+      };
+      nlohmann::json summary;
+      Status st = reg->Prefetch(r, ref, emit, &summary);
+      if (st.ok()) {
+        summary["image"] = image;
+        emit(summary);
+        Log(LogLevel::kInfo, "prefetched", summary);
+      } else {
+        emit({{"event", "error"}, {"code", std::string(oci::CodeName(st.code()))}, {"message", st.message()}});
+      }
+      sink.done();
+      return true;
+    });
+  });
+}
+
+Status AdminServer::Bind(const std::string& hostport) {
+  auto colon = hostport.rfind(':');
+  std::string host = hostport.substr(0, colon);
+  int port = std::stoi(hostport.substr(colon + 1));
+  if (port == 0) {
+    port_ = svr_->bind_to_any_port(host);
+    if (port_ < 0) return Status::IoError("cannot listen on " + hostport);
+    return Status::Ok();
+  }
+  if (!svr_->bind_to_port(host, port)) return Status::IoError("cannot listen on " + hostport + " (address in use?)");
+  port_ = port;
+  return Status::Ok();
+}
+
+void AdminServer::Serve() { svr_->listen_after_bind(); }
+void AdminServer::Stop() { svr_->stop(); }
+
+}  // namespace portcullis::proxy

@@ -1,0 +1,55 @@
+// The admin API: a separate listener with its own bearer token. /healthz and
+// /readyz answer anyone; everything else answers 401 without the token.
+//   GET  /metrics                     Prometheus text
+//   GET  /api/v1/cache/stats          counts and bounds
+//   GET  /api/v1/cache/ls[?repo=R]    blobs and manifests with size, last access, repos, tags
+//   POST /api/v1/cache/purge?target=  UPSTREAM/REPO or a digest
+//   POST /api/v1/cache/gc             drop what no repository links
+//   POST /api/v1/cache/fsck           re-hash everything stored, drop what is damaged
+//   POST /api/v1/prefetch?image=REF   pull an image into the cache (JSON lines, streamed)
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "oci/status.h"
+#include "proxy/maintenance.h"
+#include "proxy/registry.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace portcullis::proxy {
+
+// Reads the token from `path`, or when `path` is empty from
+// <data_dir>/admin.token, creating that file (mode 0600, 32 random bytes as
+// hex) when absent. Returns the token; never logs it.
+StatusOr<std::string> LoadOrCreateAdminToken(const std::string& path, const std::string& data_dir,
+                                             std::string* used_path);
+
+class AdminServer {
+ public:
+  AdminServer(const config::Config& cfg, Registry* registry, Maintenance* maintenance, std::string token);
+  ~AdminServer();
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  Status Bind(const std::string& hostport);
+  void Serve();
+  void Stop();
+  int port() const { return port_; }
+
+ private:
+  void Install();
+
+  const config::Config cfg_;
+  Registry* registry_;
+  Maintenance* maintenance_;
+  const std::string token_;
+  std::unique_ptr<httplib::Server> svr_;
+  int port_ = 0;
+};
+
+}  // namespace portcullis::proxy
