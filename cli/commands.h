@@ -15,5 +15,8 @@ int RunConfig(const std::vector<std::string>& args);
 int RunSign(const std::vector<std::string>& args);
 int RunVerify(const std::vector<std::string>& args);
 int RunPush(const std::vector<std::string>& args);
+int RunAdmin(const std::vector<std::string>& args);
+// policy check / policy test live in policy_cmd.cc.
+int RunPolicy(const std::vector<std::string>& args);
 
 }  // namespace portcullis::cli

@@ -19,6 +19,8 @@ Commands:
   verify     verify an image's cosign signatures with a public key (see: portcullis verify --help)
   push       upload an OCI image layout to a registry, optionally signing it (see: portcullis push --help)
   config     check a proxy config file (portcullis config check FILE)
+  policy     check a trust policy, or test what it decides for an image (see: portcullis policy --help)
+  admin      a running proxy's admin API: cache stats/ls/purge/gc/fsck, prefetch, health, metrics (see: portcullis admin --help)
   version    print the version
 
 Exit codes: 0 success, 1 verification or policy refusal, 2 usage or runtime error.
@@ -40,6 +42,8 @@ int main(int argc, char** argv) {
   if (cmd == "sign") return portcullis::cli::RunSign(rest);
   if (cmd == "verify") return portcullis::cli::RunVerify(rest);
   if (cmd == "push") return portcullis::cli::RunPush(rest);
+  if (cmd == "admin") return portcullis::cli::RunAdmin(rest);
+  if (cmd == "policy") return portcullis::cli::RunPolicy(rest);
   if (cmd == "version" || cmd == "--version") {
     std::cout << "portcullis 0.1.0\n";
     return 0;

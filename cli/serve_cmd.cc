@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 #include "cli/commands.h"
@@ -15,6 +16,7 @@
 #include "proxy/server.h"
 #include "proxy/store.h"
 #include "proxy/upstreams.h"
+#include "verifier/policy.h"
 
 namespace portcullis::cli {
 
@@ -61,8 +63,51 @@ int RunServe(const std::vector<std::string>& args) {
   if (cleaned > 0) {
     Log(LogLevel::kWarn, "removed blobs left half-written by an earlier run", {{"count", cleaned}});
   }
+  std::shared_ptr<const verifier::Policy> policy;
+  if (!cfg->policy.empty()) {
+    auto p = verifier::Policy::LoadFile(cfg->policy);
+    if (!p.ok()) {
+      std::cerr << "portcullis serve: policy: " << p.status().message() << "\n";
+      return 2;
+    }
+    policy = *p;
+  }
   std::shared_ptr<proxy::Store> shared_store(std::move(*store));
   proxy::Registry registry(*cfg, shared_store, std::move(*router));
+  registry.gate().SetPolicy(policy);
+  if (policy) {
+    Log(LogLevel::kInfo, "trust policy loaded",
+        {{"policy", cfg->policy}, {"format", policy->format()}, {"version", policy->version()},
+         {"blob_gate", cfg->blob_gate}});
+  } else {
+    Log(LogLevel::kWarn, "no trust policy (--policy): every image is served unverified");
+  }
+
+  // Reload (SIGHUP and the admin API): re-read the config file (flags still
+  // win) and the policy; anything broken leaves the old settings in force.
+  std::mutex reload_mu;
+  auto reload = [&]() -> Status {
+    std::lock_guard<std::mutex> l(reload_mu);
+    bool unused = false;
+    auto next = config::FromArgs(args, &unused);
+    if (!next.ok()) return next.status();
+    PC_RETURN_IF_ERROR(config::Finalize(&*next));
+    PC_ASSIGN_OR_RETURN(auto router, proxy::Router::Create(*next));
+    std::shared_ptr<const verifier::Policy> next_policy;
+    if (!next->policy.empty()) {
+      auto p = verifier::Policy::LoadFile(next->policy);
+      if (!p.ok()) return p.status().Annotate("policy");
+      next_policy = *p;
+    }
+    nlohmann::json ups = nlohmann::json::array();
+    for (const auto& u : next->upstreams) ups.push_back({{"name", u.name}, {"url", u.url}});
+    registry.SwapRouter(std::move(router));
+    registry.gate().SetPolicy(next_policy);
+    Log(LogLevel::kInfo, "reloaded: upstream settings and policy",
+        {{"upstreams", ups}, {"default_upstream", next->default_upstream}, {"policy", next->policy},
+         {"policy_version", next_policy ? next_policy->version() : ""}});
+    return Status::Ok();
+  };
   proxy::HttpServer server(*cfg, &registry);
   if (Status st = server.Bind(); !st.ok()) {
     std::cerr << "portcullis serve: " << st.message() << "\n";
@@ -84,7 +129,7 @@ int RunServe(const std::vector<std::string>& args) {
       std::cerr << "portcullis serve: " << token.status().message() << "\n";
       return 2;
     }
-    admin = std::make_unique<proxy::AdminServer>(*cfg, &registry, &maintenance, *token);
+    admin = std::make_unique<proxy::AdminServer>(*cfg, &registry, &maintenance, *token, reload);
     if (Status st = admin->Bind(admin_listen); !st.ok()) {
       if (!cfg->admin_listen.empty()) {
         std::cerr << "portcullis serve: admin API: " << st.message() << "\n";
@@ -108,30 +153,14 @@ int RunServe(const std::vector<std::string>& args) {
        {"default_upstream", cfg->default_upstream}, {"tag_ttl", cfg->tag_ttl_seconds},
        {"max_stale", cfg->max_stale_seconds}});
 
-  std::thread signals([&server, &admin, &registry, &args, sigs] {
+  std::thread signals([&server, &admin, &reload, sigs] {
     while (true) {
       int sig = 0;
       if (sigwait(&sigs, &sig) != 0) continue;
       if (sig == SIGHUP) {
-        // Re-read the config file (flags still win); a broken one changes nothing.
-        bool unused = false;
-        auto next = config::FromArgs(args, &unused);
-        Status st = next.ok() ? config::Finalize(&*next) : next.status();
-        std::unique_ptr<proxy::Router> router;
-        if (st.ok()) {
-          auto r = proxy::Router::Create(*next);
-          st = r.status();
-          if (r.ok()) router = std::move(*r);
-        }
-        if (!st.ok()) {
+        if (Status st = reload(); !st.ok()) {
           Log(LogLevel::kError, "SIGHUP: reload failed; the old settings stay in force", {{"error", st.message()}});
-          continue;
         }
-        nlohmann::json ups = nlohmann::json::array();
-        for (const auto& u : next->upstreams) ups.push_back({{"name", u.name}, {"url", u.url}});
-        registry.SwapRouter(std::move(router));
-        Log(LogLevel::kInfo, "SIGHUP: upstream settings reloaded",
-            {{"upstreams", ups}, {"default_upstream", next->default_upstream}});
         continue;
       }
       Log(LogLevel::kInfo, "stopping: no new connections; running transfers may finish",

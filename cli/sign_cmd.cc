@@ -25,6 +25,8 @@
 #include "signer/payload.h"
 #include "signer/pusher.h"
 #include "signer/sign.h"
+#include "verifier/image_check.h"
+#include "verifier/policy.h"
 #include "verifier/registry_read.h"
 #include "verifier/remote.h"
 #include "verifier/signatures.h"
@@ -66,6 +68,7 @@ Flags:
 )";
 
 constexpr const char* kVerifyUsage = R"(Usage: portcullis verify IMAGE --key PUB [flags]
+       portcullis verify IMAGE --policy FILE [flags]
 
 Verifies the cosign signatures of IMAGE (stored under its sha256-<hex>.sig tag)
 with the public key PUB: each payload must hash to its layer digest, the signature
@@ -74,9 +77,15 @@ image's digest. Prints the verified payloads as a JSON array (as cosign verify d
 reasons for rejected signatures go to stderr.
 Exit 0 when at least one signature verifies, 1 when none does, 2 on errors.
 
+With --policy, the trust policy decides instead (see portcullis policy --help): its
+matching rule, k-of-n keys, identity checks; signatures are looked for in the
+referrers API (or the sha256-<hex> fallback tag) and the .sig tag. The verdict is
+printed as JSON; exit 0 accepted (or warn), 1 refused, 2 error.
+
 Flags:
-  --key PUB     public key (PEM "PUBLIC KEY")
-  --json        print a JSON report (digest, verified and rejected signatures)
+  --key PUB      public key (PEM "PUBLIC KEY")
+  --policy FILE  a trust policy (Portcullis JSON or containers-policy.json) instead of --key
+  --json         print a JSON report (digest, verified and rejected signatures)
 )";
 
 constexpr const char* kPushUsage = R"(Usage: portcullis push OCI_LAYOUT[:REF] IMAGE [flags]
@@ -345,14 +354,30 @@ int RunSign(const std::vector<std::string>& args) {
 }
 
 int RunVerify(const std::vector<std::string>& args) {
-  auto flags = ParseFlags(args, WithRegistryFlags({{"--key"}, {"--json"}, {}}));
+  auto flags = ParseFlags(args, WithRegistryFlags({{"--key", "--policy"}, {"--json"}, {}}));
   if (!flags.ok()) return Fail("verify", flags.status().message() + " (see portcullis verify --help)");
   if (flags->help) {
     std::cout << kVerifyUsage << "\n" << kRegistryFlagsHelp;
     return kExitOk;
   }
   if (flags->positional.size() != 1) return Fail("verify", "want exactly one IMAGE (see portcullis verify --help)");
-  if (!flags->Has("--key")) return Fail("verify", "missing --key PUB");
+  if (flags->Has("--key") && flags->Has("--policy")) return Fail("verify", "--key and --policy exclude each other");
+  if (flags->Has("--policy")) {
+    // The policy engine decides; the verdict is JSON on stdout, the reason on stderr.
+    auto policy = verifier::Policy::LoadFile(flags->Value("--policy"));
+    if (!policy.ok()) return Fail("verify", policy.status());
+    auto opts = RemoteOptionsFrom(*flags);
+    if (!opts.ok()) return Fail("verify", opts.status());
+    auto check = verifier::CheckImage(**policy, flags->positional[0], *opts);
+    if (!check.ok()) return FailRemote("verify", check.status(), *flags);
+    std::cout << verifier::ImageCheckJson(*check, **policy).dump(2, ' ', false, json::error_handler_t::replace)
+              << "\n";
+    const verifier::Decision& d = check->decision;
+    std::cerr << "portcullis verify: " << check->name << "@" << check->digest.ToString() << ": " << d.verdict()
+              << " by " << d.rule << ": " << d.reason << "\n";
+    return d.allowed ? kExitOk : kExitRefused;
+  }
+  if (!flags->Has("--key")) return Fail("verify", "missing --key PUB or --policy FILE");
   const std::string image = flags->positional[0];
   auto ref = oci::ParseReference(image);
   if (!ref.ok()) return Fail("verify", ref.status().Annotate(image));

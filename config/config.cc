@@ -82,6 +82,12 @@ StatusOr<Config> Parse(const std::string& text, const std::string& origin) {
       PC_RETURN_IF_ERROR(GetString(v, origin, key, &c.tls_key));
     } else if (key == "cache_max_bytes") {
       PC_RETURN_IF_ERROR(GetInt(v, origin, key, 0, INT64_MAX, &c.cache_max_bytes));
+    } else if (key == "policy") {
+      PC_RETURN_IF_ERROR(GetString(v, origin, key, &c.policy));
+    } else if (key == "blob_gate") {
+      PC_RETURN_IF_ERROR(GetString(v, origin, key, &c.blob_gate));
+    } else if (key == "verdict_ttl") {
+      PC_RETURN_IF_ERROR(GetInt(v, origin, key, 0, 30LL * 86400, &c.verdict_ttl_seconds));
     } else if (key == "tag_ttl") {
       PC_RETURN_IF_ERROR(GetInt(v, origin, key, 0, 365LL * 86400, &c.tag_ttl_seconds));
     } else if (key == "max_stale") {
@@ -219,6 +225,12 @@ StatusOr<Config> FromArgs(const std::vector<std::string>& args, bool* help) {
       PC_ASSIGN_OR_RETURN(c.tls_key, need());
     } else if (flag == "--cache-max-bytes") {
       PC_ASSIGN_OR_RETURN(c.cache_max_bytes, need_int(0, INT64_MAX / 2));
+    } else if (flag == "--policy") {
+      PC_ASSIGN_OR_RETURN(c.policy, need());
+    } else if (flag == "--blob-gate") {
+      PC_ASSIGN_OR_RETURN(c.blob_gate, need());
+    } else if (flag == "--verdict-ttl") {
+      PC_ASSIGN_OR_RETURN(c.verdict_ttl_seconds, need_int(0, 30LL * 86400));
     } else if (flag == "--log-level") {
       PC_ASSIGN_OR_RETURN(c.log_level, need());
     } else if (flag == "--upstream-auth" || flag == "--upstream-ca") {
@@ -291,6 +303,9 @@ Status Finalize(Config* c) {
   if (c->tls_cert.empty() != c->tls_key.empty()) {
     return Status::InvalidArgument("tls_cert and tls_key go together: give both or neither");
   }
+  if (c->blob_gate != "referenced" && c->blob_gate != "any") {
+    return Status::InvalidArgument("blob_gate \"" + c->blob_gate + "\": expected referenced or any");
+  }
   if (c->cache_max_bytes < 0) return Status::InvalidArgument("cache_max_bytes: must not be negative");
   if (c->data_dir.empty()) return Status::InvalidArgument("data_dir: must not be empty");
   if (c->tag_ttl_seconds < 0) return Status::InvalidArgument("tag_ttl: must not be negative");
@@ -340,6 +355,11 @@ Runs the pull-through proxy. Every flag may also be set in a JSON config file
                                 skipped with a warning when that port is taken)
   --admin-token-file FILE       bearer token of the admin API [admin_token_file]
                                 (default DATA_DIR/admin.token, created mode 0600 if absent)
+  --policy FILE                 trust policy: serve only images whose signatures satisfy it
+                                (Portcullis JSON or containers-policy.json) [policy]
+  --blob-gate referenced|any    referenced: a blob is served only when a manifest that passed
+                                the policy in the same repository names it [blob_gate] (default referenced)
+  --verdict-ttl SECONDS         cache policy verdicts this long [verdict_ttl] (default 300)
   --tls-cert FILE --tls-key FILE
                                 serve HTTPS with this PEM certificate chain and key [tls_cert, tls_key]
 )";

@@ -38,6 +38,9 @@ struct Config {
   std::string admin_token_file;     // "" = <data_dir>/admin.token, created 0600 if absent
   int64_t cache_max_bytes = 0;      // 0 = no bound; else LRU eviction of blobs
   std::string tls_cert, tls_key;    // PEM files: serve HTTPS instead of HTTP
+  std::string policy;               // trust policy file ("" = serve everything)
+  std::string blob_gate = "referenced";  // referenced | any
+  int64_t verdict_ttl_seconds = 300;     // how long a policy verdict is cached
 };
 
 inline constexpr const char* kDefaultAdminListen = "127.0.0.1:5001";

@@ -59,11 +59,13 @@ StatusOr<std::string> LoadOrCreateAdminToken(const std::string& path, const std:
   return token;
 }
 
-AdminServer::AdminServer(const config::Config& cfg, Registry* registry, Maintenance* maintenance, std::string token)
+AdminServer::AdminServer(const config::Config& cfg, Registry* registry, Maintenance* maintenance, std::string token,
+                         std::function<Status()> reload)
     : cfg_(cfg),
       registry_(registry),
       maintenance_(maintenance),
       token_(std::move(token)),
+      reload_(std::move(reload)),
       svr_(std::make_unique<httplib::Server>()) {
   Install();
 }
@@ -82,7 +84,30 @@ void AdminServer::Install() {
           {{"method", req.method}, {"path", req.path}, {"client", req.remote_addr}});
       return httplib::Server::HandlerResponse::Handled;
     }
+    // POSTs are answered here: their parameters are in the query, and httplib
+    // would refuse a POST without Content-Length before any handler ran.
+    if (req.method == "POST") {
+      auto it = post_.find(req.path);
+      if (it == post_.end()) {
+        SendError(res, Status::NotFound("no admin endpoint POST " + req.path.substr(0, 200)));
+      } else {
+        it->second(req, res);
+      }
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.method != "GET" && req.method != "HEAD") {
+      SendError(res, Status::Unsupported("the admin API takes GET and POST only"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
     return httplib::Server::HandlerResponse::Unhandled;
+  });
+  svr_->set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 404 && post_.count(req.path)) {
+      SendError(res, Status::Unsupported(req.path + " takes POST"));
+      return;
+    }
+    SendError(res, Status::NotFound("no admin endpoint " + req.method + " " + req.path.substr(0, 200)));
   });
   svr_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
     if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics") return;
@@ -145,7 +170,7 @@ void AdminServer::Install() {
     }
     SendJson(res, out);
   });
-  svr_->Post("/api/v1/cache/purge", [this](const httplib::Request& req, httplib::Response& res) {
+  post_["/api/v1/cache/purge"] = ([this](const httplib::Request& req, httplib::Response& res) {
     const std::string target = req.get_param_value("target");
     if (target.empty()) return SendError(res, Status::InvalidArgument("purge needs ?target=UPSTREAM/REPO or a digest"));
     auto r = maintenance_->Purge(target);
@@ -153,17 +178,49 @@ void AdminServer::Install() {
     Log(LogLevel::kInfo, "cache purged", {{"target", target}, {"blobs", r->blobs}, {"manifests", r->manifests}});
     SendJson(res, {{"blobs", r->blobs}, {"manifests", r->manifests}, {"tags", r->tags}, {"links", r->links}});
   });
-  svr_->Post("/api/v1/cache/gc", [this](const httplib::Request&, httplib::Response& res) {
+  post_["/api/v1/policy/reload"] = [this](const httplib::Request&, httplib::Response& res) {
+    Status st = reload_ ? reload_() : Status::Unsupported("reload is not available");
+    if (!st.ok()) return SendError(res, st);
+    auto p = registry_->gate().policy();
+    SendJson(res, {{"reloaded", true}, {"policy", p ? p->origin() : ""}, {"version", p ? p->version() : ""}});
+  };
+  svr_->Get("/api/v1/policy/test", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string image = req.get_param_value("image");
+    if (image.empty()) return SendError(res, Status::InvalidArgument("policy test needs ?image=REF"));
+    std::string name = image, ref = "latest";
+    if (auto at = name.find('@'); at != std::string::npos) {
+      ref = name.substr(at + 1);
+      name = name.substr(0, at);
+    } else if (auto colon = name.rfind(':'); colon != std::string::npos && name.find('/', colon) == std::string::npos) {
+      ref = name.substr(colon + 1);
+      name = name.substr(0, colon);
+    }
+    auto route = registry_->Resolve(name, "");
+    if (!route.ok()) return SendError(res, route.status());
+    auto m = registry_->GetManifest(*route, ref);
+    if (!m.ok()) return SendError(res, m.status());
+    const std::string tag = ref.find(':') == std::string::npos ? ref : "";
+    auto d = registry_->gate().Test(*route, tag, m->digest);
+    if (!d.ok()) return SendError(res, d.status());
+    SendJson(res, {{"image", route->Key() + (tag.empty() ? "" : ":" + tag)},
+                   {"digest", m->digest.ToString()},
+                   {"rule", d->rule},
+                   {"verdict", d->verdict()},
+                   {"reason", d->reason},
+                   {"keys", d->keys_matched},
+                   {"details", d->details}});
+  });
+  post_["/api/v1/cache/gc"] = ([this](const httplib::Request&, httplib::Response& res) {
     auto r = maintenance_->Gc();
     if (!r.ok()) return SendError(res, r.status());
     SendJson(res, {{"blobs", r->blobs}, {"bytes", r->bytes}, {"manifests", r->manifests}});
   });
-  svr_->Post("/api/v1/cache/fsck", [this](const httplib::Request&, httplib::Response& res) {
+  post_["/api/v1/cache/fsck"] = ([this](const httplib::Request&, httplib::Response& res) {
     auto r = maintenance_->Fsck();
     if (!r.ok()) return SendError(res, r.status());
     SendJson(res, {{"checked", r->checked}, {"bad", r->bad}, {"dropped", r->bad.size()}});
   });
-  svr_->Post("/api/v1/prefetch", [this](const httplib::Request& req, httplib::Response& res) {
+  post_["/api/v1/prefetch"] = ([this](const httplib::Request& req, httplib::Response& res) {
     const std::string image = req.get_param_value("image");
     if (image.empty()) return SendError(res, Status::InvalidArgument("prefetch needs ?image=REF"));
     // "upstream.test/lab/small:v1": a first component naming an upstream picks

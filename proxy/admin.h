@@ -9,6 +9,8 @@
 //   POST /api/v1/prefetch?image=REF   pull an image into the cache (JSON lines, streamed)
 #pragma once
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -19,6 +21,8 @@
 
 namespace httplib {
 class Server;
+struct Request;
+struct Response;
 }
 
 namespace portcullis::proxy {
@@ -31,7 +35,9 @@ StatusOr<std::string> LoadOrCreateAdminToken(const std::string& path, const std:
 
 class AdminServer {
  public:
-  AdminServer(const config::Config& cfg, Registry* registry, Maintenance* maintenance, std::string token);
+  // `reload` re-reads the config and the policy (SIGHUP does the same).
+  AdminServer(const config::Config& cfg, Registry* registry, Maintenance* maintenance, std::string token,
+              std::function<Status()> reload);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
@@ -48,7 +54,9 @@ class AdminServer {
   Registry* registry_;
   Maintenance* maintenance_;
   const std::string token_;
+  std::function<Status()> reload_;
   std::unique_ptr<httplib::Server> svr_;
+  std::map<std::string, std::function<void(const httplib::Request&, httplib::Response&)>> post_;
   int port_ = 0;
 };
 

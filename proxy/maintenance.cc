@@ -60,7 +60,7 @@ StatusOr<uint64_t> Maintenance::EvictIfNeeded() {
   uint64_t n = 0, bytes = 0, manifests = 0, tags = 0;
   for (const auto& b : blobs) {
     if (store_->Stats().blob_bytes <= low) break;
-    if (fetches_->Running(b.digest)) continue;
+    if (fetches_->Running(b.digest) || store_->Pinned(b.digest)) continue;
     PC_RETURN_IF_ERROR(store_->DropBlob(b.digest));
     PC_RETURN_IF_ERROR(store_->DropDependents(b.digest, &manifests, &tags));
     ++n;
@@ -83,7 +83,7 @@ StatusOr<GcResult> Maintenance::Gc() {
   PC_ASSIGN_OR_RETURN(auto blobs, store_->ListBlobs());
   uint64_t manifests = 0, tags = 0;
   for (const auto& b : blobs) {
-    if (links.count(b.digest.ToString()) || fetches_->Running(b.digest)) continue;
+    if (links.count(b.digest.ToString()) || fetches_->Running(b.digest) || store_->Pinned(b.digest)) continue;
     PC_RETURN_IF_ERROR(store_->DropBlob(b.digest));
     ++r.blobs;
     r.bytes += b.size;

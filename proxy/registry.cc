@@ -17,7 +17,8 @@ Registry::Registry(const config::Config& cfg, std::shared_ptr<Store> store, std:
     : cfg_(cfg),
       store_(store),
       router_(std::move(router)),
-      fetches_(store, static_cast<uint64_t>(cfg.chunk_bytes), static_cast<size_t>(cfg.max_inflight_fetches)) {
+      fetches_(store, static_cast<uint64_t>(cfg.chunk_bytes), static_cast<size_t>(cfg.max_inflight_fetches)),
+      gate_(store.get(), &metrics_, cfg.verdict_ttl_seconds, cfg.blob_gate == "referenced") {
   auto counter = [this](const char* name, const char* help, Metrics::Labels labels, std::atomic<uint64_t>* c) {
     metrics_.Callback(name, help, "counter", labels, [c] { return static_cast<double>(c->load()); });
   };
@@ -306,6 +307,8 @@ StatusOr<int64_t> Registry::StatBlob(const Route& route, const oci::Digest& d, b
 Status Registry::Prefetch(const Route& route, const std::string& ref,
                           const std::function<void(const nlohmann::json&)>& on_event, nlohmann::json* summary) {
   PC_ASSIGN_OR_RETURN(ManifestResult top, GetManifest(route, ref));
+  PC_RETURN_IF_ERROR(gate_.CheckManifest(route, ref.find(':') == std::string::npos ? ref : "", top.digest,
+                                         top.media_type, top.bytes, "admin prefetch"));
   std::vector<ManifestResult> images;
   uint64_t manifests = 1, blobs = 0, bytes = 0;
   on_event({{"event", "manifest"}, {"digest", top.digest.ToString()}, {"media_type", top.media_type}});
@@ -314,6 +317,7 @@ Status Registry::Prefetch(const Route& route, const std::string& ref,
   if (parsed.IsIndex()) {
     for (const auto& child : parsed.manifests) {
       PC_ASSIGN_OR_RETURN(ManifestResult m, GetManifest(route, child.digest.ToString()));
+      PC_RETURN_IF_ERROR(gate_.CheckManifest(route, "", m.digest, m.media_type, m.bytes, "admin prefetch"));
       ++manifests;
       on_event({{"event", "manifest"}, {"digest", m.digest.ToString()}, {"media_type", m.media_type}});
       PC_ASSIGN_OR_RETURN(oci::Manifest pm, oci::ParseManifest(m.bytes, m.media_type));

@@ -16,6 +16,7 @@
 #include "oci/manifest.h"
 #include "oci/status.h"
 #include "proxy/blob_fetch.h"
+#include "proxy/gate.h"
 #include "proxy/metrics.h"
 #include "proxy/store.h"
 #include "proxy/upstreams.h"
@@ -58,6 +59,7 @@ class Registry {
   FetchTable& fetches() { return fetches_; }
   Counters& counters() { return counters_; }
   Metrics& metrics() { return metrics_; }
+  Gate& gate() { return gate_; }
 
   // A manifest by tag or digest (`ref`), as the upstream sent it.
   StatusOr<ManifestResult> GetManifest(const Route& route, const std::string& ref);
@@ -90,6 +92,7 @@ class Registry {
   FetchTable fetches_;
   Counters counters_;
   Metrics metrics_;
+  Gate gate_;
 };
 
 // Unix seconds now.

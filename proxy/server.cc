@@ -194,6 +194,11 @@ void HttpServer::Install() {
         }
         auto m = registry_->GetManifest(*route, t.ref);
         if (!m.ok()) return SendError(res, m.status());
+        const std::string tag = t.ref.find(':') == std::string::npos ? t.ref : "";
+        if (Status st = registry_->gate().CheckManifest(*route, tag, m->digest, m->media_type, m->bytes, req.remote_addr);
+            !st.ok()) {
+          return SendError(res, st);
+        }
         t_info.cache = m->cache_hit ? "hit" : "miss";
         res.set_header("Docker-Content-Digest", m->digest.ToString());
         res.set_header("Etag", "\"" + m->digest.ToString() + "\"");
@@ -203,6 +208,7 @@ void HttpServer::Install() {
       case Kind::kBlob: {
         auto d = oci::Digest::Parse(t.ref);
         if (!d.ok()) return SendError(res, d.status());
+        if (Status st = registry_->gate().CheckBlob(*route, *d); !st.ok()) return SendError(res, st);
         res.set_header("Docker-Content-Digest", d->ToString());
         res.set_header("Accept-Ranges", "bytes");
         if (head) {
@@ -303,8 +309,12 @@ void HttpServer::ServeBlob(const BlobSource& src, httplib::Response& res) {
     res.set_content("", kType);
     return;
   }
+  // Pinned for as long as the response is written: eviction skips the blob.
+  Store* store = &registry_->store();
+  store->Pin(src.digest);
+  oci::Digest pinned = src.digest;
+  auto unpin = [store, pinned](bool) { store->Unpin(pinned); };
   if (!src.fetch) {
-    Store* store = &registry_->store();
     oci::Digest d = src.digest;
     uint64_t cb = src.chunk_bytes;
     res.set_content_provider(static_cast<size_t>(src.size), kType,
@@ -319,7 +329,8 @@ void HttpServer::ServeBlob(const BlobSource& src, httplib::Response& res) {
                                }
                                size_t n = std::min<size_t>(chunk.size() - in, length);
                                return sink.write(chunk.data() + in, n);
-                             });
+                             },
+                             unpin);
     return;
   }
   // A running fetch: stream what has arrived, withholding the last byte until
@@ -351,14 +362,15 @@ void HttpServer::ServeBlob(const BlobSource& src, httplib::Response& res) {
                                bool end = false;
                                bool ok = pump(offset, offset + length - 1, sink, &end);
                                return ok && !end;
-                             });
+                             },
+                             unpin);
   } else {
     res.set_chunked_content_provider(kType, [pump](size_t offset, httplib::DataSink& sink) {
       bool end = false;
       if (!pump(offset, UINT64_MAX, sink, &end)) return false;
       if (end) sink.done();
       return true;
-    });
+    }, unpin);
   }
 }
 

@@ -72,6 +72,10 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, int* cleane
   db_opts.max_background_jobs = 2;
   db_opts.keep_log_file_num = 3;
   db_opts.max_open_files = 512;
+  // Chunk bytes go through the WAL; without a bound RocksDB keeps up to 4x the
+  // memtables there (and the small column families rarely flush). Bound it so the
+  // data dir tracks the cache size.
+  db_opts.max_total_wal_size = 48ull << 20;
 
   rocksdb::ColumnFamilyOptions small;
   small.OptimizeForSmallDb();
@@ -93,7 +97,8 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, int* cleane
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, small}, {"blob_chunks", chunks}, {"blob_meta", small},
       {"manifests", small},                        {"tags", small},          {"links", small},
-      {"blob_access", small},                      {"refs", small}};
+      {"blob_access", small},                      {"refs", small},
+      {"verdicts", small},                         {"gate_allowed", small}};
   auto store = std::unique_ptr<Store>(new Store());
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_opts, dir, cfs, &store->handles_, &raw);
@@ -106,6 +111,8 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, int* cleane
   store->links_ = store->handles_[5];
   store->access_ = store->handles_[6];
   store->refs_ = store->handles_[7];
+  store->verdicts_ = store->handles_[8];
+  store->allowed_ = store->handles_[9];
   int n = 0;
   PC_RETURN_IF_ERROR(store->CleanPending(&n));
   if (cleaned != nullptr) *cleaned = n;
@@ -273,6 +280,22 @@ void Store::Touch(const oci::Digest& d) {
     flush = pending_access_.size() >= 10000;  // bound the batch
   }
   if (flush) (void)FlushAccess();
+}
+
+void Store::Pin(const oci::Digest& d) {
+  std::lock_guard<std::mutex> l(access_mu_);
+  ++pins_[d.ToString()];
+}
+
+void Store::Unpin(const oci::Digest& d) {
+  std::lock_guard<std::mutex> l(access_mu_);
+  auto it = pins_.find(d.ToString());
+  if (it != pins_.end() && --it->second <= 0) pins_.erase(it);
+}
+
+bool Store::Pinned(const oci::Digest& d) {
+  std::lock_guard<std::mutex> l(access_mu_);
+  return pins_.count(d.ToString()) > 0;
 }
 
 Status Store::FlushAccess() {
@@ -468,6 +491,29 @@ Status Store::CompactChunks() {
   o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   PC_RETURN_IF_ERROR(FromRocks(db_->CompactRange(o, chunks_, nullptr, nullptr), "compacting chunks"));
   return FromRocks(db_->CompactRange(o, meta_, nullptr, nullptr), "compacting blob records");
+}
+
+StatusOr<std::optional<std::string>> Store::GetVerdict(const std::string& key) {
+  std::string v;
+  auto st = db_->Get(rocksdb::ReadOptions(), verdicts_, key, &v);
+  if (st.IsNotFound()) return std::optional<std::string>();
+  PC_RETURN_IF_ERROR(FromRocks(st, "reading verdict"));
+  return std::optional<std::string>(v);
+}
+
+Status Store::PutVerdict(const std::string& key, const std::string& value) {
+  return FromRocks(db_->Put(rocksdb::WriteOptions(), verdicts_, key, value), "writing verdict");
+}
+
+Status Store::MarkAllowed(const std::string& prefix, const std::vector<oci::Digest>& ds) {
+  rocksdb::WriteBatch b;
+  for (const auto& d : ds) b.Put(allowed_, prefix + "@" + d.ToString(), "");
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "recording gate passes");
+}
+
+bool Store::IsAllowed(const std::string& prefix, const oci::Digest& d) {
+  std::string v;
+  return db_->Get(rocksdb::ReadOptions(), allowed_, prefix + "@" + d.ToString(), &v).ok();
 }
 
 }  // namespace portcullis::proxy

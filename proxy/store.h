@@ -130,6 +130,18 @@ class Store {
   // Lets RocksDB drop deleted chunks and the blob files nothing refers to.
   Status CompactChunks();
 
+  // Readers of a blob pin it; eviction, gc and fsck leave pinned blobs alone.
+  void Pin(const oci::Digest& d);
+  void Unpin(const oci::Digest& d);
+  bool Pinned(const oci::Digest& d);
+
+  // ---- Trust-policy gate state (keys include the policy version) ----
+  StatusOr<std::optional<std::string>> GetVerdict(const std::string& key);
+  Status PutVerdict(const std::string& key, const std::string& value);
+  // `prefix` is "<policy version>|<upstream/repo>": these digests passed the gate there.
+  Status MarkAllowed(const std::string& prefix, const std::vector<oci::Digest>& ds);
+  bool IsAllowed(const std::string& prefix, const oci::Digest& d);
+
   // Reads chunk `index` of `d` into `out` (NOT_FOUND when absent).
   Status ReadChunk(const oci::Digest& d, uint64_t index, rocksdb::PinnableSlice* out);
 
@@ -147,8 +159,11 @@ class Store {
   rocksdb::ColumnFamilyHandle* links_ = nullptr;
   rocksdb::ColumnFamilyHandle* access_ = nullptr;
   rocksdb::ColumnFamilyHandle* refs_ = nullptr;
+  rocksdb::ColumnFamilyHandle* verdicts_ = nullptr;
+  rocksdb::ColumnFamilyHandle* allowed_ = nullptr;
   std::mutex access_mu_;
   std::map<std::string, int64_t> pending_access_;  // digest → unix seconds, not yet written
+  std::map<std::string, int> pins_;                 // digest → readers (under access_mu_)
 };
 
 // Key helpers, exposed for tests.

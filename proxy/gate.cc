@@ -1,0 +1,134 @@
+#include "proxy/gate.h"
+
+#include <nlohmann/json.hpp>
+
+#include "proxy/log.h"
+#include "proxy/registry.h"
+#include "verifier/discovery.h"
+#include "verifier/signatures.h"
+
+namespace portcullis::proxy {
+
+namespace {
+constexpr std::string_view kSigstoreBundleType = "application/vnd.dev.sigstore.bundle.v0.3+json";
+}
+
+bool IsSignatureArtifact(const std::string& tag, const oci::Manifest& m) {
+  if (!tag.empty() && verifier::IsSignatureArtifactTag(tag)) return true;
+  if (m.subject) return true;
+  if (m.artifact_type == verifier::kCosignSignatureArtifactType || m.artifact_type == kSigstoreBundleType) return true;
+  if (m.config && (m.config->media_type == verifier::kCosignSignatureArtifactType)) return true;
+  if (!m.IsIndex() && !m.layers.empty()) {
+    bool all = true;
+    for (const auto& l : m.layers) all = all && l.media_type == verifier::kSimpleSigningMediaType;
+    if (all) return true;
+  }
+  return false;
+}
+
+Gate::Gate(Store* store, Metrics* metrics, int64_t verdict_ttl_seconds, bool blob_gate_referenced)
+    : store_(store), metrics_(metrics), verdict_ttl_(verdict_ttl_seconds), blob_gate_referenced_(blob_gate_referenced) {}
+
+void Gate::SetPolicy(std::shared_ptr<const verifier::Policy> policy) {
+  std::lock_guard<std::mutex> l(mu_);
+  policy_ = std::move(policy);
+}
+
+std::shared_ptr<const verifier::Policy> Gate::policy() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return policy_;
+}
+
+Status Gate::Record(const std::string& prefix, const oci::Manifest& m, const oci::Digest& digest) {
+  std::vector<oci::Digest> ds = {digest};
+  for (const auto& b : m.Blobs()) ds.push_back(b.digest);
+  for (const auto& c : m.manifests) ds.push_back(c.digest);  // an index covers its children
+  return store_->MarkAllowed(prefix, ds);
+}
+
+StatusOr<verifier::Decision> Gate::Test(const Route& route, const std::string& tag, const oci::Digest& digest) {
+  auto policy = this->policy();
+  if (!policy) return Status::InvalidArgument("the proxy runs without a policy (--policy)");
+  verifier::RegistrySignatureSource sigs(*route.upstream->client, route.repo);
+  return policy->Evaluate(route.Key(), tag, digest, sigs);
+}
+
+Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci::Digest& digest,
+                           const std::string& media_type, const std::string& bytes, const std::string& client) {
+  auto policy = this->policy();
+  if (!policy) return Status::Ok();
+  PC_ASSIGN_OR_RETURN(oci::Manifest m, oci::ParseManifest(bytes, media_type));
+  const std::string prefix = policy->version() + "|" + route.Key();
+  auto count = [&](const std::string& verdict, const std::string& how) {
+    metrics_->Inc("portcullis_policy_decisions_total", "Trust-policy decisions by verdict and how they were reached.",
+                  {{"verdict", verdict}, {"source", how}});
+  };
+  if (IsSignatureArtifact(tag, m)) {
+    count("accept", "signature_artifact");
+    return Record(prefix, m, digest);
+  }
+  // Covered by an index that passed in this repository.
+  if (store_->IsAllowed(prefix, digest)) {
+    count("accept", "covered");
+    return Record(prefix, m, digest);
+  }
+  const std::string key = prefix + "|" + digest.ToString();
+  const int64_t now = NowSeconds();
+  PC_ASSIGN_OR_RETURN(auto cached, store_->GetVerdict(key));
+  verifier::Decision d;
+  bool from_cache = false;
+  if (cached) {
+    auto j = nlohmann::json::parse(*cached, nullptr, false);
+    if (j.is_object() && j.value("expires", int64_t(0)) > now) {
+      d.allowed = j.value("allowed", false);
+      d.warn_only = j.value("warn", false);
+      d.rule = j.value("rule", "");
+      d.reason = j.value("reason", "");
+      d.keys_matched = j.value("keys", std::vector<std::string>());
+      from_cache = true;
+    }
+  }
+  if (!from_cache) {
+    verifier::RegistrySignatureSource sigs(*route.upstream->client, route.repo);
+    auto ev = policy->Evaluate(route.Key(), tag, digest, sigs);
+    if (!ev.ok()) {
+      Log(LogLevel::kError, "policy decision failed: signatures could not be looked up; refused",
+          {{"client", client}, {"image", route.Key() + (tag.empty() ? "" : ":" + tag)},
+           {"digest", digest.ToString()}, {"error", ev.status().ToString()}});
+      count("error", "evaluated");
+      return Status::UpstreamUnavailable("could not check the signatures of " + digest.ToString() + ": " +
+                                         ev.status().message());
+    }
+    d = *ev;
+    nlohmann::json j = {{"allowed", d.allowed},       {"warn", d.warn_only},
+                        {"rule", d.rule},             {"reason", d.reason},
+                        {"keys", d.keys_matched},     {"expires", now + verdict_ttl_}};
+    PC_RETURN_IF_ERROR(store_->PutVerdict(key, j.dump()));
+  }
+  const std::string verdict = d.verdict();
+  count(verdict, from_cache ? "cache" : "evaluated");
+  Log(d.allowed && !d.warn_only ? LogLevel::kInfo : LogLevel::kWarn, "policy decision",
+      {{"client", client},
+       {"image", route.Key() + (tag.empty() ? "" : ":" + tag)},
+       {"digest", digest.ToString()},
+       {"rule", d.rule},
+       {"verdict", verdict},
+       {"reason", d.reason},
+       {"keys", d.keys_matched},
+       {"cached", from_cache},
+       {"policy_version", policy->version()}});
+  if (!d.allowed) {
+    return Status::Denied("refused by the trust policy: rule " + d.rule + ": " + d.reason);
+  }
+  return Record(prefix, m, digest);
+}
+
+Status Gate::CheckBlob(const Route& route, const oci::Digest& digest) {
+  auto policy = this->policy();
+  if (!policy || !blob_gate_referenced_) return Status::Ok();
+  if (store_->IsAllowed(policy->version() + "|" + route.Key(), digest)) return Status::Ok();
+  return Status::Denied("blob " + digest.ToString() + " is not named by any manifest that passed the trust policy in " +
+                        route.Key() + " (fetch an image's manifest before its blobs)");
+}
+
+}  // namespace portcullis::proxy

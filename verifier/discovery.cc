@@ -1,0 +1,149 @@
+#include "verifier/discovery.h"
+
+#include <set>
+
+#include "oci/manifest.h"
+#include "verifier/registry_read.h"
+#include "verifier/remote.h"
+
+namespace portcullis::verifier {
+
+namespace {
+
+bool IsHex64(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// The simple-signing layers of a signature manifest, payloads fetched (as
+// FindSignatures does for the .sig tag). Blob problems go into `problem`.
+StatusOr<std::vector<FoundSignature>> ReadLayers(oci::RegistryClient& client, const std::string& repo,
+                                                 const oci::Manifest& m, const std::string& scope,
+                                                 const std::string& source) {
+  std::vector<FoundSignature> out;
+  for (const oci::Descriptor& d : m.layers) {
+    if (d.media_type != kSimpleSigningMediaType) continue;
+    FoundSignature f;
+    f.source = source;
+    f.layer_digest = d.digest;
+    f.size = d.size;
+    f.annotations = d.annotations;
+    if (auto it = d.annotations.find(std::string(kSignatureAnnotation)); it != d.annotations.end()) {
+      f.signature_b64 = it->second;
+    }
+    if (d.size > static_cast<int64_t>(kMaxPayloadBytes)) {
+      f.problem = "payload is " + std::to_string(d.size) + " bytes, over the limit";
+    } else {
+      auto blob = GetBlob(client, repo, d.digest, kMaxPayloadBytes, scope);
+      if (!blob.ok()) {
+        const Status& st = blob.status();
+        if (!st.Is(Code::kBlobUnknown) && !st.Is(Code::kDigestInvalid) && !st.Is(Code::kSizeInvalid)) return st;
+        f.problem = st.message();
+      } else if (static_cast<int64_t>(blob->size()) != d.size) {
+        f.problem = "payload is " + std::to_string(blob->size()) + " bytes, the layer descriptor says " +
+                    std::to_string(d.size);
+      } else {
+        f.payload = std::move(*blob);
+      }
+    }
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+// Reads the cosign signature referrers among `descriptors` (from the referrers
+// API or the fallback index) into `out`.
+Status ReadReferrers(oci::RegistryClient& client, const std::string& repo, const std::string& scope,
+                     const oci::Digest& subject, const std::vector<oci::Descriptor>& descriptors,
+                     const std::string& via, std::set<oci::Digest>& seen, std::vector<FoundSignature>& out) {
+  for (const oci::Descriptor& d : descriptors) {
+    if (!d.artifact_type.empty() && d.artifact_type != kCosignSignatureArtifactType) continue;
+    if (d.media_type != oci::kOciManifest && d.media_type != oci::kDockerManifest && !d.media_type.empty()) continue;
+    if (!seen.insert(d.digest).second) continue;
+    if (seen.size() > kMaxReferrerManifests) break;
+    PC_ASSIGN_OR_RETURN(std::optional<FetchedManifest> fetched, GetManifest(client, repo, d.digest.ToString(), scope));
+    if (!fetched) continue;  // listed but gone: nothing to verify
+    auto m = oci::ParseManifest(fetched->bytes, fetched->media_type);
+    if (!m.ok() || m->IsIndex()) continue;
+    const bool cosign =
+        m->artifact_type == kCosignSignatureArtifactType ||
+        (m->artifact_type.empty() && m->config && m->config->media_type == kCosignSignatureArtifactType);
+    if (!cosign) continue;
+    if (!m->subject || m->subject->digest != subject) continue;  // not about this image
+    PC_ASSIGN_OR_RETURN(std::vector<FoundSignature> layers,
+                        ReadLayers(client, repo, *m, scope, via + d.digest.ToString()));
+    for (auto& f : layers) out.push_back(std::move(f));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+SignatureSource::~SignatureSource() = default;
+
+std::string ReferrersFallbackTag(const oci::Digest& digest) { return digest.algorithm() + "-" + digest.hex(); }
+
+bool IsSignatureArtifactTag(std::string_view tag) {
+  if (!tag.starts_with("sha256-")) return false;
+  std::string_view rest = tag.substr(7);
+  if (rest.size() == 64) return IsHex64(rest);
+  if (rest.size() < 64 || !IsHex64(rest.substr(0, 64))) return false;
+  std::string_view suffix = rest.substr(64);
+  return suffix == ".sig" || suffix == ".att" || suffix == ".sbom";
+}
+
+RegistrySignatureSource::RegistrySignatureSource(oci::RegistryClient& client, std::string repo, std::string scope)
+    : client_(client), repo_(std::move(repo)), scope_(std::move(scope)) {
+  if (scope_.empty()) scope_ = PullScope(repo_);
+}
+
+StatusOr<std::vector<FoundSignature>> RegistrySignatureSource::Find(const oci::Digest& digest) {
+  std::vector<FoundSignature> out;
+  std::set<oci::Digest> seen;
+
+  // 1. The referrers API.
+  oci::HttpRequest req;
+  req.method = "GET";
+  req.target = "/v2/" + repo_ + "/referrers/" + digest.ToString();
+  req.headers.emplace("Accept", std::string(oci::kOciIndex));
+  req.scope = scope_;
+  PC_ASSIGN_OR_RETURN(oci::HttpResponse r, client_.Do(req, oci::kMaxManifestBytes));
+  std::optional<oci::Manifest> index;
+  if (r.status == 200) {
+    std::string ct = oci::HeaderValue(r.headers, "Content-Type");
+    auto m = oci::ParseManifest(r.body, ct.starts_with("application/vnd.oci.image.index") ? ct : "");
+    if (m.ok() && m->IsIndex()) index = std::move(*m);
+  } else if (r.status != 404 && r.status != 405 && r.status != 400 && r.status != 501) {
+    return HttpError("GET " + req.target, r);
+  }
+  referrers_api_ = index.has_value();
+  if (index) {
+    PC_RETURN_IF_ERROR(ReadReferrers(client_, repo_, scope_, digest, index->manifests, "referrer ", seen, out));
+  } else {
+    // 2. No referrers API: the fallback tag.
+    const std::string tag = ReferrersFallbackTag(digest);
+    PC_ASSIGN_OR_RETURN(std::optional<FetchedManifest> fetched, GetManifest(client_, repo_, tag, scope_));
+    if (fetched) {
+      auto m = oci::ParseManifest(fetched->bytes, fetched->media_type);
+      if (m.ok() && m->IsIndex()) {
+        PC_RETURN_IF_ERROR(
+            ReadReferrers(client_, repo_, scope_, digest, m->manifests, "fallback tag " + tag + " -> ", seen, out));
+      }
+    }
+  }
+
+  // 3. The legacy .sig tag.
+  PC_ASSIGN_OR_RETURN(std::vector<SignatureLayer> legacy, FindSignatures(client_, repo_, digest, scope_));
+  for (SignatureLayer& l : legacy) {
+    FoundSignature f;
+    static_cast<SignatureLayer&>(f) = std::move(l);
+    f.source = "tag " + SignatureTag(digest);
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+}  // namespace portcullis::verifier

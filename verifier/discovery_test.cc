@@ -1,0 +1,233 @@
+// Unit tests for verifier/discovery: signatures found through the referrers
+// API, the sha256-<hex> fallback tag and the .sig tag, against an in-process
+// registry that serves canned answers.
+#include "verifier/discovery.h"
+
+#include <doctest/doctest.h>
+#include <httplib.h>
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "oci/http_client.h"
+#include "verifier/policy.h"
+#include "verifier/policy_test_util.h"
+
+namespace portcullis::verifier {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::CosignPayload;
+using testing::FakeSource;
+using testing::JsonQuote;
+using testing::TestKey;
+
+const oci::Digest kImage = oci::Digest::Sha256Of("image");
+
+// Serves GET/HEAD of exact paths from a table; anything else is 404.
+class CannedRegistry {
+ public:
+  struct Answer {
+    int status = 200;
+    std::string content_type;
+    std::string body;
+  };
+  CannedRegistry() {
+    auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard<std::mutex> l(mu_);
+      requests.push_back(req.method + " " + req.path);
+      auto it = answers_.find(req.path);
+      if (it == answers_.end()) {
+        res.status = 404;
+        res.set_content(R"({"errors":[{"code":"NOT_FOUND","message":"no route"}]})", "application/json");
+        return;
+      }
+      res.status = it->second.status;
+      if (req.path.find("/manifests/") != std::string::npos && it->second.status == 200) {
+        res.set_header("Docker-Content-Digest", oci::Digest::Sha256Of(it->second.body).ToString());
+      }
+      res.set_content(it->second.body,
+                      it->second.content_type.empty() ? "application/octet-stream" : it->second.content_type);
+    };
+    svr_.Get(".*", handler);
+    port_ = svr_.bind_to_any_port("127.0.0.1");
+    REQUIRE(port_ > 0);
+    thread_ = std::thread([this] { svr_.listen_after_bind(); });
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!svr_.is_running() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    REQUIRE(svr_.is_running());
+  }
+  ~CannedRegistry() {
+    svr_.stop();
+    thread_.join();
+  }
+  void Set(const std::string& path, Answer a) {
+    std::lock_guard<std::mutex> l(mu_);
+    answers_[path] = std::move(a);
+  }
+  // Stores a blob; returns its descriptor JSON pieces.
+  oci::Digest Blob(const std::string& bytes) {
+    oci::Digest d = oci::Digest::Sha256Of(bytes);
+    Set("/v2/r/blobs/" + d.ToString(), {200, "application/octet-stream", bytes});
+    return d;
+  }
+  // Stores a manifest under its digest (and `tag` when given); returns the digest.
+  oci::Digest Manifest(const std::string& bytes, const std::string& media_type, const std::string& tag = "") {
+    oci::Digest d = oci::Digest::Sha256Of(bytes);
+    Set("/v2/r/manifests/" + d.ToString(), {200, media_type, bytes});
+    if (!tag.empty()) Set("/v2/r/manifests/" + tag, {200, media_type, bytes});
+    return d;
+  }
+  oci::Url url() const { return *oci::ParseUrl("http://127.0.0.1:" + std::to_string(port_)); }
+  std::vector<std::string> requests;
+
+ private:
+  httplib::Server svr_;
+  std::thread thread_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::map<std::string, Answer> answers_;
+};
+
+std::string Desc(const std::string& media_type, const std::string& bytes, const std::string& extra = "") {
+  return R"({"mediaType":")" + media_type + R"(","digest":")" + oci::Digest::Sha256Of(bytes).ToString() +
+         R"(","size":)" + std::to_string(bytes.size()) + extra + "}";
+}
+
+// A cosign-style signature manifest (one simple-signing layer per signature)
+// for `payload` signed by `key`. `referrer` adds artifactType + subject.
+std::string SigManifest(CannedRegistry& reg, const TestKey& key, const std::string& payload, bool referrer,
+                        const oci::Digest& subject = kImage, bool artifact_in_config = false) {
+  reg.Blob(payload);
+  const std::string config = referrer ? "{}" : R"({"architecture":"","os":""})";
+  reg.Blob(config);
+  const std::string sig = key.Sign(payload).signature_b64;
+  std::string config_type = artifact_in_config ? std::string(kCosignSignatureArtifactType)
+                            : referrer         ? "application/vnd.oci.empty.v1+json"
+                                               : "application/vnd.oci.image.config.v1+json";
+  std::string m = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)";
+  if (referrer && !artifact_in_config) m += R"("artifactType":")" + std::string(kCosignSignatureArtifactType) + R"(",)";
+  m += R"("config":)" + Desc(config_type, config) + R"(,"layers":[)" +
+       Desc(std::string(kSimpleSigningMediaType), payload,
+            R"(,"annotations":{"dev.cosignproject.cosign/signature":")" + sig + R"("})") +
+       "]";
+  if (referrer) {
+    m += R"(,"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" + subject.ToString() +
+         R"(","size":100})";
+  }
+  return m + "}";
+}
+
+std::string Index(const std::vector<std::string>& descs) {
+  std::string s = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[)";
+  for (size_t i = 0; i < descs.size(); ++i) s += (i ? "," : "") + descs[i];
+  return s + "]}";
+}
+
+std::string RefDesc(const std::string& manifest, const std::string& artifact_type) {
+  return Desc("application/vnd.oci.image.manifest.v1+json", manifest,
+              artifact_type.empty() ? "" : R"(,"artifactType":")" + artifact_type + "\"");
+}
+
+TEST_CASE("verifier: RegistrySignatureSource reads the referrers API and the .sig tag") {
+  CannedRegistry reg;
+  TestKey a = TestKey::Make(), b = TestKey::Make();
+  const std::string payload = CosignPayload("r.example/r", kImage);
+  // .sig tag: signed by a
+  reg.Manifest(SigManifest(reg, a, payload, false), "application/vnd.oci.image.manifest.v1+json",
+               "sha256-" + kImage.hex() + ".sig");
+  // referrers: a cosign referrer by b, one with the artifact type in its config,
+  // one for another image (skipped), and an SBOM (skipped)
+  const std::string by_b = SigManifest(reg, b, payload, true);
+  reg.Manifest(by_b, "application/vnd.oci.image.manifest.v1+json");
+  const std::string in_config = SigManifest(reg, b, payload + " ", true, kImage, true);
+  reg.Manifest(in_config, "application/vnd.oci.image.manifest.v1+json");
+  const std::string elsewhere = SigManifest(reg, a, payload + "  ", true, oci::Digest::Sha256Of("x"));
+  reg.Manifest(elsewhere, "application/vnd.oci.image.manifest.v1+json");
+  reg.Set("/v2/r/referrers/" + kImage.ToString(),
+          {200, "application/vnd.oci.image.index.v1+json",
+           Index({RefDesc(by_b, std::string(kCosignSignatureArtifactType)), RefDesc(in_config, ""),
+                  RefDesc(elsewhere, std::string(kCosignSignatureArtifactType)),
+                  RefDesc("sbom", "application/spdx+json")})});
+  oci::RegistryClient client(reg.url(), std::nullopt, oci::ClientOptions());
+  RegistrySignatureSource src(client, "r");
+  auto found = src.Find(kImage);
+  REQUIRE_MESSAGE(found.ok(), found.status().ToString());
+  CHECK(src.referrers_api());
+  REQUIRE(found->size() == 3);
+  CHECK((*found)[0].source == "referrer " + oci::Digest::Sha256Of(by_b).ToString());
+  CHECK((*found)[1].source == "referrer " + oci::Digest::Sha256Of(in_config).ToString());
+  CHECK((*found)[2].source == "tag sha256-" + kImage.hex() + ".sig");
+  CHECK((*found)[0].payload == payload);
+  CHECK((*found)[0].problem.empty());
+  // With the API present the fallback tag is not read.
+  for (const std::string& r : reg.requests) CHECK(r != "GET /v2/r/manifests/sha256-" + kImage.hex());
+
+  // The policy engine takes them from there: 2-of-2 over a and b.
+  auto policy =
+      Policy::Parse(R"({"keys":{"a":{"data":)" + JsonQuote(a.pub_pem) + R"(},"b":{"data":)" + JsonQuote(b.pub_pem) +
+                        R"(}},"rules":[{"match":"**","require":{"keys":["a","b"],"threshold":2}}]})",
+                    "p", "");
+  REQUIRE(policy.ok());
+  auto d = (*policy)->Evaluate("r.example/r", "", kImage, src);
+  REQUIRE(d.ok());
+  CHECK_MESSAGE(d->allowed, d->reason);
+}
+
+TEST_CASE("verifier: without a referrers API the sha256-<hex> fallback tag is read") {
+  for (int variant = 0; variant < 3; ++variant) {
+    CAPTURE(variant);
+    CannedRegistry reg;
+    TestKey a = TestKey::Make();
+    const std::string payload = CosignPayload("r.example/r", kImage);
+    const std::string m = SigManifest(reg, a, payload, true);
+    reg.Manifest(m, "application/vnd.oci.image.manifest.v1+json");
+    reg.Manifest(Index({RefDesc(m, std::string(kCosignSignatureArtifactType))}),
+                 "application/vnd.oci.image.index.v1+json", "sha256-" + kImage.hex());
+    if (variant == 1) reg.Set("/v2/r/referrers/" + kImage.ToString(), {200, "text/html", "<html>hello</html>"});
+    if (variant == 2) reg.Set("/v2/r/referrers/" + kImage.ToString(), {405, "text/plain", "method not allowed"});
+    oci::RegistryClient client(reg.url(), std::nullopt, oci::ClientOptions());
+    RegistrySignatureSource src(client, "r");
+    auto found = src.Find(kImage);
+    REQUIRE_MESSAGE(found.ok(), found.status().ToString());
+    CHECK(!src.referrers_api());
+    REQUIRE(found->size() == 1);
+    CHECK((*found)[0].source.starts_with("fallback tag sha256-" + kImage.hex() + " -> sha256:"));
+    CHECK((*found)[0].payload == payload);
+  }
+}
+
+TEST_CASE("verifier: RegistrySignatureSource: nothing found is empty, a failing registry is an error") {
+  CannedRegistry reg;
+  oci::RegistryClient client(reg.url(), std::nullopt, oci::ClientOptions());
+  RegistrySignatureSource src(client, "r");
+  auto none = src.Find(kImage);
+  REQUIRE_MESSAGE(none.ok(), none.status().ToString());
+  CHECK(none->empty());
+  reg.Set("/v2/r/referrers/" + kImage.ToString(), {503, "text/plain", "busy"});
+  auto down = src.Find(kImage);
+  REQUIRE(!down.ok());
+  CHECK(down.status().Is(Code::kUpstreamUnavailable));
+
+  oci::RegistryClient nowhere(*oci::ParseUrl("http://127.0.0.1:1"), std::nullopt, oci::ClientOptions());
+  RegistrySignatureSource unreachable(nowhere, "r");
+  CHECK(unreachable.Find(kImage).status().Is(Code::kUpstreamUnavailable));
+}
+
+TEST_CASE("verifier: signature artifact tags") {
+  const std::string hex = kImage.hex();
+  CHECK(IsSignatureArtifactTag("sha256-" + hex + ".sig"));
+  CHECK(IsSignatureArtifactTag("sha256-" + hex));
+  CHECK(IsSignatureArtifactTag("sha256-" + hex + ".att"));
+  CHECK(!IsSignatureArtifactTag("sha256-" + hex + ".sig2"));
+  CHECK(!IsSignatureArtifactTag("sha256-" + hex.substr(1) + ".sig"));
+  CHECK(!IsSignatureArtifactTag("latest"));
+  CHECK(ReferrersFallbackTag(kImage) == "sha256-" + hex);
+}
+
+}  // namespace
+}  // namespace portcullis::verifier

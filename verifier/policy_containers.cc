@@ -1,0 +1,504 @@
+// containers-policy.json (containers/image docs/containers-policy.json.5.md),
+// for the docker transport, with sigstore keys. See verifier/policy.md.
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <sstream>
+
+#include "oci/base64.h"
+#include "oci/reference.h"
+#include "verifier/identity.h"
+#include "verifier/policy_internal.h"
+#include "verifier/signature_check.h"
+
+namespace portcullis::verifier::internal {
+
+namespace {
+
+using nlohmann::json;
+
+struct Requirement {
+  enum class Type { kInsecureAcceptAnything, kReject, kSigstoreSigned };
+  Type type = Type::kReject;
+  std::vector<TrustedKey> keys;  // sigstoreSigned
+  SignedIdentity identity;       // sigstoreSigned
+};
+using Requirements = std::vector<Requirement>;
+
+struct Ctx {
+  const std::string& origin;
+  const std::string& base_dir;
+  std::vector<std::string>& version_parts;
+};
+
+Status FieldError(const Ctx& c, const std::string& field, const std::string& msg) {
+  return Status::InvalidArgument(c.origin + ": " + field + ": " + msg);
+}
+
+std::string Quote(const std::string& s) { return json(s).dump(); }
+
+std::string ScopeLabel(const std::string* scope) {
+  return scope == nullptr ? "default" : "transports.docker[" + Quote(*scope) + "]";
+}
+
+Status OnlyFields(const Ctx& c, const std::string& where, const json& obj, std::initializer_list<const char*> allowed) {
+  for (const auto& [k, v] : obj.items()) {
+    bool ok = false;
+    for (const char* a : allowed) ok = ok || k == a;
+    if (!ok) return FieldError(c, where, "unknown field " + Quote(k));
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::string> NonEmptyString(const Ctx& c, const std::string& where, const json& v) {
+  if (!v.is_string() || v.get<std::string>().empty()) return FieldError(c, where, "must be a non-empty string");
+  return v.get<std::string>();
+}
+
+// Go decodes a JSON string into []byte as standard base64 (CR and LF skipped).
+StatusOr<std::string> KeyBytes(const Ctx& c, const std::string& where, const json& v) {
+  if (!v.is_string()) return FieldError(c, where, "must be a base64 string, not " + TypeOf(v));
+  std::string b64;
+  for (char ch : v.get<std::string>()) {
+    if (ch != '\r' && ch != '\n') b64.push_back(ch);
+  }
+  auto raw = oci::Base64Decode(b64);
+  if (!raw) return FieldError(c, where, "is not standard base64 (keyData holds base64 of the PEM public key)");
+  return *raw;
+}
+
+StatusOr<TrustedKey> KeyFromFile(const Ctx& c, const std::string& where, const std::string& path) {
+  std::string bytes;
+  auto k = LoadKeyFile("keyPath " + path, path, c.base_dir, &bytes);
+  if (!k.ok()) return FieldError(c, where, k.status().message());
+  c.version_parts.push_back(k->where);
+  c.version_parts.push_back(bytes);
+  return k;
+}
+
+StatusOr<TrustedKey> KeyFromData(const Ctx& c, const std::string& where, const std::string& label, const json& v) {
+  PC_ASSIGN_OR_RETURN(std::string pem, KeyBytes(c, where, v));
+  auto k = LoadKeyPem(label, pem);
+  if (!k.ok()) return FieldError(c, where, k.status().message());
+  return k;
+}
+
+StatusOr<SignedIdentity> ParseIdentity(const Ctx& c, const std::string& where, const json& j) {
+  if (!j.is_object()) return FieldError(c, where, "must be an object, not " + TypeOf(j));
+  auto t = j.find("type");
+  if (t == j.end() || !t->is_string()) return FieldError(c, where + ".type", "missing or not a string");
+  const std::string type = t->get<std::string>();
+  SignedIdentity id;
+  if (type == "matchRepoDigestOrExact" || type == "matchExact" || type == "matchRepository") {
+    PC_RETURN_IF_ERROR(OnlyFields(c, where, j, {"type"}));
+    id.type = type == "matchExact"        ? SignedIdentity::Type::kMatchExact
+              : type == "matchRepository" ? SignedIdentity::Type::kMatchRepository
+                                          : SignedIdentity::Type::kMatchRepoDigestOrExact;
+  } else if (type == "exactReference") {
+    PC_RETURN_IF_ERROR(OnlyFields(c, where, j, {"type", "dockerReference"}));
+    id.type = SignedIdentity::Type::kExactReference;
+    auto v = j.find("dockerReference");
+    if (v == j.end()) return FieldError(c, where, "\"dockerReference\" is missing");
+    PC_ASSIGN_OR_RETURN(id.docker_reference, NonEmptyString(c, where + ".dockerReference", *v));
+  } else if (type == "exactRepository") {
+    PC_RETURN_IF_ERROR(OnlyFields(c, where, j, {"type", "dockerRepository"}));
+    id.type = SignedIdentity::Type::kExactRepository;
+    auto v = j.find("dockerRepository");
+    if (v == j.end()) return FieldError(c, where, "\"dockerRepository\" is missing");
+    PC_ASSIGN_OR_RETURN(id.docker_repository, NonEmptyString(c, where + ".dockerRepository", *v));
+  } else if (type == "remapIdentity") {
+    PC_RETURN_IF_ERROR(OnlyFields(c, where, j, {"type", "prefix", "signedPrefix"}));
+    id.type = SignedIdentity::Type::kRemapIdentity;
+    auto p = j.find("prefix"), s = j.find("signedPrefix");
+    if (p == j.end()) return FieldError(c, where, "\"prefix\" is missing");
+    if (s == j.end()) return FieldError(c, where, "\"signedPrefix\" is missing");
+    PC_ASSIGN_OR_RETURN(id.prefix, NonEmptyString(c, where + ".prefix", *p));
+    PC_ASSIGN_OR_RETURN(id.signed_prefix, NonEmptyString(c, where + ".signedPrefix", *s));
+  } else {
+    return FieldError(c, where + ".type", "unknown signedIdentity type " + Quote(type));
+  }
+  if (Status st = ValidateSignedIdentity(id); !st.ok()) return FieldError(c, where, st.message());
+  return id;
+}
+
+StatusOr<Requirement> ParseRequirement(const Ctx& c, const std::string& where, const json& j) {
+  if (!j.is_object()) return FieldError(c, where, "a requirement is an object, not " + TypeOf(j));
+  auto t = j.find("type");
+  if (t == j.end() || !t->is_string()) return FieldError(c, where + ".type", "missing or not a string");
+  const std::string type = t->get<std::string>();
+  Requirement r;
+  if (type == "insecureAcceptAnything" || type == "reject") {
+    PC_RETURN_IF_ERROR(OnlyFields(c, where, j, {"type"}));
+    r.type = type == "reject" ? Requirement::Type::kReject : Requirement::Type::kInsecureAcceptAnything;
+    return r;
+  }
+  if (type == "signedBy") {
+    return FieldError(c, where,
+                      "\"signedBy\" (GPG simple signing) cannot be checked by Portcullis, which verifies cosign "
+                      "signatures only; use \"sigstoreSigned\" with a public key");
+  }
+  if (type == "signedBaseLayer") return FieldError(c, where, "\"signedBaseLayer\" is not supported");
+  if (type != "sigstoreSigned") return FieldError(c, where + ".type", "unknown requirement type " + Quote(type));
+
+  PC_RETURN_IF_ERROR(
+      OnlyFields(c, where, j,
+                 {"type", "keyPath", "keyPaths", "keyData", "keyDatas", "fulcio", "pki", "rekorPublicKeyPath",
+                  "rekorPublicKeyPaths", "rekorPublicKeyData", "rekorPublicKeyDatas", "signedIdentity"}));
+  if (j.contains("fulcio")) {
+    return FieldError(c, where + ".fulcio",
+                      "keyless (Fulcio certificate) verification is not supported; use a public key");
+  }
+  if (j.contains("pki"))
+    return FieldError(c, where + ".pki", "X.509 PKI verification is not supported; use a public key");
+  for (const char* f : {"rekorPublicKeyPath", "rekorPublicKeyPaths", "rekorPublicKeyData", "rekorPublicKeyDatas"}) {
+    if (j.contains(f)) {
+      return FieldError(c, where + "." + f,
+                        "Rekor transparency-log checks are not supported (Portcullis verifies by key only)");
+    }
+  }
+  int sources = 0;
+  for (const char* f : {"keyPath", "keyPaths", "keyData", "keyDatas"}) sources += j.contains(f) ? 1 : 0;
+  if (sources != 1) {
+    return FieldError(c, where,
+                      std::string("exactly one of keyPath, keyPaths, keyData and keyDatas must be specified, ") +
+                          (sources == 0 ? "none is" : "more than one is") + " present");
+  }
+  r.type = Requirement::Type::kSigstoreSigned;
+  if (auto v = j.find("keyPath"); v != j.end()) {
+    PC_ASSIGN_OR_RETURN(std::string path, NonEmptyString(c, where + ".keyPath", *v));
+    PC_ASSIGN_OR_RETURN(TrustedKey k, KeyFromFile(c, where + ".keyPath", path));
+    r.keys.push_back(std::move(k));
+  } else if (auto v = j.find("keyPaths"); v != j.end()) {
+    if (!v->is_array() || v->empty()) return FieldError(c, where + ".keyPaths", "must be a non-empty array of paths");
+    for (size_t i = 0; i < v->size(); ++i) {
+      const std::string w = where + ".keyPaths[" + std::to_string(i) + "]";
+      PC_ASSIGN_OR_RETURN(std::string path, NonEmptyString(c, w, (*v)[i]));
+      PC_ASSIGN_OR_RETURN(TrustedKey k, KeyFromFile(c, w, path));
+      r.keys.push_back(std::move(k));
+    }
+  } else if (auto v = j.find("keyData"); v != j.end()) {
+    PC_ASSIGN_OR_RETURN(TrustedKey k, KeyFromData(c, where + ".keyData", "keyData", *v));
+    r.keys.push_back(std::move(k));
+  } else if (auto v = j.find("keyDatas"); v != j.end()) {
+    if (!v->is_array() || v->empty()) {
+      return FieldError(c, where + ".keyDatas", "must be a non-empty array of base64 strings");
+    }
+    for (size_t i = 0; i < v->size(); ++i) {
+      const std::string label = "keyDatas[" + std::to_string(i) + "]";
+      PC_ASSIGN_OR_RETURN(TrustedKey k, KeyFromData(c, where + "." + label, label, (*v)[i]));
+      r.keys.push_back(std::move(k));
+    }
+  }
+  if (auto si = j.find("signedIdentity"); si != j.end()) {
+    PC_ASSIGN_OR_RETURN(r.identity, ParseIdentity(c, where + ".signedIdentity", *si));
+  }
+  return r;
+}
+
+StatusOr<Requirements> ParseList(const Ctx& c, const std::string& where, const json& j) {
+  if (!j.is_array()) return FieldError(c, where, "must be an array of requirements, not " + TypeOf(j));
+  if (j.empty()) return FieldError(c, where, "the list of requirements must not be empty");
+  Requirements out;
+  for (size_t i = 0; i < j.size(); ++i) {
+    PC_ASSIGN_OR_RETURN(Requirement r, ParseRequirement(c, where + "[" + std::to_string(i) + "]", j[i]));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// Requirements of transports Portcullis does not serve: only their shape is checked.
+Status CheckForeignList(const Ctx& c, const std::string& where, const json& j) {
+  if (!j.is_array()) return FieldError(c, where, "must be an array of requirements, not " + TypeOf(j));
+  if (j.empty()) return FieldError(c, where, "the list of requirements must not be empty");
+  for (size_t i = 0; i < j.size(); ++i) {
+    const json& r = j[i];
+    const std::string w = where + "[" + std::to_string(i) + "]";
+    if (!r.is_object()) return FieldError(c, w, "a requirement is an object, not " + TypeOf(r));
+    auto t = r.find("type");
+    if (t == r.end() || !t->is_string()) return FieldError(c, w + ".type", "missing or not a string");
+    static const char* kKnown[] = {"insecureAcceptAnything", "reject", "signedBy", "signedBaseLayer", "sigstoreSigned"};
+    bool known = false;
+    for (const char* k : kKnown) known = known || *t == k;
+    if (!known) return FieldError(c, w + ".type", "unknown requirement type " + t->dump());
+  }
+  return Status::Ok();
+}
+
+// Why a docker scope can never match a canonical image name ("" when it can).
+std::string ScopeProblem(const std::string& scope) {
+  if (scope.empty()) return "";
+  if (scope.starts_with("*.")) {
+    return IsDomain(scope.substr(2)) && scope.find(':') == std::string::npos
+               ? ""
+               : "a wildcard scope is *.DOMAIN (no port, no path)";
+  }
+  std::string rest = scope;
+  std::string host = rest.substr(0, rest.find('/'));
+  if (!IsDomain(host)) return "\"" + host + "\" is not a host[:port]";
+  if (host == "index.docker.io" || host == "registry-1.docker.io") return "Docker Hub images are named docker.io/...";
+  if (rest.size() == host.size()) {
+    if (host.find('.') == std::string::npos && host.find(':') == std::string::npos && host != "localhost") {
+      return "a scope starts with a registry host (Docker Hub: docker.io/library/...)";
+    }
+    return "";
+  }
+  std::string path = rest.substr(host.size() + 1);
+  if (size_t at = path.find('@'); at != std::string::npos) {
+    if (!oci::Digest::Parse(path.substr(at + 1)).ok()) return "malformed digest";
+    path.resize(at);
+  } else if (size_t colon = path.rfind(':'); colon != std::string::npos) {
+    if (!oci::ValidateTag(path.substr(colon + 1)).ok()) return "malformed tag";
+    path.resize(colon);
+  }
+  if (!oci::ValidateRepository(path).ok()) return "\"" + path + "\" is not a repository path";
+  if (host.find('.') == std::string::npos && host.find(':') == std::string::npos && host != "localhost") {
+    return "a scope starts with a registry host (Docker Hub: docker.io/library/...)";
+  }
+  if (host == "docker.io" && path.find('/') == std::string::npos && scope.find_first_of(":@") == std::string::npos) {
+    return "Docker Hub official images are docker.io/library/" + path;
+  }
+  return "";
+}
+
+std::string Join(const std::vector<std::string>& v, const char* sep = ", ") {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
+class ContainersPolicy : public Policy {
+ public:
+  ContainersPolicy(std::string origin, std::string version, Requirements def,
+                   std::map<std::string, Requirements> docker, std::vector<std::string> ignored)
+      : Policy(std::move(origin), std::move(version)),
+        default_(std::move(def)),
+        docker_(std::move(docker)),
+        ignored_transports_(std::move(ignored)) {}
+
+  std::string format() const override { return "containers-policy"; }
+
+  std::string MatchedRule(const std::string& name, const std::string& tag, const oci::Digest& digest) const override {
+    return ScopeLabel(Lookup(IntendedRef(name, tag, digest)).first);
+  }
+
+  bool NeedsSignatures(const std::string& name, const std::string& tag, const oci::Digest& digest) const override {
+    const Requirements& reqs = *Lookup(IntendedRef(name, tag, digest)).second;
+    bool sigstore = false;
+    for (const Requirement& r : reqs) {
+      if (r.type == Requirement::Type::kReject) return false;
+      sigstore = sigstore || r.type == Requirement::Type::kSigstoreSigned;
+    }
+    return sigstore;
+  }
+
+  StatusOr<Decision> Evaluate(const std::string& name, const std::string& tag, const oci::Digest& digest,
+                              SignatureSource& sigs) const override;
+  std::string Explain() const override;
+
+ private:
+  // The matching scope (nullptr: default) and its requirements.
+  std::pair<const std::string*, const Requirements*> Lookup(const DockerRef& intended) const;
+  bool CheckSigstore(const Requirement& r, const DockerRef& intended, const oci::Digest& digest,
+                     const std::vector<FoundSignature>& found, Decision& d, std::string* why) const;
+
+  Requirements default_;
+  std::map<std::string, Requirements> docker_;
+  std::vector<std::string> ignored_transports_;
+};
+
+std::pair<const std::string*, const Requirements*> ContainersPolicy::Lookup(const DockerRef& intended) const {
+  // containers/image: the full reference, the repository, its namespaces up to
+  // the host, then *.domain wildcards of the host (port stripped), then "".
+  std::vector<std::string> candidates = {intended.String()};
+  std::string n = intended.name;
+  while (true) {
+    candidates.push_back(n);
+    size_t slash = n.rfind('/');
+    if (slash == std::string::npos) break;
+    n.resize(slash);
+  }
+  if (size_t colon = n.find(':'); colon != std::string::npos) n.resize(colon);
+  while (true) {
+    size_t dot = n.find('.');
+    if (dot == std::string::npos) break;
+    n = n.substr(dot + 1);
+    candidates.push_back("*." + n);
+  }
+  candidates.push_back("");
+  for (const std::string& c : candidates) {
+    if (auto it = docker_.find(c); it != docker_.end()) return {&it->first, &it->second};
+  }
+  return {nullptr, &default_};
+}
+
+bool ContainersPolicy::CheckSigstore(const Requirement& r, const DockerRef& intended, const oci::Digest& digest,
+                                     const std::vector<FoundSignature>& found, Decision& d, std::string* why) const {
+  std::vector<std::string> notes;
+  auto note = [&](const std::string& s) {
+    if (std::find(notes.begin(), notes.end(), s) == notes.end()) notes.push_back(s);
+  };
+  bool accepted = false;
+  for (const FoundSignature& sig : found) {
+    std::vector<std::string> outcome;
+    for (const TrustedKey& k : r.keys) {
+      SignatureCheck c = CheckSignature(sig, *k.key, digest);
+      if (c.kind == SignatureCheck::Kind::kUnreadable) {
+        outcome.push_back("unusable: " + c.detail);
+        break;
+      }
+      if (c.kind == SignatureCheck::Kind::kOtherKey) continue;
+      if (c.kind == SignatureCheck::Kind::kBadPayload) {
+        note("signature by " + k.name + " has an invalid payload: " + c.detail);
+        outcome.push_back("signed by " + k.name + " but " + c.detail);
+        continue;
+      }
+      if (c.kind == SignatureCheck::Kind::kWrongDigest) {
+        note(c.detail);
+        outcome.push_back("signed by " + k.name + " but " + c.detail);
+        continue;
+      }
+      std::string id_why;
+      if (!MatchSignedIdentity(r.identity, intended, c.payload.docker_reference, &id_why)) {
+        note(id_why);
+        outcome.push_back("signed by " + k.name + " but " + id_why);
+        continue;
+      }
+      accepted = true;
+      outcome.push_back("verified by " + k.name);
+      if (std::find(d.keys_matched.begin(), d.keys_matched.end(), k.name) == d.keys_matched.end()) {
+        d.keys_matched.push_back(k.name);
+      }
+      break;
+    }
+    if (outcome.empty()) outcome.push_back("no trusted key of this requirement verifies it");
+    d.details.push_back(SignatureLabel(sig) + ": " + Join(outcome, "; "));
+  }
+  if (accepted) return true;
+  if (notes.size() > 3) notes.resize(3);
+  std::vector<std::string> names;
+  for (const TrustedKey& k : r.keys) names.push_back(k.name);
+  if (!notes.empty()) {
+    *why = Join(notes, "; ");
+  } else if (found.empty()) {
+    *why = "no signature by a trusted key (no signatures found for " + digest.ToString() + ")";
+  } else {
+    *why = "no signature by a trusted key (" + std::to_string(found.size()) +
+           (found.size() == 1 ? " signature" : " signatures") + " found, none by " + Join(names) + ")";
+  }
+  return false;
+}
+
+StatusOr<Decision> ContainersPolicy::Evaluate(const std::string& name, const std::string& tag,
+                                              const oci::Digest& digest, SignatureSource& sigs) const {
+  if (name.empty()) return Status::InvalidArgument("policy evaluation needs an image name");
+  const DockerRef intended = IntendedRef(name, tag, digest);
+  auto [scope, reqs] = Lookup(intended);
+  Decision d;
+  d.rule = ScopeLabel(scope);
+  for (const Requirement& r : *reqs) {
+    if (r.type == Requirement::Type::kReject) {
+      d.reason = "rejected by " + d.rule + " (reject)";
+      return d;
+    }
+  }
+  std::optional<std::vector<FoundSignature>> found;
+  for (const Requirement& r : *reqs) {
+    if (r.type != Requirement::Type::kSigstoreSigned) continue;
+    if (!found) {
+      PC_ASSIGN_OR_RETURN(found, sigs.Find(digest));
+      d.signatures_found = found->size();
+    }
+    std::string why;
+    if (!CheckSigstore(r, intended, digest, *found, d, &why)) {
+      d.keys_matched.clear();
+      d.reason = why;
+      return d;
+    }
+  }
+  d.allowed = true;
+  d.reason = found ? "accepted by " + d.rule + ": signed by " + Join(d.keys_matched)
+                   : "accepted by " + d.rule + " (insecureAcceptAnything)";
+  return d;
+}
+
+std::string Describe(const Requirements& reqs) {
+  std::vector<std::string> parts;
+  for (const Requirement& r : reqs) {
+    switch (r.type) {
+      case Requirement::Type::kInsecureAcceptAnything:
+        parts.push_back("insecureAcceptAnything");
+        break;
+      case Requirement::Type::kReject:
+        parts.push_back("reject");
+        break;
+      case Requirement::Type::kSigstoreSigned: {
+        std::vector<std::string> keys;
+        for (const TrustedKey& k : r.keys) {
+          keys.push_back(k.name + " (" + std::string(keys::KeyTypeName(k.key->type())) + ")");
+        }
+        parts.push_back("sigstoreSigned by any of [" + Join(keys) + "], signedIdentity " + r.identity.Describe());
+        break;
+      }
+    }
+  }
+  return Join(parts, " AND ");
+}
+
+std::string ContainersPolicy::Explain() const {
+  std::ostringstream o;
+  o << "format: containers-policy (containers-policy.json, docker transport)\nversion: " << version() << "\n";
+  o << "scopes (the most specific matching scope alone applies: name:tag or name@digest, the repository, its "
+       "namespaces, the host, *.domain wildcards, \"\", then default):\n";
+  for (const auto& [scope, reqs] : docker_) {
+    o << "  " << ScopeLabel(&scope) << ": " << Describe(reqs) << "\n";
+    if (std::string p = ScopeProblem(scope); !p.empty()) {
+      o << "      warning: this scope never matches a canonical image name: " << p << "\n";
+    }
+  }
+  o << "  default: " << Describe(default_) << "\n";
+  for (const std::string& t : ignored_transports_) {
+    o << "note: transports." << t << " is ignored (Portcullis serves registry images: transport docker)\n";
+  }
+  return o.str();
+}
+
+}  // namespace
+
+StatusOr<std::shared_ptr<const Policy>> ParseContainersPolicy(const json& j, const std::string& text,
+                                                              const std::string& origin, const std::string& base_dir) {
+  std::vector<std::string> version_parts = {text};
+  Ctx c{origin, base_dir, version_parts};
+  for (const auto& [k, v] : j.items()) {
+    if (k != "default" && k != "transports") {
+      return Status::InvalidArgument(origin + ": unknown field " + Quote(k) +
+                                     " (a containers-policy.json has \"default\" and \"transports\")");
+    }
+  }
+  auto d = j.find("default");
+  if (d == j.end())
+    return Status::InvalidArgument(origin + ": default: missing (the global default policy is required)");
+  PC_ASSIGN_OR_RETURN(Requirements def, ParseList(c, "default", *d));
+  std::map<std::string, Requirements> docker;
+  std::vector<std::string> ignored;
+  if (auto t = j.find("transports"); t != j.end()) {
+    if (!t->is_object()) return FieldError(c, "transports", "must be an object, not " + TypeOf(*t));
+    for (const auto& [transport, scopes] : t->items()) {
+      const std::string tw = "transports." + transport;
+      if (!scopes.is_object()) return FieldError(c, tw, "must be an object of scopes, not " + TypeOf(scopes));
+      for (const auto& [scope, list] : scopes.items()) {
+        const std::string sw = tw + "[" + Quote(scope) + "]";
+        if (transport == "docker") {
+          PC_ASSIGN_OR_RETURN(Requirements reqs, ParseList(c, sw, list));
+          docker.emplace(scope, std::move(reqs));
+        } else {
+          PC_RETURN_IF_ERROR(CheckForeignList(c, sw, list));
+        }
+      }
+      if (transport != "docker") ignored.push_back(transport);
+    }
+  }
+  return std::shared_ptr<const Policy>(std::make_shared<ContainersPolicy>(
+      origin, VersionOf(version_parts), std::move(def), std::move(docker), std::move(ignored)));
+}
+
+}  // namespace portcullis::verifier::internal

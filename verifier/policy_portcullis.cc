@@ -1,0 +1,451 @@
+// Portcullis' own policy format (see verifier/policy.md).
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "verifier/glob.h"
+#include "verifier/identity.h"
+#include "verifier/policy_internal.h"
+#include "verifier/signature_check.h"
+
+namespace portcullis::verifier::internal {
+
+namespace {
+
+using nlohmann::json;
+
+enum class Action { kAccept, kReject, kRequire };
+enum class DefaultAction { kAccept, kReject, kWarn };
+
+struct Rule {
+  size_t index = 0;  // position in the file
+  NamePattern match;
+  Action action = Action::kReject;
+  std::vector<size_t> keys;  // into PortcullisPolicy::keys_, as listed
+  size_t threshold = 1;
+  std::optional<NamePattern> identity;
+  bool warn = false;
+};
+
+Status FieldError(const std::string& origin, const std::string& field, const std::string& msg) {
+  return Status::InvalidArgument(origin + ": " + field + ": " + msg);
+}
+
+Status CheckFields(const std::string& origin, const std::string& where, const json& obj,
+                   std::initializer_list<const char*> allowed) {
+  for (const auto& [k, v] : obj.items()) {
+    bool ok = false;
+    for (const char* a : allowed) ok = ok || k == a;
+    if (ok) continue;
+    std::string list;
+    for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+    std::string msg = "unknown field \"" + k + "\" (allowed: " + list + ")";
+    return Status::InvalidArgument(origin + ": " + (where.empty() ? msg : where + ": " + msg));
+  }
+  return Status::Ok();
+}
+
+bool ValidKeyName(const std::string& s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (char c : s) {
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string Join(const std::vector<std::string>& v, const char* sep = ", ") {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
+class PortcullisPolicy : public Policy {
+ public:
+  PortcullisPolicy(std::string origin, std::string version, std::vector<TrustedKey> keys, std::vector<Rule> rules,
+                   DefaultAction def)
+      : Policy(std::move(origin), std::move(version)),
+        keys_(std::move(keys)),
+        rules_(std::move(rules)),
+        default_(def) {}
+
+  std::string format() const override { return "portcullis"; }
+
+  std::string MatchedRule(const std::string& name, const std::string&, const oci::Digest& digest) const override {
+    const Rule* r = Match(name, digest);
+    return r ? r->match.text() : "default";
+  }
+
+  bool NeedsSignatures(const std::string& name, const std::string&, const oci::Digest& digest) const override {
+    const Rule* r = Match(name, digest);
+    return r != nullptr && r->action == Action::kRequire;
+  }
+
+  StatusOr<Decision> Evaluate(const std::string& name, const std::string& tag, const oci::Digest& digest,
+                              SignatureSource& sigs) const override;
+
+  std::string Explain() const override;
+
+ private:
+  const Rule* Match(const std::string& name, const oci::Digest& digest) const {
+    for (const Rule& r : rules_) {
+      if (r.match.Matches(name, digest)) return &r;
+    }
+    return nullptr;
+  }
+  Decision Require(const Rule& r, const oci::Digest& digest, const std::vector<FoundSignature>& found) const;
+
+  std::vector<TrustedKey> keys_;
+  std::vector<Rule> rules_;  // most specific first
+  DefaultAction default_;
+};
+
+StatusOr<Decision> PortcullisPolicy::Evaluate(const std::string& name, const std::string&, const oci::Digest& digest,
+                                              SignatureSource& sigs) const {
+  if (name.empty()) return Status::InvalidArgument("policy evaluation needs an image name");
+  Decision d;
+  const Rule* r = Match(name, digest);
+  if (r == nullptr) {
+    d.rule = "default";
+    switch (default_) {
+      case DefaultAction::kAccept:
+        d.allowed = true;
+        d.reason = "no rule matches " + name + "; the default accepts";
+        break;
+      case DefaultAction::kWarn:
+        d.allowed = true;
+        d.warn_only = true;
+        d.reason = "no rule matches " + name + "; the default warns";
+        break;
+      case DefaultAction::kReject:
+        d.reason = "no rule matches " + name + "; the default rejects";
+        break;
+    }
+    return d;
+  }
+  switch (r->action) {
+    case Action::kAccept:
+      d.rule = r->match.text();
+      d.allowed = true;
+      d.reason = "accepted by rule " + r->match.text();
+      return d;
+    case Action::kReject:
+      d.rule = r->match.text();
+      d.reason = "rejected by rule " + r->match.text();
+      break;
+    case Action::kRequire: {
+      PC_ASSIGN_OR_RETURN(std::vector<FoundSignature> found, sigs.Find(digest));
+      d = Require(*r, digest, found);
+      break;
+    }
+  }
+  if (!d.allowed && r->warn) {
+    d.allowed = true;
+    d.warn_only = true;
+  }
+  return d;
+}
+
+Decision PortcullisPolicy::Require(const Rule& r, const oci::Digest& digest,
+                                   const std::vector<FoundSignature>& found) const {
+  Decision d;
+  d.rule = r.match.text();
+  d.signatures_found = found.size();
+  std::vector<bool> key_ok(r.keys.size(), false);
+  std::vector<std::string> notes;  // problems with signatures made by trusted keys
+  auto note = [&](const std::string& n) {
+    if (std::find(notes.begin(), notes.end(), n) == notes.end()) notes.push_back(n);
+  };
+  for (const FoundSignature& sig : found) {
+    std::string line = SignatureLabel(sig) + ": ";
+    std::vector<std::string> outcome;
+    bool unreadable = false;
+    for (size_t j = 0; j < r.keys.size() && !unreadable; ++j) {
+      const TrustedKey& k = keys_[r.keys[j]];
+      SignatureCheck c = CheckSignature(sig, *k.key, digest);
+      switch (c.kind) {
+        case SignatureCheck::Kind::kUnreadable:
+          outcome.push_back("unusable: " + c.detail);
+          unreadable = true;
+          break;
+        case SignatureCheck::Kind::kOtherKey:
+          break;
+        case SignatureCheck::Kind::kBadPayload:
+          note("signature by " + k.name + " has an invalid payload: " + c.detail);
+          outcome.push_back("signed by " + k.name + " but " + c.detail);
+          break;
+        case SignatureCheck::Kind::kWrongDigest:
+          note(c.detail);
+          outcome.push_back("signed by " + k.name + " but " + c.detail);
+          break;
+        case SignatureCheck::Kind::kVerified: {
+          if (r.identity) {
+            auto ref = ParseNormalizedRef(c.payload.docker_reference);
+            std::string id = ref.ok() ? ref->name : c.payload.docker_reference;
+            if (!ref.ok() || !r.identity->MatchesName(id)) {
+              std::string n = "identity " + id + " does not match " + r.identity->text();
+              note(n);
+              outcome.push_back("signed by " + k.name + " but " + n);
+              break;
+            }
+          }
+          key_ok[j] = true;
+          outcome.push_back("verified by " + k.name);
+          break;
+        }
+      }
+    }
+    if (outcome.empty()) outcome.push_back("no trusted key of this rule verifies it");
+    d.details.push_back(line + Join(outcome, "; "));
+  }
+  std::vector<std::string> all_names;
+  for (size_t j = 0; j < r.keys.size(); ++j) {
+    all_names.push_back(keys_[r.keys[j]].name);
+    if (key_ok[j]) d.keys_matched.push_back(keys_[r.keys[j]].name);
+  }
+  const size_t n = r.keys.size(), got = d.keys_matched.size();
+  const std::string count = std::to_string(r.threshold) + " of " + std::to_string(n) + " keys required, " +
+                            std::to_string(got) + " found" + (got ? " (" + Join(d.keys_matched) + ")" : "");
+  if (got >= r.threshold) {
+    d.allowed = true;
+    d.reason = count;
+    return d;
+  }
+  if (notes.size() > 3) notes.resize(3);
+  if (r.threshold == 1) {
+    if (!notes.empty()) {
+      d.reason = Join(notes, "; ");
+    } else if (found.empty()) {
+      d.reason = "no signature by a trusted key (no signatures found for " + digest.ToString() + ")";
+    } else {
+      d.reason = "no signature by a trusted key (" + std::to_string(found.size()) +
+                 (found.size() == 1 ? " signature" : " signatures") + " found, none by " + Join(all_names) + ")";
+    }
+  } else {
+    d.reason = count;
+    if (!notes.empty())
+      d.reason += "; " + Join(notes, "; ");
+    else if (found.empty())
+      d.reason += " (no signatures found for " + digest.ToString() + ")";
+  }
+  return d;
+}
+
+std::string PortcullisPolicy::Explain() const {
+  std::ostringstream o;
+  o << "format: portcullis\nversion: " << version() << "\n";
+  std::set<size_t> used;
+  for (const Rule& r : rules_) used.insert(r.keys.begin(), r.keys.end());
+  o << "keys:" << (keys_.empty() ? " (none)" : "") << "\n";
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    o << "  " << keys_[i].name << ": " << keys::KeyTypeName(keys_[i].key->type()) << ", " << keys_[i].where
+      << (used.count(i) ? "" : "  (warning: no rule uses this key)") << "\n";
+  }
+  o << "rules, in the order they are tried (most specific first):\n";
+  if (rules_.empty()) o << "  (none)\n";
+  for (size_t i = 0; i < rules_.size(); ++i) {
+    const Rule& r = rules_[i];
+    o << "  " << (i + 1) << ". " << r.match.text() << "  (rules[" << r.index << "])\n      ";
+    switch (r.action) {
+      case Action::kAccept:
+        o << "accept without signatures";
+        break;
+      case Action::kReject:
+        o << "reject";
+        break;
+      case Action::kRequire: {
+        std::vector<std::string> names;
+        for (size_t k : r.keys) names.push_back(keys_[k].name);
+        o << "require signatures by " << r.threshold << " of " << r.keys.size() << " keys [" << Join(names) << "]";
+        if (r.identity) o << ", signed identity matching " << r.identity->text();
+        break;
+      }
+    }
+    if (r.warn && r.action != Action::kAccept) o << "; mode warn (failures are served and logged)";
+    o << "\n";
+  }
+  o << "default (no rule matches): "
+    << (default_ == DefaultAction::kAccept ? "accept"
+        : default_ == DefaultAction::kWarn ? "warn"
+                                           : "reject")
+    << "\n";
+  return o.str();
+}
+
+}  // namespace
+
+StatusOr<std::shared_ptr<const Policy>> ParsePortcullisPolicy(const json& j, const std::string& text,
+                                                              const std::string& origin, const std::string& base_dir) {
+  PC_RETURN_IF_ERROR(CheckFields(origin, "", j, {"keys", "rules", "default"}));
+  std::vector<std::string> version_parts = {text};
+
+  // keys
+  std::vector<TrustedKey> keys;
+  std::map<std::string, size_t> key_index;
+  if (auto it = j.find("keys"); it != j.end()) {
+    if (!it->is_object()) return FieldError(origin, "keys", "must be an object of named keys, not " + TypeOf(*it));
+    for (const auto& [name, entry] : it->items()) {
+      const std::string where = "keys." + name;
+      if (!ValidKeyName(name)) return FieldError(origin, where, "key names are [A-Za-z0-9._-]+");
+      if (!entry.is_object()) {
+        return FieldError(origin, where, "must be {\"path\": FILE} or {\"data\": PEM}, not " + TypeOf(entry));
+      }
+      PC_RETURN_IF_ERROR(CheckFields(origin, where, entry, {"path", "data"}));
+      const bool has_path = entry.contains("path"), has_data = entry.contains("data");
+      if (has_path == has_data) return FieldError(origin, where, "needs exactly one of \"path\" and \"data\"");
+      const char* field = has_path ? "path" : "data";
+      const json& v = entry.at(field);
+      if (!v.is_string() || v.get<std::string>().empty()) {
+        return FieldError(origin, where + "." + field, "must be a non-empty string");
+      }
+      StatusOr<TrustedKey> k = Status::Internal("unset");
+      if (has_path) {
+        std::string bytes;
+        k = LoadKeyFile(name, v.get<std::string>(), base_dir, &bytes);
+        if (k.ok()) {
+          version_parts.push_back(k->where);
+          version_parts.push_back(bytes);
+        }
+      } else {
+        k = LoadKeyPem(name, v.get<std::string>());
+      }
+      if (!k.ok()) return FieldError(origin, where + "." + field, k.status().message());
+      for (const TrustedKey& other : keys) {
+        if (other.der == k->der) {
+          return FieldError(origin, where,
+                            "the same public key as keys." + other.name + " (a threshold counts distinct keys)");
+        }
+      }
+      key_index[name] = keys.size();
+      keys.push_back(std::move(*k));
+    }
+  }
+
+  // rules
+  auto rules_it = j.find("rules");
+  if (rules_it == j.end()) {
+    return Status::InvalidArgument(origin +
+                                   ": rules: missing (a Portcullis policy has \"rules\": [...]; a "
+                                   "containers-policy.json has \"default\": [...])");
+  }
+  if (!rules_it->is_array()) return FieldError(origin, "rules", "must be an array, not " + TypeOf(*rules_it));
+  std::vector<Rule> rules;
+  std::map<std::string, size_t> seen_match;
+  for (size_t i = 0; i < rules_it->size(); ++i) {
+    const json& rj = (*rules_it)[i];
+    const std::string where = "rules[" + std::to_string(i) + "]";
+    if (!rj.is_object()) return FieldError(origin, where, "must be an object, not " + TypeOf(rj));
+    PC_RETURN_IF_ERROR(CheckFields(origin, where, rj, {"match", "action", "require", "identity", "mode"}));
+    Rule r;
+    r.index = i;
+    auto m = rj.find("match");
+    if (m == rj.end()) return FieldError(origin, where, "\"match\" is missing");
+    if (!m->is_string()) return FieldError(origin, where + ".match", "must be a string, not " + TypeOf(*m));
+    auto pat = NamePattern::Parse(m->get<std::string>());
+    if (!pat.ok()) return FieldError(origin, where + ".match", pat.status().message());
+    r.match = std::move(*pat);
+    if (auto [it, fresh] = seen_match.emplace(r.match.text(), i); !fresh) {
+      return FieldError(origin, where + ".match",
+                        "\"" + r.match.text() + "\" is already the pattern of rules[" + std::to_string(it->second) +
+                            "] (this rule could never apply)");
+    }
+    const bool has_action = rj.contains("action"), has_require = rj.contains("require");
+    if (has_action == has_require) {
+      return FieldError(origin, where,
+                        has_action ? "\"action\" and \"require\" exclude each other"
+                                   : "needs \"action\" (accept or reject) or \"require\"");
+    }
+    if (has_action) {
+      const json& a = rj.at("action");
+      if (a == "accept") {
+        r.action = Action::kAccept;
+      } else if (a == "reject") {
+        r.action = Action::kReject;
+      } else {
+        return FieldError(origin, where + ".action", "must be \"accept\" or \"reject\", not " + a.dump());
+      }
+    } else {
+      r.action = Action::kRequire;
+      const json& req = rj.at("require");
+      const std::string rw = where + ".require";
+      if (!req.is_object()) {
+        return FieldError(origin, rw, "must be {\"keys\": [...], \"threshold\": N}, not " + TypeOf(req));
+      }
+      PC_RETURN_IF_ERROR(CheckFields(origin, rw, req, {"keys", "threshold"}));
+      auto ks = req.find("keys");
+      if (ks == req.end()) return FieldError(origin, rw, "\"keys\" is missing");
+      if (!ks->is_array() || ks->empty()) {
+        return FieldError(origin, rw + ".keys", "must be a non-empty array of key names");
+      }
+      for (size_t k = 0; k < ks->size(); ++k) {
+        const json& kn = (*ks)[k];
+        const std::string kw = rw + ".keys[" + std::to_string(k) + "]";
+        if (!kn.is_string()) return FieldError(origin, kw, "must be a key name, not " + TypeOf(kn));
+        auto found = key_index.find(kn.get<std::string>());
+        if (found == key_index.end()) {
+          std::string defined;
+          for (const auto& [n, idx] : key_index) defined += (defined.empty() ? "" : ", ") + n;
+          return FieldError(origin, kw,
+                            "unknown key \"" + kn.get<std::string>() +
+                                "\" (defined in \"keys\": " + (defined.empty() ? "none" : defined) + ")");
+        }
+        if (std::find(r.keys.begin(), r.keys.end(), found->second) != r.keys.end()) {
+          return FieldError(origin, kw, "key \"" + kn.get<std::string>() + "\" is listed twice");
+        }
+        r.keys.push_back(found->second);
+      }
+      if (auto t = req.find("threshold"); t != req.end()) {
+        if (!t->is_number_integer()) {
+          return FieldError(origin, rw + ".threshold", "must be a whole number, not " + t->dump());
+        }
+        int64_t v = t->get<int64_t>();
+        if (v < 1) return FieldError(origin, rw + ".threshold", "must be at least 1, not " + std::to_string(v));
+        if (static_cast<uint64_t>(v) > r.keys.size()) {
+          return FieldError(origin, rw + ".threshold",
+                            std::to_string(v) + " is more than the " + std::to_string(r.keys.size()) +
+                                (r.keys.size() == 1 ? " listed key" : " listed keys"));
+        }
+        r.threshold = static_cast<size_t>(v);
+      }
+    }
+    if (auto id = rj.find("identity"); id != rj.end()) {
+      if (r.action != Action::kRequire) {
+        return FieldError(origin, where + ".identity", "only a rule with \"require\" checks signed identities");
+      }
+      if (!id->is_string()) return FieldError(origin, where + ".identity", "must be a string, not " + TypeOf(*id));
+      auto ip = NamePattern::Parse(id->get<std::string>(), /*allow_digest=*/false);
+      if (!ip.ok()) return FieldError(origin, where + ".identity", ip.status().message());
+      r.identity = std::move(*ip);
+    }
+    if (auto mode = rj.find("mode"); mode != rj.end()) {
+      if (*mode == "warn") {
+        r.warn = true;
+      } else if (*mode != "enforce") {
+        return FieldError(origin, where + ".mode", "must be \"enforce\" or \"warn\", not " + mode->dump());
+      }
+    }
+    rules.push_back(std::move(r));
+  }
+  std::stable_sort(rules.begin(), rules.end(), [](const Rule& a, const Rule& b) {
+    int c = NamePattern::CompareSpecificity(a.match, b.match);
+    return c != 0 ? c < 0 : a.index < b.index;
+  });
+
+  DefaultAction def = DefaultAction::kReject;
+  if (auto d = j.find("default"); d != j.end()) {
+    if (*d == "accept") {
+      def = DefaultAction::kAccept;
+    } else if (*d == "warn") {
+      def = DefaultAction::kWarn;
+    } else if (*d != "reject") {
+      return FieldError(origin, "default", "must be \"reject\", \"accept\" or \"warn\", not " + d->dump());
+    }
+  }
+  return std::shared_ptr<const Policy>(
+      std::make_shared<PortcullisPolicy>(origin, VersionOf(version_parts), std::move(keys), std::move(rules), def));
+}
+
+}  // namespace portcullis::verifier::internal
