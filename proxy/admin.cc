@@ -30,6 +30,21 @@ bool TokenMatches(const std::string& header, const std::string& token) {
   return CRYPTO_memcmp(header.data() + prefix.size(), token.data(), token.size()) == 0;
 }
 
+// "upstream.test/lab/small:v1" → {"upstream.test/lab/small", "v1"}; a digest
+// after '@' wins; no tag means "latest". A first component naming an upstream
+// picks it (Registry::Resolve); anything else is on the default upstream.
+std::pair<std::string, std::string> SplitImage(const std::string& image) {
+  std::string name = image, ref = "latest";
+  if (auto at = name.find('@'); at != std::string::npos) {
+    ref = name.substr(at + 1);
+    name = name.substr(0, at);
+  } else if (auto colon = name.rfind(':'); colon != std::string::npos && name.find('/', colon) == std::string::npos) {
+    ref = name.substr(colon + 1);
+    name = name.substr(0, colon);
+  }
+  return {name, ref};
+}
+
 }  // namespace
 
 StatusOr<std::string> LoadOrCreateAdminToken(const std::string& path, const std::string& data_dir,
@@ -187,14 +202,7 @@ void AdminServer::Install() {
   svr_->Get("/api/v1/policy/test", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string image = req.get_param_value("image");
     if (image.empty()) return SendError(res, Status::InvalidArgument("policy test needs ?image=REF"));
-    std::string name = image, ref = "latest";
-    if (auto at = name.find('@'); at != std::string::npos) {
-      ref = name.substr(at + 1);
-      name = name.substr(0, at);
-    } else if (auto colon = name.rfind(':'); colon != std::string::npos && name.find('/', colon) == std::string::npos) {
-      ref = name.substr(colon + 1);
-      name = name.substr(0, colon);
-    }
+    auto [name, ref] = SplitImage(image);
     auto route = registry_->Resolve(name, "");
     if (!route.ok()) return SendError(res, route.status());
     auto m = registry_->GetManifest(*route, ref);
@@ -223,16 +231,7 @@ void AdminServer::Install() {
   post_["/api/v1/prefetch"] = ([this](const httplib::Request& req, httplib::Response& res) {
     const std::string image = req.get_param_value("image");
     if (image.empty()) return SendError(res, Status::InvalidArgument("prefetch needs ?image=REF"));
-    // "upstream.test/lab/small:v1": a first component naming an upstream picks
-    // it; anything else is a reference on the default upstream.
-    std::string name = image, ref = "latest";
-    if (auto at = name.find('@'); at != std::string::npos) {
-      ref = name.substr(at + 1);
-      name = name.substr(0, at);
-    } else if (auto colon = name.rfind(':'); colon != std::string::npos && name.find('/', colon) == std::string::npos) {
-      ref = name.substr(colon + 1);
-      name = name.substr(0, colon);
-    }
+    auto [name, ref] = SplitImage(image);
     if (ref.find(':') == std::string::npos) {
       if (Status st = oci::ValidateTag(ref); !st.ok()) return SendError(res, st);
     } else if (auto d = oci::Digest::Parse(ref); !d.ok()) {

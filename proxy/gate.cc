@@ -39,8 +39,9 @@ std::shared_ptr<const verifier::Policy> Gate::policy() const {
   return policy_;
 }
 
-Status Gate::Record(const std::string& prefix, const oci::Manifest& m, const oci::Digest& digest) {
-  std::vector<oci::Digest> ds = {digest};
+Status Gate::Record(const std::string& prefix, const oci::Manifest& m, const oci::Digest&) {
+  // Not the manifest itself: its own verdict expires with the verdict TTL.
+  std::vector<oci::Digest> ds;
   for (const auto& b : m.Blobs()) ds.push_back(b.digest);
   for (const auto& c : m.manifests) ds.push_back(c.digest);  // an index covers its children
   return store_->MarkAllowed(prefix, ds);
