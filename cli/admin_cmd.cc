@@ -57,6 +57,8 @@ Commands:
   cache gc             drop blobs and manifests no repository links any more
   cache fsck           re-hash every stored blob and manifest; bad ones are dropped (exit 1 if any)
   prefetch IMAGE       pull IMAGE (e.g. docker.io/library/alpine:3.20) into the cache
+  policy reload        re-read the config file and trust policy (a broken one is refused)
+  policy test IMAGE    the rule, verdict and reason the server's policy gives IMAGE
   health               /healthz and /readyz (needs no token)
   metrics              the Prometheus metrics, as the server writes them
 
@@ -717,6 +719,51 @@ int CacheFsck(const Flags& flags) {
   return bad.empty() ? kExitOk : kExitRefused;
 }
 
+constexpr const char* kPolicyUsage = R"(Usage: portcullis admin [flags] policy reload | policy test IMAGE
+
+  policy reload      re-read the server's config file and trust policy (as SIGHUP does);
+                     a broken file is refused and the old policy stays in force
+  policy test IMAGE  what the server's policy decides for IMAGE (e.g. upstream.test/lab/small:v1):
+                     the rule, the verdict and the reason; exit 0 accepted or warn, 1 refused
+)";
+
+int PolicyCmd(const Flags& flags) {
+  const auto& pos = flags.positional;
+  if (pos.size() < 2) return Fail("policy", "want reload or test IMAGE (see --help)");
+  const std::string cmd = "policy " + pos[1];
+  auto client = MakeClient(flags, true);
+  if (!client.ok()) return Fail(cmd, client.status());
+  std::string raw;
+  if (pos[1] == "reload") {
+    if (pos.size() > 2) return Fail(cmd, "unexpected argument \"" + pos[2] + "\"");
+    auto j = CallJson(*client, "POST", "/api/v1/policy/reload", &raw);
+    if (!j.ok()) return Fail(cmd, j.status());
+    if (flags.Has("--json")) {
+      PrintJson(raw);
+    } else {
+      std::cout << "reloaded; policy " << Printable(j->value("policy", std::string("(none)"))) << " version "
+                << Printable(j->value("version", std::string("-"))) << "\n";
+    }
+    return kExitOk;
+  }
+  if (pos[1] == "test") {
+    if (pos.size() != 3) return Fail(cmd, "want exactly one IMAGE");
+    auto j = CallJson(*client, "GET", "/api/v1/policy/test?image=" + QueryValue(pos[2]), &raw);
+    if (!j.ok()) return Fail(cmd, j.status());
+    const std::string verdict = j->value("verdict", std::string());
+    if (flags.Has("--json")) {
+      PrintJson(raw);
+    } else {
+      std::cout << Printable(j->value("image", pos[2])) << "@" << Printable(j->value("digest", std::string())) << "\n"
+                << "  rule     " << Printable(j->value("rule", std::string())) << "\n"
+                << "  verdict  " << Printable(verdict) << "\n"
+                << "  reason   " << Printable(j->value("reason", std::string())) << "\n";
+    }
+    return verdict == "reject" ? kExitRefused : kExitOk;
+  }
+  return Fail("policy", "unknown subcommand \"" + pos[1] + "\" (want reload or test IMAGE)");
+}
+
 int Prefetch(const Flags& flags) {
   const char* cmd = "prefetch";
   if (flags.positional.size() < 2) return Fail(cmd, "want an IMAGE, e.g. docker.io/library/alpine:3.20 (see --help)");
@@ -862,6 +909,7 @@ const char* UsageFor(const std::vector<std::string>& pos) {
     return kCacheUsage;
   }
   if (pos[0] == "prefetch") return kPrefetchUsage;
+  if (pos[0] == "policy") return kPolicyUsage;
   if (pos[0] == "health") return kHealthUsage;
   if (pos[0] == "metrics") return kMetricsUsage;
   return kUsage;
@@ -901,6 +949,7 @@ int RunAdmin(const std::vector<std::string>& args) {
     return kExitError;
   }
   if (cmd == "prefetch") return Prefetch(*flags);
+  if (cmd == "policy") return PolicyCmd(*flags);
   if (cmd == "health") return Health(*flags);
   if (cmd == "metrics") return Metrics(*flags);
   std::cerr << "portcullis admin: unknown command \"" << Printable(cmd) << "\"\n\n" << kUsage;

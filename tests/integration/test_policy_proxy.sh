@@ -612,6 +612,15 @@ check_true "14. GET /api/v1/policy/test for lab/k2:v1: accept by rule upstream.t
   jq -e '.verdict == "accept" and .rule == "upstream.test/lab/k2" and .keys == ["a","b"]' "$T/api.body"
 code=$(curl -s --max-time 30 -o /dev/null -w '%{http_code}' -X POST "http://$A/api/v1/policy/reload")
 check_eq "14. POST /api/v1/policy/reload without the token: 401" 401 "$code"
+# The same through `portcullis admin policy ...`.
+ADM=("$PORTCULLIS_BIN" admin --server "http://$A" --token-file "$T/admin.token")
+out=$("${ADM[@]}" policy test upstream.test/lab/small:v1 2>&1); rc=$?
+check_eq "14. admin policy test (signed): exit 0, verdict accept" "0 1" "$rc $(grep -c 'verdict  accept' <<<"$out")"
+out=$("${ADM[@]}" policy test upstream.test/lab/unsigned:v1 2>&1); rc=$?
+check_eq "14. admin policy test (unsigned): exit 1, verdict reject" "1 1" "$rc $(grep -c 'verdict  reject' <<<"$out")"
+# The policy file is still the broken one written above: the CLI says why, exit 2.
+out=$("${ADM[@]}" policy reload 2>&1); rc=$?
+check_eq "14. admin policy reload of the broken file: exit 2 naming the bad field" "2 1" "$rc $(grep -c 'rulez' <<<"$out")"
 
 check_true "the proxy ran to the end of the suite" "pp exited" is_running pp
 "${PM[@]}" rmi -a -f >/dev/null 2>&1 || true
