@@ -2,6 +2,10 @@
 
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <chrono>
 
 #include "oci/errors.h"
@@ -395,7 +399,33 @@ Status HttpServer::Bind() {
   return Status::Ok();
 }
 
-void HttpServer::Serve() { svr_->listen_after_bind(); }
+namespace {
+
+// cpp-httplib 0.11 listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed
+// when Debian built the library): under a burst of new connections the kernel
+// drops SYNs and clients wait a second for the retry. Linux lets listen() be
+// called again on a listening socket to raise the backlog; find ours by its port.
+void RaiseListenBacklog(int port) {
+  for (int fd = 3; fd < 4096; ++fd) {
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
+    int p = addr.ss_family == AF_INET    ? ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port)
+            : addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                                         : -1;
+    if (p == port) (void)::listen(fd, SOMAXCONN);
+  }
+}
+
+}  // namespace
+
+void HttpServer::Serve() {
+  RaiseListenBacklog(port_);
+  svr_->listen_after_bind();
+}
 
 void HttpServer::Stop() { svr_->stop(); }
 
