@@ -35,6 +35,21 @@ StatusOr<std::pair<Url, std::string>> ResolveLocation(const Url& from, const std
   return Status::UpstreamInvalid("unsupported redirect Location \"" + location.substr(0, 200) + "\"");
 }
 
+// httplib's error names, as sentences an operator can act on.
+std::string Describe(httplib::Error e) {
+  switch (e) {
+    case httplib::Error::Connection: return "cannot connect (refused, unreachable or name not resolved)";
+    case httplib::Error::ConnectionTimeout: return "timed out connecting";
+    case httplib::Error::Read: return "the connection failed or timed out while reading the answer";
+    case httplib::Error::Write: return "the connection failed while sending the request";
+    case httplib::Error::SSLConnection: return "TLS handshake failed";
+    case httplib::Error::SSLLoadingCerts: return "cannot load the CA bundle (check --upstream-ca)";
+    case httplib::Error::SSLServerVerification:
+      return "TLS certificate verification failed: unknown CA or wrong host name (see --upstream-ca)";
+    default: return httplib::to_string(e);
+  }
+}
+
 }  // namespace
 
 std::string Url::Origin() const { return scheme + "://" + host + ":" + std::to_string(port); }
@@ -268,7 +283,7 @@ StatusOr<HttpResponse> RegistryClient::Once(const Url& origin, const std::string
                                std::to_string(max_body) + " bytes");
   }
   if (*aborted) return out;  // the caller chose to stop; the connection is dropped
-  return Status::UpstreamUnavailable(req.method + " " + origin.Origin() + target + ": " + httplib::to_string(err));
+  return Status::UpstreamUnavailable(req.method + " " + origin.Origin() + target + ": " + Describe(err));
 }
 
 std::string RegistryClient::CachedAuthorization(const std::string& scope) {
