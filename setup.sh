@@ -20,7 +20,8 @@ BUILD_PKGS=(g++ cmake ninja-build pkg-config libcpp-httplib-dev libssl-dev libso
             nlohmann-json3-dev librocksdb-dev doctest-dev)
 # Peers for the integration tests: a real registry, real clients, image builders.
 PEER_PKGS=(docker-registry skopeo podman buildah umoci containerd docker.io jq curl
-           python3-cryptography python3-nacl uidmap busybox-static openssl iproute2)
+           python3-cryptography python3-nacl uidmap busybox-static openssl iproute2
+           nginx-light wrk)
 pkgs=("${BUILD_PKGS[@]}")
 ((build_only)) || pkgs+=("${PEER_PKGS[@]}")
 if ((install)); then

@@ -1,4 +1,5 @@
 // portcullis serve: load the config, open the cache, serve until SIGTERM/SIGINT.
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -39,6 +40,10 @@ int RunServe(const std::vector<std::string>& args) {
     return 2;
   }
   proxy::SetLogLevel(proxy::ParseLogLevel(cfg->log_level));
+  // Chunk buffers are 1 MiB: above glibc's default mmap threshold each read
+  // would map and fault fresh pages. Keep them on the heap and reuse them.
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
 
   // Block the signals in every thread; one thread waits for them.
   sigset_t sigs;

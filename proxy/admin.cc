@@ -90,6 +90,10 @@ AdminServer::~AdminServer() = default;
 void AdminServer::Install() {
   svr_->new_task_queue = [] { return new httplib::ThreadPool(4); };
   svr_->set_payload_max_length(64 * 1024);
+  svr_->set_socket_options([](int sock) {  // no SO_REUSEPORT: a taken port must fail
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   svr_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (req.path == "/healthz" || req.path == "/readyz") return httplib::Server::HandlerResponse::Unhandled;
     if (!TokenMatches(req.get_header_value("Authorization"), token_)) {

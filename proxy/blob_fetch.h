@@ -66,6 +66,7 @@ class BlobFetch {
   bool headers_ = false;
   int64_t size_ = -1;
   uint64_t received_ = 0;
+  uint64_t notified_ = 0;  // received_ when readers were last woken
   uint64_t flushed_chunks_ = 0;  // chunks [0, flushed_chunks_) are in the store
   std::string buffer_;           // bytes from flushed_chunks_ * chunk_bytes_ on
   bool committed_ = false;

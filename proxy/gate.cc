@@ -1,6 +1,7 @@
 #include "proxy/gate.h"
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "proxy/log.h"
 #include "proxy/registry.h"
@@ -32,6 +33,7 @@ Gate::Gate(Store* store, Metrics* metrics, int64_t verdict_ttl_seconds, bool blo
 void Gate::SetPolicy(std::shared_ptr<const verifier::Policy> policy) {
   std::lock_guard<std::mutex> l(mu_);
   policy_ = std::move(policy);
+  hot_.clear();  // keyed by policy version: the old entries can no longer match
 }
 
 std::shared_ptr<const verifier::Policy> Gate::policy() const {
@@ -75,10 +77,21 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
   }
   const std::string key = prefix + "|" + digest.ToString();
   const int64_t now = NowSeconds();
-  PC_ASSIGN_OR_RETURN(auto cached, store_->GetVerdict(key));
   verifier::Decision d;
   bool from_cache = false;
-  if (cached) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = hot_.find(key);
+    if (it != hot_.end() && it->second.second > now) {
+      d = it->second.first;
+      from_cache = true;
+    }
+  }
+  std::optional<std::string> cached;
+  if (!from_cache) {
+    PC_ASSIGN_OR_RETURN(cached, store_->GetVerdict(key));
+  }
+  if (!from_cache && cached) {
     auto j = nlohmann::json::parse(*cached, nullptr, false);
     if (j.is_object() && j.value("expires", int64_t(0)) > now) {
       d.allowed = j.value("allowed", false);
@@ -87,6 +100,9 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
       d.reason = j.value("reason", "");
       d.keys_matched = j.value("keys", std::vector<std::string>());
       from_cache = true;
+      std::lock_guard<std::mutex> l(mu_);
+      if (hot_.size() >= kMaxHot) hot_.clear();
+      hot_[key] = {d, j.value("expires", int64_t(0))};
     }
   }
   if (!from_cache) {
@@ -105,6 +121,9 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
                         {"rule", d.rule},             {"reason", d.reason},
                         {"keys", d.keys_matched},     {"expires", now + verdict_ttl_}};
     PC_RETURN_IF_ERROR(store_->PutVerdict(key, j.dump()));
+    std::lock_guard<std::mutex> l(mu_);
+    if (hot_.size() >= kMaxHot) hot_.clear();
+    hot_[key] = {d, now + verdict_ttl_};
   }
   const std::string verdict = d.verdict();
   count(verdict, from_cache ? "cache" : "evaluated");
@@ -121,6 +140,8 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
   if (!d.allowed) {
     return Status::Denied("refused by the trust policy: rule " + d.rule + ": " + d.reason);
   }
+  // The blobs and children were recorded when the verdict was reached.
+  if (from_cache) return Status::Ok();
   return Record(prefix, m, digest);
 }
 

@@ -13,6 +13,7 @@
 // - Each decision is logged as one JSON line ("policy decision").
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -55,6 +56,9 @@ class Gate {
   const bool blob_gate_referenced_;
   mutable std::mutex mu_;
   std::shared_ptr<const verifier::Policy> policy_;
+  // Hot verdicts in memory (bounded; RocksDB keeps them all): key → decision, expiry.
+  std::map<std::string, std::pair<verifier::Decision, int64_t>> hot_;
+  static constexpr size_t kMaxHot = 10000;
 };
 
 // True for manifests that are signature artifacts rather than images.

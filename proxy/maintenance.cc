@@ -151,7 +151,7 @@ StatusOr<FsckResult> Maintenance::Fsck() {
     bool readable = hasher != nullptr && b.chunk_bytes > 0;
     for (uint64_t i = 0; readable && got < b.size; ++i) {
       rocksdb::PinnableSlice chunk;
-      if (!store_->ReadChunk(b.digest, i, &chunk).ok() || chunk.size() == 0) {
+      if (!store_->ReadChunk(b.digest, i, &chunk, /*verify=*/true).ok() || chunk.size() == 0) {
         readable = false;
         break;
       }

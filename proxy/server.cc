@@ -107,6 +107,12 @@ void HttpServer::Install() {
   svr_->set_write_timeout(120);
   svr_->set_payload_max_length(64 << 20);  // writes are drained, never stored
   svr_->set_tcp_nodelay(true);
+  // httplib's default adds SO_REUSEPORT, which lets a second `serve` on the same
+  // port start silently and take half the connections: SO_REUSEADDR only.
+  svr_->set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
 
   svr_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
     t_info = RequestInfo{};
@@ -345,7 +351,7 @@ void HttpServer::ServeBlob(const BlobSource& src, httplib::Response& res) {
     std::string buf;
     auto deadline = Clock::now() + stall;
     while (true) {
-      switch (fetch->Read(offset, 256 * 1024, hold_at, &buf, std::chrono::milliseconds(500))) {
+      switch (fetch->Read(offset, 1 << 20, hold_at, &buf, std::chrono::milliseconds(500))) {
         case BlobFetch::ReadResult::kData:
           return sink.write(buf.data(), buf.size());
         case BlobFetch::ReadResult::kEnd:

@@ -265,8 +265,11 @@ StoreStats Store::Stats() const {
   return s;
 }
 
-Status Store::ReadChunk(const oci::Digest& d, uint64_t index, rocksdb::PinnableSlice* out) {
-  return FromRocks(db_->Get(rocksdb::ReadOptions(), chunks_, ChunkKey(d, index), out),
+Status Store::ReadChunk(const oci::Digest& d, uint64_t index, rocksdb::PinnableSlice* out, bool verify) {
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = verify;
+  ro.fill_cache = false;  // chunks are read once per response; keep the block cache for metadata
+  return FromRocks(db_->Get(ro, chunks_, ChunkKey(d, index), out),
                    "reading chunk " + std::to_string(index) + " of " + d.ToString());
 }
 

@@ -143,7 +143,10 @@ class Store {
   bool IsAllowed(const std::string& prefix, const oci::Digest& d);
 
   // Reads chunk `index` of `d` into `out` (NOT_FOUND when absent).
-  Status ReadChunk(const oci::Digest& d, uint64_t index, rocksdb::PinnableSlice* out);
+  // `verify` re-checks RocksDB's block checksums: off on the serving path (the
+  // bytes were hashed against their digest on the way in, and RocksDB's portable
+  // CRC32c costs more than the copy), on for fsck.
+  Status ReadChunk(const oci::Digest& d, uint64_t index, rocksdb::PinnableSlice* out, bool verify = false);
 
  private:
   Store() = default;
