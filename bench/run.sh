@@ -1,0 +1,539 @@
+#!/usr/bin/env bash
+# Portcullis benchmark: Portcullis vs docker-registry in proxy mode ("distribution") vs nginx
+# (sendfile of the same bytes: the physical limit), side by side on one machine, 127.0.0.1 only.
+#
+# Usage: bench/run.sh [--smoke] [--rounds N] [--out DIR] [--bin PATH] [--keep-tmp]
+#   --smoke      1 round, 2 s wrk runs, a 64 MiB blob instead of 1 GiB (about a minute)
+#   --rounds N   rounds per measurement (default 5; medians are reported)
+#   --out DIR    where RESULTS.md and results.json go (default: this folder)
+#   --bin PATH   the portcullis binary (default $PORTCULLIS_BIN, else build/cli/portcullis);
+#                it is copied into the temp dir so a rebuild during the run changes nothing
+#   --keep-tmp   keep the temp dir (logs, data dirs) afterwards
+#
+# Never asserts performance: the exit status is 0 when every measurement produced a number,
+# 1 when one did not (a server failed, a transfer was short, wrk saw errors), 2 on setup errors.
+# See bench/README.md for what is measured and how.
+set -euo pipefail
+export LC_ALL=C
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SRC_DIR="$(cd "$BENCH_DIR/.." && pwd)"
+PY=/usr/bin/python3   # Debian's python (python3 on PATH may be a pyenv build)
+
+MODE=full ROUNDS=5 OUT=$BENCH_DIR KEEP=0 BIN=${PORTCULLIS_BIN:-$SRC_DIR/build/cli/portcullis}
+ROUNDS_SET=0
+while (($#)); do
+  case $1 in
+    --smoke) MODE=smoke ;;
+    --rounds) ROUNDS=${2:?--rounds N}; ROUNDS_SET=1; shift ;;
+    --out) OUT=${2:?--out DIR}; shift ;;
+    --bin) BIN=${2:?--bin PATH}; shift ;;
+    --keep-tmp) KEEP=1 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+[[ $ROUNDS =~ ^[1-9][0-9]?$ ]] || { echo "run.sh: --rounds must be 1..99" >&2; exit 2; }
+
+MiB=$((1024 * 1024))
+if [[ $MODE == smoke ]]; then
+  ((ROUNDS_SET)) || ROUNDS=1
+  WRK_SECS=2
+  BIG_BYTES=$((64 * MiB))
+else
+  WRK_SECS=10
+  BIG_BYTES=$((1024 * MiB))
+fi
+MID_BYTES=$((200 * MiB))          # the "200 MiB-layer image"
+WRK_THREADS=2 WRK_CONNS=64
+ACCEPT_ALL='application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json'
+OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
+SERVERS=(portcullis distribution nginx)
+
+say() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 2; }
+
+# ---------------------------------------------------------------- tools
+ensure_tools() {
+  local -A pkg=([curl]=curl [nginx]=nginx-light [wrk]=wrk [docker-registry]=docker-registry
+                [openssl]=openssl [sha256sum]=coreutils [timeout]=coreutils)
+  local t missing=()
+  for t in "${!pkg[@]}"; do command -v "$t" >/dev/null 2>&1 || missing+=("${pkg[$t]}"); done
+  [[ -x $PY ]] || missing+=(python3)
+  ((${#missing[@]})) || return 0
+  [[ $(id -u) -eq 0 ]] || die "missing tools (${missing[*]}); install them (apt-get install ${missing[*]})"
+  say "installing ${missing[*]} (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; } ||
+    die "apt-get install ${missing[*]} failed"
+}
+ensure_tools
+[[ -x $BIN ]] || die "portcullis binary $BIN not found (build: cmake --build build, or pass --bin)"
+
+# ---------------------------------------------------------------- temp dir, processes
+W=$(mktemp -d /tmp/portcullis-bench.XXXXXX)
+chmod 755 "$W"   # nginx workers run as nobody and read files under it
+declare -A PIDS=() ADDR=()
+ORDER=()
+USED_PORTS=()
+RAW=$W/raw.tsv
+: >"$RAW"
+HELPERS=()   # pids of helper processes (samplers, client batches)
+
+cleanup() {
+  local rc=$? i name p
+  trap - EXIT
+  trap '' INT TERM
+  for p in "${HELPERS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for ((i = ${#ORDER[@]} - 1; i >= 0; i--)); do stop_bg "${ORDER[$i]}"; done
+  if ((KEEP)); then echo "[bench] kept $W"; else rm -rf --one-file-system "$W"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+  local p i
+  for i in $(seq 20); do
+    p=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+    if [[ " ${USED_PORTS[*]-} " != *" $p "* ]]; then USED_PORTS+=("$p"); echo "$p"; return 0; fi
+  done
+  return 1
+}
+
+# start_bg NAME CMD... : CMD in the background, cwd $W, output appended to $W/NAME.log
+start_bg() {
+  local name=$1; shift
+  env -C "$W" "$@" >>"$W/$name.log" 2>&1 </dev/null &
+  PIDS[$name]=$!
+  [[ " ${ORDER[*]-} " == *" $name "* ]] || ORDER+=("$name")
+}
+
+# stop_bg NAME : TERM the PID we started, wait up to 15 s, then KILL
+stop_bg() {
+  local name=$1 pid i
+  pid=${PIDS[$name]:-}
+  [[ -n $pid ]] || return 0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 75); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  PIDS[$name]=""
+}
+
+# wait_http URL NAME : until URL answers (any status); fails when NAME died or after 30 s
+wait_http() {
+  local url=$1 name=$2 i
+  for i in $(seq 150); do
+    curl -s -o /dev/null --max-time 2 "$url" && return 0
+    kill -0 "${PIDS[$name]}" 2>/dev/null || { tail -5 "$W/$name.log" >&2; die "$name exited during start"; }
+    sleep 0.2
+  done
+  die "timeout waiting for $name at $url"
+}
+
+# ---------------------------------------------------------------- servers
+registry_yml() { # FILE NAME PORT DATADIR [REMOTE]
+  cat >"$1" <<YML
+version: 0.1
+log:
+  level: info
+  fields: {service: $2}
+storage:
+  filesystem: {rootdirectory: $4}
+  delete: {enabled: true}
+  cache: {blobdescriptor: inmemory}
+  maintenance:
+    uploadpurging: {enabled: false}
+http:
+  addr: 127.0.0.1:$3
+  headers:
+    X-Content-Type-Options: [nosniff]
+YML
+  [[ -z ${5:-} ]] || printf 'proxy:\n  remoteurl: %s\n' "$5" >>"$1"
+}
+
+start_registry() { # NAME [REMOTE_URL]   (data in $W/NAME-data, fresh)
+  local name=$1 remote=${2:-} port
+  port=$(free_port)
+  rm -rf "$W/$name-data"; mkdir -p "$W/$name-data"
+  registry_yml "$W/$name.yml" "$name" "$port" "$W/$name-data" "$remote"
+  ADDR[$name]=127.0.0.1:$port
+  start_bg "$name" docker-registry serve "$W/$name.yml"
+  wait_http "http://127.0.0.1:$port/v2/" "$name"
+}
+
+start_portcullis() { # NAME EXTRA_ARGS...   (data in $W/NAME-data, fresh)
+  local name=$1 port; shift
+  port=$(free_port)
+  rm -rf "$W/$name-data"; mkdir -p "$W/$name-data"
+  ADDR[$name]=127.0.0.1:$port
+  start_bg "$name" "$W/portcullis" serve --listen "127.0.0.1:$port" --data-dir "$W/$name-data" \
+    --upstream "bench.test=http://${ADDR[upstream]}" --default-upstream bench.test --admin-listen off "$@"
+  wait_http "http://127.0.0.1:$port/v2/" "$name"
+}
+
+start_nginx() {
+  local port d=$W/nginx
+  port=$(free_port)
+  mkdir -p "$d/logs" "$d/tmp" "$d/root"
+  cat >"$d/nginx.conf" <<CONF
+daemon off;
+worker_processes auto;
+pid $d/nginx.pid;
+error_log $d/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  tcp_nodelay on;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  default_type application/octet-stream;
+  client_body_temp_path $d/tmp/body;
+  proxy_temp_path $d/tmp/proxy;
+  fastcgi_temp_path $d/tmp/fastcgi;
+  uwsgi_temp_path $d/tmp/uwsgi;
+  scgi_temp_path $d/tmp/scgi;
+  server {
+    listen 127.0.0.1:$port;
+    root $d/root;
+  }
+}
+CONF
+  ADDR[nginx]=127.0.0.1:$port
+  start_bg nginx nginx -p "$d" -c "$d/nginx.conf"
+  wait_http "http://127.0.0.1:$port/" nginx
+}
+
+# ---------------------------------------------------------------- images
+# keystream FILE BYTES SEED : deterministic incompressible bytes (AES-256-CTR of zeros)
+keystream() {
+  { openssl enc -aes-256-ctr -nosalt -pass "pass:$3" -pbkdf2 </dev/zero 2>/dev/null || true; } | head -c "$2" >"$1"
+  [[ $(stat -c %s "$1") -eq $2 ]] || die "could not generate $1"
+}
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# push_blob REPO FILE DIGEST : monolithic upload (POST, then PUT with the body), skipped when present
+push_blob() {
+  local repo=$1 file=$2 dg=$3 up=${ADDR[upstream]} loc sep
+  [[ $(curl -s -o /dev/null -w '%{http_code}' -I "http://$up/v2/$repo/blobs/$dg") == 200 ]] && return 0
+  loc=$(curl -sS -f -X POST -D - -o /dev/null "http://$up/v2/$repo/blobs/uploads/" |
+        awk 'tolower($1)=="location:"{print $2}' | tr -d '\r')
+  [[ -n $loc ]] || die "no upload location for $repo"
+  [[ $loc == http* ]] || loc="http://$up$loc"
+  sep='?'; [[ $loc == *\?* ]] && sep='&'
+  curl -sS -f --max-time 600 -X PUT -H 'Content-Type: application/octet-stream' -T "$file" \
+    "$loc${sep}digest=$dg" -o /dev/null || die "upload of $file to $repo failed"
+}
+
+# make_image REPO TAG LAYER_FILE LABEL : pushes config + layer + manifest; sets M_DIGEST, M_FILE
+make_image() {
+  local repo=$1 tag=$2 layer=$3 label=$4 d=$W/img lsz ldg cdg csz
+  mkdir -p "$d"
+  lsz=$(stat -c %s "$layer"); ldg=sha256:$(sha "$layer")
+  printf '{"architecture":"amd64","config":{"Labels":{"org.example.portcullis.bench":"%s"}},"created":"1970-01-01T00:00:00Z","os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]}}' \
+    "$label" "$ldg" >"$d/config-$label.json"
+  cdg=sha256:$(sha "$d/config-$label.json"); csz=$(stat -c %s "$d/config-$label.json")
+  printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%s}],"annotations":{"org.example.portcullis.bench":"%s"}}' \
+    "$OCI_MANIFEST" "$cdg" "$csz" "$ldg" "$lsz" "$label" >"$d/manifest-$label.json"
+  push_blob "$repo" "$layer" "$ldg"
+  push_blob "$repo" "$d/config-$label.json" "$cdg"
+  curl -sS -f -X PUT -H "Content-Type: $OCI_MANIFEST" --data-binary "@$d/manifest-$label.json" \
+    "http://${ADDR[upstream]}/v2/$repo/manifests/$tag" -o /dev/null || die "manifest push $repo:$tag failed"
+  M_FILE=$d/manifest-$label.json
+  M_DIGEST=sha256:$(sha "$M_FILE")
+  L_DIGEST=$ldg
+}
+
+# ---------------------------------------------------------------- measuring helpers
+record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RAW"; }   # KEY SERVER VALUE ("nan" = failed)
+note() { printf 'note\t%s\t%s\n' "$1" "$2" >>"$RAW"; }       # SERVER TEXT
+
+# pull_n URL N SIZE : N concurrent curl GETs; prints aggregate MB/s (10^6 B/s) or nan
+pull_n() {
+  local url=$1 n=$2 size=$3 i t0 t1 bad=0 pids=() d
+  d=$(mktemp -d -p "$W")
+  t0=$EPOCHREALTIME
+  for ((i = 1; i <= n; i++)); do
+    curl -s -o /dev/null --max-time 300 -w '%{http_code} %{size_download}\n' "$url" >"$d/$i" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do wait "$i" || bad=1; done
+  t1=$EPOCHREALTIME
+  for ((i = 1; i <= n; i++)); do [[ $(cat "$d/$i") == "200 $size" ]] || { bad=1; echo "pull $url: $(cat "$d/$i")" >>"$W/errors.log"; }; done
+  rm -rf "$d"
+  if ((bad)); then echo nan; return; fi
+  awk -v n="$n" -v s="$size" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f\n", n*s/(b-a)/1e6}'
+}
+
+# listen_overflows : the kernel's TcpExt ListenOverflows counter (SYNs/ACKs dropped because an
+# accept queue was full; system-wide, so other processes on the machine can add to it)
+listen_overflows() {
+  awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "ListenOverflows") c = i; h = 1 } else print $c }' /proc/net/netstat
+}
+
+# run_wrk NAME URL : prints "REQ_PER_S P99_MS TIMEOUTS OVERFLOWS" (rps/p99 "nan" when wrk failed or
+# saw non-2xx answers); wrk output kept in $W/wrk-all.txt
+run_wrk() {
+  local name=$1 url=$2 out=$W/wrk-$1.txt o0 o1
+  o0=$(listen_overflows)
+  wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${WRK_SECS}s" --timeout 5s --latency -H "Accept: $ACCEPT_ALL" "$url" >"$out" 2>&1 || true
+  o1=$(listen_overflows)
+  { echo "### $name $url"; cat "$out"; } >>"$W/wrk-all.txt"
+  "$PY" - "$out" "$((o1 - o0))" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+rps = re.search(r"Requests/sec:\s+([\d.]+)", t)
+p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
+bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t)
+sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", t)
+timeouts = int(sock.group(4)) if sock else 0
+if not rps or not p99 or (bad and int(bad.group(1)) > 0):
+    print("nan nan", timeouts, sys.argv[2]); sys.exit()
+f = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
+print(rps.group(1), round(float(p99.group(1)) * f, 3), timeouts, sys.argv[2])
+PY
+}
+
+# server_pids NAME : the PID we started and its children (nginx workers)
+server_pids() { local p=${PIDS[$1]}; echo "$p"; pgrep -P "$p" 2>/dev/null || true; }
+# rss_kib PIDS... FIELD : sum of FIELD (VmRSS or VmHWM) in KiB
+rss_sum() {
+  local field=$1 p s=0 v; shift
+  for p in "$@"; do v=$(awk -v f="$field:" '$1==f{print $2}' "/proc/$p/status" 2>/dev/null || true); s=$((s + ${v:-0})); done
+  echo "$s"
+}
+
+curl_time_ms() { # URL : time_total in ms of a manifest GET, or nan unless 200
+  local r
+  r=$(curl -s -o /dev/null --max-time 60 -H "Accept: $ACCEPT_ALL" -w '%{http_code} %{time_total}' "$1" || true)
+  [[ $r == 200\ * ]] || { echo "curl $1: $r" >>"$W/errors.log"; echo nan; return; }
+  awk -v t="${r#* }" 'BEGIN{printf "%.3f\n", t*1000}'
+}
+
+# upstream blob GET bytes since log line L: prints "GETS BYTES"
+upstream_blob_bytes_since() {
+  tail -n +"$(($1 + 1))" "$W/upstream.log" | awk '
+    /^127\.0\.0\.1 - - \[[^]]*\] "GET \/v2\/[^ ]+\/blobs\/sha256:[0-9a-f]+ HTTP\/[0-9.]+" [0-9]+ [0-9]+/ {
+      for (i = 1; i <= NF; i++) if ($i ~ /^HTTP\/[0-9.]+"$/) { n++; b += $(i + 2); break } }
+    END { printf "%d %d\n", n, b }'
+}
+log_lines() { wc -l <"$W/upstream.log"; }
+
+# ---------------------------------------------------------------- machine facts
+T_START=$EPOCHREALTIME
+LOAD_BEFORE=$(cat /proc/loadavg)
+cp "$BIN" "$W/portcullis"
+COMMIT=$(git -C "$SRC_DIR" rev-parse HEAD 2>/dev/null || echo unknown)
+if [[ $COMMIT != unknown ]] && [[ -n $(git -C "$SRC_DIR" --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+  COMMIT="$COMMIT (work tree has uncommitted changes)"
+fi
+HAS_POLICY=0
+"$W/portcullis" serve --help 2>&1 | grep -q -- '--policy' && HAS_POLICY=1
+say "mode $MODE, $ROUNDS round(s), blob $((BIG_BYTES / MiB)) MiB, wrk ${WRK_SECS}s; temp dir $W"
+say "load average before: $LOAD_BEFORE"
+
+# ---------------------------------------------------------------- setup
+start_registry upstream
+say "generating and pushing images"
+mkdir -p "$W/src"
+keystream "$W/src/big.bin" "$BIG_BYTES" portcullis-bench-big
+keystream "$W/src/mid.bin" "$MID_BYTES" portcullis-bench-mid
+printf 'portcullis bench small layer\n' >"$W/src/small.bin"
+make_image bench/big v1 "$W/src/big.bin" big;   BIG_DG=$L_DIGEST
+make_image bench/mid v1 "$W/src/mid.bin" mid;   MID_DG=$L_DIGEST
+make_image bench/small v1 "$W/src/small.bin" small; SMALL_M=$M_DIGEST; SMALL_M_FILE=$M_FILE
+for ((r = 1; r <= ROUNDS; r++)); do make_image bench/small "cold-$r" "$W/src/small.bin" "cold-$r"; done
+MANIFEST_BYTES=$(stat -c %s "$SMALL_M_FILE")
+
+start_registry distribution "http://${ADDR[upstream]}"
+start_portcullis portcullis --tag-ttl 300
+start_nginx
+# nginx serves the same blob file (a hard link) and the manifest bytes under the registry paths
+mkdir -p "$W/nginx/root/v2/bench/big/blobs" "$W/nginx/root/v2/bench/small/manifests"
+ln "$W/src/big.bin" "$W/nginx/root/v2/bench/big/blobs/$BIG_DG"
+cp "$SMALL_M_FILE" "$W/nginx/root/v2/bench/small/manifests/$SMALL_M"
+chmod -R a+rX "$W/src" "$W/nginx/root"
+
+declare -A BASE=([portcullis]="http://${ADDR[portcullis]}" [distribution]="http://${ADDR[distribution]}" [nginx]="http://${ADDR[nginx]}")
+
+# With a trust policy (when serve has --policy): a second Portcullis that serves only images
+# signed by the bench key. bench/small:v1 and every cold-N tag are signed in the upstream with
+# `portcullis key generate` + `portcullis sign --allow-http`; bench/mid:v1 is left unsigned.
+if ((HAS_POLICY)); then
+  say "policy variant: signing the small images, starting Portcullis with --policy"
+  mkdir -p "$W/keys"
+  PORTCULLIS_PASSWORD=bench "$W/portcullis" key generate --output-prefix "$W/keys/bench" >"$W/sign.log" 2>&1 ||
+    die "portcullis key generate failed"
+  for ref in bench/small:v1 $(for ((r = 1; r <= ROUNDS; r++)); do echo "bench/small:cold-$r"; done); do
+    PORTCULLIS_PASSWORD=bench "$W/portcullis" sign "${ADDR[upstream]}/$ref" --key "$W/keys/bench.key" --allow-http \
+      >>"$W/sign.log" 2>&1 || die "portcullis sign $ref failed: $(tail -2 "$W/sign.log")"
+  done
+  cat >"$W/policy.json" <<JSON
+{"keys": {"bench": {"path": "$W/keys/bench.pub"}},
+ "rules": [{"match": "bench.test/bench/**", "require": {"keys": ["bench"]}}],
+ "default": "reject"}
+JSON
+  start_portcullis portcullis-policy --tag-ttl 300 --verdict-ttl 3600 --policy "$W/policy.json"
+  BASE[portcullis-policy]="http://${ADDR[portcullis-policy]}"
+  st=$(curl -s -o /dev/null -w '%{http_code}' -H "Accept: $ACCEPT_ALL" "${BASE[portcullis-policy]}/v2/bench/mid/manifests/v1")
+  note portcullis-policy "sanity: the unsigned bench/mid:v1 through the policy instance answered HTTP $st (403 expected)"
+fi
+BLOB_PATH=/v2/bench/big/blobs/$BIG_DG
+MDIG_PATH=/v2/bench/small/manifests/$SMALL_M
+MTAG_PATH=/v2/bench/small/manifests/v1
+
+say "warming: manifests through both proxies, then one cache-filling and one warm GET of the blob per server"
+for s in portcullis distribution; do
+  for p in /v2/bench/big/manifests/v1 "$MTAG_PATH" "$MDIG_PATH"; do
+    [[ $(curl_time_ms "${BASE[$s]}$p") != nan ]] || die "$s cannot serve $p"
+  done
+  [[ $(pull_n "${BASE[$s]}$BLOB_PATH" 1 "$BIG_BYTES") != nan ]] || die "$s cannot serve the blob"
+done
+if ((HAS_POLICY)); then
+  [[ $(curl_time_ms "${BASE[portcullis-policy]}$MTAG_PATH") != nan ]] || die "portcullis-policy refuses the signed $MTAG_PATH"
+fi
+# distribution commits its copy after the response: wait until its storage holds the whole blob
+hex=${BIG_DG#sha256:}
+for i in $(seq 300); do
+  [[ $(stat -c %s "$W/distribution-data/docker/registry/v2/blobs/sha256/${hex:0:2}/$hex/data" 2>/dev/null) == "$BIG_BYTES" ]] && break
+  sleep 0.2
+done
+sleep 0.5
+for s in "${SERVERS[@]}"; do
+  [[ $(pull_n "${BASE[$s]}$BLOB_PATH" 1 "$BIG_BYTES") != nan ]] || die "$s cannot serve the blob (warm GET)"
+done
+UP_LINES_CACHED=$(log_lines)
+
+# ---------------------------------------------------------------- 1. cached blob
+say "1. cached blob, 1 and 8 concurrent clients"
+for ((r = 1; r <= ROUNDS; r++)); do
+  for s in "${SERVERS[@]}"; do
+    record blob_c1_MBps "$s" "$(pull_n "${BASE[$s]}$BLOB_PATH" 1 "$BIG_BYTES")"
+    record blob_c8_MBps "$s" "$(pull_n "${BASE[$s]}$BLOB_PATH" 8 "$BIG_BYTES")"
+  done
+done
+
+# ---------------------------------------------------------------- 2. manifest by digest
+say "2. manifest by digest, wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECS}s"
+for ((r = 1; r <= ROUNDS; r++)); do
+  for s in "${SERVERS[@]}"; do
+    read -r rps p99 tmo ovf < <(run_wrk "mdig-$s" "${BASE[$s]}$MDIG_PATH")
+    record mdig_rps "$s" "$rps"; record mdig_p99_ms "$s" "$p99"
+    record mdig_wrk_timeouts "$s" "$tmo"; record mdig_listen_overflows "$s" "$ovf"
+  done
+done
+
+# ---------------------------------------------------------------- 3. manifest by tag within the TTL
+say "3. manifest by tag (Portcullis --tag-ttl 300; distribution asks upstream each time)"
+MTAG_SERVERS=(portcullis distribution)
+((HAS_POLICY)) && MTAG_SERVERS=(portcullis portcullis-policy distribution)
+for ((r = 1; r <= ROUNDS; r++)); do
+  for s in "${MTAG_SERVERS[@]}"; do
+    read -r rps p99 tmo ovf < <(run_wrk "mtag-$s" "${BASE[$s]}$MTAG_PATH")
+    if [[ $s == portcullis-policy ]]; then
+      record mtag_policy_rps portcullis "$rps"; record mtag_policy_p99_ms portcullis "$p99"
+    else
+      record mtag_rps "$s" "$rps"; record mtag_p99_ms "$s" "$p99"
+      record mtag_wrk_timeouts "$s" "$tmo"; record mtag_listen_overflows "$s" "$ovf"
+    fi
+  done
+done
+if ((HAS_POLICY)); then
+  note portcullis-policy "policy variant: a second Portcullis with --policy (one rule: bench.test/bench/** requires a signature by the bench key; default reject), --verdict-ttl 3600, images signed with portcullis sign --allow-http"
+else
+  note portcullis "policy verification is not wired into the proxy (serve --help lists no --policy): the signed-policy variants of 3 and 6 were not run"
+fi
+# Did the cached-blob tests stay off the upstream?
+read -r g _ < <(upstream_blob_bytes_since "$UP_LINES_CACHED")
+record upstream_blob_gets_during_cached_tests all "$g"
+if ((g > 0)); then
+  note all "upstream blob GETs during tests 1-3: $(tail -n +"$((UP_LINES_CACHED + 1))" "$W/upstream.log" | grep -E '"GET /v2/[^ ]+/blobs/' | head -3 |
+    sed -E 's/.*\[([^]]*)\] "GET [^ ]*(sha256:.{12})[^"]*" ([0-9]+) ([0-9]+) "[^"]*" "([^"]*)".*/[\1 \2 status \3, \4 bytes, agent \5]/' | tr '\n' ' ')"
+fi
+
+# ---------------------------------------------------------------- 5. peak RSS, 16 clients
+say "5. peak RSS while 16 clients pull the blob"
+for s in "${SERVERS[@]}"; do
+  mapfile -t pids < <(server_pids "$s")
+  hwm_ok=1
+  for p in "${pids[@]}"; do echo 5 >"/proc/$p/clear_refs" 2>/dev/null || hwm_ok=0; done   # reset VmHWM
+  ( max=0; for i in $(seq 3000); do v=$(rss_sum VmRSS "${pids[@]}"); ((v > max)) && max=$v; echo "$max" >"$W/rss-$s"; sleep 0.1; done ) &
+  sampler=$!; HELPERS+=("$sampler")
+  record blob_c16_MBps "$s" "$(pull_n "${BASE[$s]}$BLOB_PATH" 16 "$BIG_BYTES")"
+  kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+  sampled=$(cat "$W/rss-$s" 2>/dev/null || echo 0)
+  hwm=$(rss_sum VmHWM "${pids[@]}")
+  ((hwm_ok)) || hwm=$sampled
+  ((sampled > hwm)) && hwm=$sampled
+  record rss_peak_MiB "$s" "$(awk -v k="$hwm" 'BEGIN{printf "%.1f\n", k/1024}')"
+  record rss_sampled_MiB "$s" "$(awk -v k="$sampled" 'BEGIN{printf "%.1f\n", k/1024}')"
+  note "$s" "RSS processes: ${#pids[@]}"
+done
+
+# ---------------------------------------------------------------- 6. cold vs warm first request of a tag
+say "6. first request of a never-seen tag (cold) and the next one (warm)"
+for ((r = 1; r <= ROUNDS; r++)); do
+  for s in portcullis distribution; do
+    record tag_cold_ms "$s" "$(curl_time_ms "${BASE[$s]}/v2/bench/small/manifests/cold-$r")"
+    record tag_warm_ms "$s" "$(curl_time_ms "${BASE[$s]}/v2/bench/small/manifests/cold-$r")"
+  done
+  if ((HAS_POLICY)); then
+    record tag_cold_policy_ms portcullis "$(curl_time_ms "${BASE[portcullis-policy]}/v2/bench/small/manifests/cold-$r")"
+    record tag_warm_policy_ms portcullis "$(curl_time_ms "${BASE[portcullis-policy]}/v2/bench/small/manifests/cold-$r")"
+  fi
+done
+
+# ---------------------------------------------------------------- 4. 8 concurrent cold pulls
+say "4. 8 concurrent cold pulls of the 200 MiB blob (fresh proxies each round) vs one direct pull"
+MID_PATH=/v2/bench/mid/blobs/$MID_DG
+for ((r = 1; r <= ROUNDS; r++)); do
+  for s in portcullis distribution; do
+    if [[ $s == portcullis ]]; then start_portcullis pc-cold --tag-ttl 300; else start_registry dist-cold "http://${ADDR[upstream]}"; fi
+    name=$([[ $s == portcullis ]] && echo pc-cold || echo dist-cold)
+    before=$(log_lines)
+    t0=$EPOCHREALTIME
+    agg=$(pull_n "http://${ADDR[$name]}$MID_PATH" 8 "$MID_BYTES")
+    t1=$EPOCHREALTIME
+    sleep 0.5   # let the upstream write its access log line
+    read -r gets bytes < <(upstream_blob_bytes_since "$before")
+    if [[ $agg == nan ]]; then wall=nan; else wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f\n", b-a}'); fi
+    record cold8_wall_s "$s" "$wall"
+    record cold8_upstream_gets "$s" "$gets"
+    record cold8_upstream_bytes "$s" "$bytes"
+    stop_bg "$name"; rm -rf "$W/$name-data"
+  done
+  t0=$EPOCHREALTIME
+  one=$(pull_n "http://${ADDR[upstream]}$MID_PATH" 1 "$MID_BYTES")
+  t1=$EPOCHREALTIME
+  if [[ $one == nan ]]; then wall=nan; else wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f\n", b-a}'); fi
+  record direct_wall_s upstream "$wall"
+  # context: 8 concurrent pulls straight from the upstream (each client gets its own copy)
+  t0=$EPOCHREALTIME
+  agg=$(pull_n "http://${ADDR[upstream]}$MID_PATH" 8 "$MID_BYTES")
+  t1=$EPOCHREALTIME
+  if [[ $agg == nan ]]; then wall=nan; else wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f\n", b-a}'); fi
+  record direct8_wall_s upstream "$wall"
+done
+
+# ---------------------------------------------------------------- report
+LOAD_AFTER=$(cat /proc/loadavg)
+WALL=$(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.0f\n", b-a}')
+say "load average after: $LOAD_AFTER; wall ${WALL}s"
+mkdir -p "$OUT"
+"$PY" "$BENCH_DIR/report.py" --raw "$RAW" --out "$OUT" \
+  --meta mode="$MODE" rounds="$ROUNDS" wrk_secs="$WRK_SECS" wrk_threads="$WRK_THREADS" wrk_conns="$WRK_CONNS" \
+  big_bytes="$BIG_BYTES" mid_bytes="$MID_BYTES" manifest_bytes="$MANIFEST_BYTES" \
+  nproc="$(nproc)" cpu="$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)" \
+  ram_kib="$(awk '/^MemTotal/{print $2}' /proc/meminfo)" kernel="$(uname -r)" \
+  date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" commit="$COMMIT" version="$("$W/portcullis" version 2>/dev/null | head -1)" \
+  load_before="$LOAD_BEFORE" load_after="$LOAD_AFTER" wall_s="$WALL" has_policy="$HAS_POLICY" \
+  registry_version="$(docker-registry --version 2>/dev/null | head -1)" nginx_version="$(nginx -v 2>&1 | head -1)" \
+  errors="$(head -c 2000 "$W/errors.log" 2>/dev/null | tr '\n' ';' || true)"
