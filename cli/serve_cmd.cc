@@ -173,11 +173,14 @@ int RunServe(const std::vector<std::string>& args) {
       // Transfers get a deadline; past it the process ends anyway (the cache
       // stays consistent: unfinished blobs are cleaned at the next start).
       std::thread([] {
-        std::this_thread::sleep_for(std::chrono::seconds(30));
+        std::this_thread::sleep_for(std::chrono::seconds(40));
         Log(LogLevel::kWarn, "drain deadline passed; exiting");
         _exit(0);
       }).detach();
-      server.Stop();
+      if (!server.Drain(std::chrono::steady_clock::now() + std::chrono::seconds(30))) {
+        Log(LogLevel::kWarn, "transfers still running at the drain deadline were cut",
+            {{"active", server.active_requests()}});
+      }
       if (admin) admin->Stop();
       return;
     }

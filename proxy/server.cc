@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <thread>
 
 #include "oci/errors.h"
 #include "oci/reference.h"
@@ -21,6 +22,7 @@ using Clock = std::chrono::steady_clock;
 // Per-request facts for the access log (a request is handled on one thread).
 struct RequestInfo {
   Clock::time_point start;
+  bool counted = false;  // counted in active_ until the logger sees the response
   std::string route = "other";  // metrics label: base, manifest, blob, tags, referrers, other
   std::string cache;     // "hit", "miss" or ""
   std::string upstream;  // upstream name or ""
@@ -114,14 +116,26 @@ void HttpServer::Install() {
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
 
-  svr_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+  svr_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    // A response the logger never saw (its client went away) must not keep
+    // the drain waiting: this thread's next request settles the count.
+    if (t_info.counted) --active_;
     t_info = RequestInfo{};
     t_info.start = Clock::now();
     res.set_header("Docker-Distribution-API-Version", "registry/2.0");
+    if (draining_) {
+      res.set_header("Connection", "close");
+      SendError(res, Status::UpstreamUnavailable("portcullis is shutting down; retry on another mirror"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    ++active_;
+    t_info.counted = true;
     // Methods that carry no body are refused here; writes below, once their
     // body has been drained so the connection stays in step.
-    if (req.method != "GET" && req.method != "HEAD" && req.method != "POST" && req.method != "PUT" &&
-        req.method != "PATCH" && req.method != "DELETE") {
+    const bool write = req.method == "POST" || req.method == "PUT" || req.method == "PATCH" || req.method == "DELETE";
+    const bool framed = req.has_header("Content-Length") || req.has_header("Transfer-Encoding");
+    // A write without framing has no body httplib could drain: answer it here.
+    if ((req.method != "GET" && req.method != "HEAD" && !write) || (write && !framed)) {
       SendError(res, Unsupported(req.method));
       return httplib::Server::HandlerResponse::Handled;
     }
@@ -137,11 +151,12 @@ void HttpServer::Install() {
   svr_->Delete(".*", refuse_write);
 
   Metrics* metrics = &registry_->metrics();
-  svr_->set_logger([metrics](const httplib::Request& req, const httplib::Response& res) {
+  svr_->set_logger([this, metrics](const httplib::Request& req, const httplib::Response& res) {
     // Requests httplib refuses before routing never reached the pre-routing
     // handler: t_info then belongs to an earlier request and is not used.
     RequestInfo info = t_info;
     t_info = RequestInfo{};
+    if (info.counted) --active_;
     int64_t bytes = static_cast<int64_t>(res.body.size());
     const std::string cl = res.get_header_value("Content-Length");
     if (!cl.empty() && cl.size() < 19 && cl.find_first_not_of("0123456789") == std::string::npos) bytes = std::stoll(cl);
@@ -434,5 +449,16 @@ void HttpServer::Serve() {
 }
 
 void HttpServer::Stop() { svr_->stop(); }
+
+bool HttpServer::Drain(std::chrono::steady_clock::time_point deadline) {
+  draining_ = true;
+  // httplib's stop() ends transfers in progress: wait for them first.
+  while (active_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  bool drained = active_.load() <= 0;
+  svr_->stop();
+  return drained;
+}
 
 }  // namespace portcullis::proxy

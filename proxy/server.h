@@ -2,6 +2,8 @@
 // thin: parse, call Registry, map the Status through the one error table.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -27,8 +29,13 @@ class HttpServer {
   Status Bind();
   // Serves until Stop(); returns after running requests have finished.
   void Serve();
-  // Stops accepting; safe from another thread.
+  // Stops at once (transfers in progress are cut); safe from another thread.
   void Stop();
+  // Drains: new requests get 503 (Connection: close), transfers in progress
+  // run to their end or `deadline`, then the server stops. True when nothing
+  // was still running at the deadline. Safe from another thread.
+  bool Drain(std::chrono::steady_clock::time_point deadline);
+  int active_requests() const { return active_.load(); }
   int port() const { return port_; }
 
  private:
@@ -39,6 +46,8 @@ class HttpServer {
   Registry* registry_;
   std::unique_ptr<httplib::Server> svr_;
   int port_ = 0;
+  std::atomic<bool> draining_{false};
+  std::atomic<int> active_{0};
 };
 
 }  // namespace portcullis::proxy
