@@ -60,12 +60,40 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
                            const std::string& media_type, const std::string& bytes, const std::string& client) {
   auto policy = this->policy();
   if (!policy) return Status::Ok();
-  PC_ASSIGN_OR_RETURN(oci::Manifest m, oci::ParseManifest(bytes, media_type));
   const std::string prefix = policy->version() + "|" + route.Key();
   auto count = [&](const std::string& verdict, const std::string& how) {
     metrics_->Inc("portcullis_policy_decisions_total", "Trust-policy decisions by verdict and how they were reached.",
                   {{"verdict", verdict}, {"source", how}});
   };
+  auto log_decision = [&](const verifier::Decision& d, bool cached) {
+    Log(d.allowed && !d.warn_only ? LogLevel::kInfo : LogLevel::kWarn, "policy decision",
+        {{"client", client},
+         {"image", route.Key() + (tag.empty() ? "" : ":" + tag)},
+         {"digest", digest.ToString()},
+         {"rule", d.rule},
+         {"verdict", d.verdict()},
+         {"reason", d.reason},
+         {"keys", d.keys_matched},
+         {"cached", cached},
+         {"policy_version", policy->version()}});
+  };
+  const std::string key = prefix + "|" + digest.ToString();
+  const int64_t now = NowSeconds();
+  // The hot path: an accepting verdict in memory needs nothing else (its blobs
+  // and children were recorded when it was reached). A refusal takes the full
+  // path below, where an index that passed since may cover the manifest.
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    auto it = hot_.find(key);
+    if (it != hot_.end() && it->second.second > now && it->second.first.allowed) {
+      verifier::Decision d = it->second.first;
+      l.unlock();
+      count(d.verdict(), "cache");
+      log_decision(d, true);
+      return Status::Ok();
+    }
+  }
+  PC_ASSIGN_OR_RETURN(oci::Manifest m, oci::ParseManifest(bytes, media_type));
   if (IsSignatureArtifact(tag, m)) {
     count("accept", "signature_artifact");
     return Record(prefix, m, digest);
@@ -75,23 +103,10 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
     count("accept", "covered");
     return Record(prefix, m, digest);
   }
-  const std::string key = prefix + "|" + digest.ToString();
-  const int64_t now = NowSeconds();
   verifier::Decision d;
   bool from_cache = false;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = hot_.find(key);
-    if (it != hot_.end() && it->second.second > now) {
-      d = it->second.first;
-      from_cache = true;
-    }
-  }
-  std::optional<std::string> cached;
-  if (!from_cache) {
-    PC_ASSIGN_OR_RETURN(cached, store_->GetVerdict(key));
-  }
-  if (!from_cache && cached) {
+  PC_ASSIGN_OR_RETURN(std::optional<std::string> cached, store_->GetVerdict(key));
+  if (cached) {
     auto j = nlohmann::json::parse(*cached, nullptr, false);
     if (j.is_object() && j.value("expires", int64_t(0)) > now) {
       d.allowed = j.value("allowed", false);
@@ -117,6 +132,8 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
                                          ev.status().message());
     }
     d = *ev;
+    // Blobs and children first: a verdict on disk always has its record.
+    if (d.allowed) PC_RETURN_IF_ERROR(Record(prefix, m, digest));
     nlohmann::json j = {{"allowed", d.allowed},       {"warn", d.warn_only},
                         {"rule", d.rule},             {"reason", d.reason},
                         {"keys", d.keys_matched},     {"expires", now + verdict_ttl_}};
@@ -125,24 +142,12 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
     if (hot_.size() >= kMaxHot) hot_.clear();
     hot_[key] = {d, now + verdict_ttl_};
   }
-  const std::string verdict = d.verdict();
-  count(verdict, from_cache ? "cache" : "evaluated");
-  Log(d.allowed && !d.warn_only ? LogLevel::kInfo : LogLevel::kWarn, "policy decision",
-      {{"client", client},
-       {"image", route.Key() + (tag.empty() ? "" : ":" + tag)},
-       {"digest", digest.ToString()},
-       {"rule", d.rule},
-       {"verdict", verdict},
-       {"reason", d.reason},
-       {"keys", d.keys_matched},
-       {"cached", from_cache},
-       {"policy_version", policy->version()}});
+  count(d.verdict(), from_cache ? "cache" : "evaluated");
+  log_decision(d, from_cache);
   if (!d.allowed) {
     return Status::Denied("refused by the trust policy: rule " + d.rule + ": " + d.reason);
   }
-  // The blobs and children were recorded when the verdict was reached.
-  if (from_cache) return Status::Ok();
-  return Record(prefix, m, digest);
+  return Status::Ok();  // blobs and children were recorded when the verdict was reached
 }
 
 Status Gate::CheckBlob(const Route& route, const oci::Digest& digest) {
