@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "oci/http_client.h"
 #include "oci/status.h"
 
@@ -160,62 +161,8 @@ portcullis_cache_requests_total, portcullis_served_bytes_total, portcullis_evict
 
 // ---------------------------------------------------------------- flags
 
-struct Flags {
-  std::vector<std::string> positional;
-  std::map<std::string, std::string, std::less<>> values;
-  std::set<std::string, std::less<>> bools;
-  bool help = false;
-
-  std::string Value(std::string_view name) const {
-    auto it = values.find(name);
-    return it == values.end() ? std::string() : it->second;
-  }
-  bool Has(std::string_view name) const { return values.count(name) != 0 || bools.count(name) != 0; }
-};
-
-// "--flag value", "--flag=value" and boolean "--flag", anywhere; "--" ends flags.
 StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
-  static const std::set<std::string, std::less<>> kValueFlags = {"--server", "--token-file", "--timeout"};
-  static const std::set<std::string, std::less<>> kBoolFlags = {"--json"};
-  Flags flags;
-  bool only_positional = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (only_positional || a == "-" || !a.starts_with("-")) {
-      flags.positional.push_back(a);
-      continue;
-    }
-    if (a == "--") {
-      only_positional = true;
-      continue;
-    }
-    if (a == "--help" || a == "-h") {
-      flags.help = true;
-      continue;
-    }
-    std::string name = a, value;
-    bool has_value = false;
-    if (size_t eq = a.find('='); eq != std::string::npos && a.starts_with("--")) {
-      name = a.substr(0, eq);
-      value = a.substr(eq + 1);
-      has_value = true;
-    }
-    if (kValueFlags.count(name) != 0) {
-      if (!has_value) {
-        if (i + 1 >= args.size()) return Status::InvalidArgument("flag " + name + " needs a value");
-        value = args[++i];
-      }
-      if (value.empty()) return Status::InvalidArgument("flag " + name + " has an empty value");
-      if (flags.values.count(name) != 0) return Status::InvalidArgument("flag " + name + " given twice");
-      flags.values[name] = value;
-    } else if (kBoolFlags.count(name) != 0) {
-      if (has_value) return Status::InvalidArgument("flag " + name + " takes no value");
-      flags.bools.insert(name);
-    } else {
-      return Status::InvalidArgument("unknown flag " + name);
-    }
-  }
-  return flags;
+  return cli::ParseFlags(args, FlagSpec{{"--server", "--token-file", "--timeout"}, {"--json"}, {}});
 }
 
 int Fail(std::string_view cmd, const std::string& message) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "keys/encrypted_key.h"
 #include "keys/files.h"
 #include "keys/key.h"
@@ -106,61 +107,9 @@ Flags:
   --signature SIGFILE  the base64 signature (required)
 )";
 
-struct Flags {
-  std::vector<std::string> positional;
-  std::map<std::string, std::string, std::less<>> values;
-  std::set<std::string, std::less<>> bools;
-  bool help = false;
-
-  std::string Value(std::string_view name) const {
-    auto it = values.find(name);
-    return it == values.end() ? std::string() : it->second;
-  }
-  bool Has(std::string_view name) const { return values.count(name) != 0 || bools.count(name) != 0; }
-};
-
-// Parses "--flag value", "--flag=value" and boolean "--flag"; "--" ends flags.
-StatusOr<Flags> ParseFlags(const std::vector<std::string>& args, const std::set<std::string, std::less<>>& value_flags,
-                           const std::set<std::string, std::less<>>& bool_flags) {
-  Flags flags;
-  bool only_positional = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (only_positional || a == "-" || !a.starts_with("-")) {
-      flags.positional.push_back(a);
-      continue;
-    }
-    if (a == "--") {
-      only_positional = true;
-      continue;
-    }
-    if (a == "--help" || a == "-h") {
-      flags.help = true;
-      continue;
-    }
-    std::string name = a, value;
-    bool has_value = false;
-    if (size_t eq = a.find('='); eq != std::string::npos) {
-      name = a.substr(0, eq);
-      value = a.substr(eq + 1);
-      has_value = true;
-    }
-    if (value_flags.count(name) != 0) {
-      if (!has_value) {
-        if (i + 1 >= args.size()) return Status::InvalidArgument("flag " + name + " needs a value");
-        value = args[++i];
-      }
-      if (value.empty()) return Status::InvalidArgument("flag " + name + " has an empty value");
-      if (flags.values.count(name) != 0) return Status::InvalidArgument("flag " + name + " given twice");
-      flags.values[name] = value;
-    } else if (bool_flags.count(name) != 0) {
-      if (has_value) return Status::InvalidArgument("flag " + name + " takes no value");
-      flags.bools.insert(name);
-    } else {
-      return Status::InvalidArgument("unknown flag " + name);
-    }
-  }
-  return flags;
+StatusOr<Flags> ParseFlags(const std::vector<std::string>& args, std::set<std::string, std::less<>> value_flags,
+                           std::set<std::string, std::less<>> bool_flags) {
+  return cli::ParseFlags(args, FlagSpec{std::move(value_flags), std::move(bool_flags), {}});
 }
 
 int Fail(std::string_view sub, const Status& st) {

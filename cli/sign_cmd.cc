@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "keys/encrypted_key.h"
 #include "keys/files.h"
 #include "keys/key.h"
@@ -104,80 +105,6 @@ Flags:
   --json                    print the result as JSON
   --passphrase-file FILE    the key's passphrase (when the environment has none)
 )";
-
-struct Flags {
-  std::vector<std::string> positional;
-  std::map<std::string, std::string, std::less<>> values;
-  std::map<std::string, std::vector<std::string>, std::less<>> lists;
-  std::set<std::string, std::less<>> bools;
-  bool help = false;
-
-  std::string Value(std::string_view name) const {
-    auto it = values.find(name);
-    return it == values.end() ? std::string() : it->second;
-  }
-  bool Has(std::string_view name) const { return values.count(name) != 0 || bools.count(name) != 0; }
-  std::vector<std::string> List(std::string_view name) const {
-    auto it = lists.find(name);
-    return it == lists.end() ? std::vector<std::string>() : it->second;
-  }
-};
-
-struct FlagSpec {
-  std::set<std::string, std::less<>> values;              // "--flag VALUE" once
-  std::set<std::string, std::less<>> bools;               // "--flag"
-  std::map<std::string, std::string, std::less<>> lists;  // repeatable; alias -> canonical
-};
-
-// "--flag value", "--flag=value", boolean "--flag", repeatable list flags; "--" ends flags.
-StatusOr<Flags> ParseFlags(const std::vector<std::string>& args, const FlagSpec& spec) {
-  Flags flags;
-  bool only_positional = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (only_positional || a == "-" || !a.starts_with("-")) {
-      flags.positional.push_back(a);
-      continue;
-    }
-    if (a == "--") {
-      only_positional = true;
-      continue;
-    }
-    if (a == "--help" || a == "-h") {
-      flags.help = true;
-      continue;
-    }
-    std::string name = a, value;
-    bool has_value = false;
-    if (size_t eq = a.find('='); eq != std::string::npos && a.starts_with("--")) {
-      name = a.substr(0, eq);
-      value = a.substr(eq + 1);
-      has_value = true;
-    }
-    auto take_value = [&]() -> Status {
-      if (!has_value) {
-        if (i + 1 >= args.size()) return Status::InvalidArgument("flag " + name + " needs a value");
-        value = args[++i];
-      }
-      if (value.empty()) return Status::InvalidArgument("flag " + name + " has an empty value");
-      return Status::Ok();
-    };
-    if (auto l = spec.lists.find(name); l != spec.lists.end()) {
-      PC_RETURN_IF_ERROR(take_value());
-      flags.lists[l->second].push_back(value);
-    } else if (spec.values.count(name) != 0) {
-      PC_RETURN_IF_ERROR(take_value());
-      if (flags.values.count(name) != 0) return Status::InvalidArgument("flag " + name + " given twice");
-      flags.values[name] = value;
-    } else if (spec.bools.count(name) != 0) {
-      if (has_value) return Status::InvalidArgument("flag " + name + " takes no value");
-      flags.bools.insert(name);
-    } else {
-      return Status::InvalidArgument("unknown flag " + name);
-    }
-  }
-  return flags;
-}
 
 FlagSpec WithRegistryFlags(FlagSpec spec) {
   spec.values.insert({"--registry-username", "--registry-password-file"});

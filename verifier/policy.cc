@@ -14,42 +14,6 @@ namespace internal {
 
 using nlohmann::json;
 
-StatusOr<json> ParseStrictJson(std::string_view text) {
-  std::vector<std::set<std::string>> open_objects;
-  std::string duplicate;
-  json::parser_callback_t cb = [&](int, json::parse_event_t ev, json& parsed) {
-    switch (ev) {
-      case json::parse_event_t::object_start:
-        open_objects.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        if (!open_objects.empty()) open_objects.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!open_objects.empty() && !open_objects.back().insert(parsed.get<std::string>()).second &&
-            duplicate.empty()) {
-          duplicate = parsed.get<std::string>();
-        }
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  json j;
-  try {
-    j = json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/true);
-  } catch (const json::exception& e) {
-    std::string msg = e.what();
-    if (size_t p = msg.find("] "); msg.starts_with("[json.exception") && p != std::string::npos) {
-      msg = msg.substr(p + 2);
-    }
-    return Status::InvalidArgument("not valid JSON: " + msg);
-  }
-  if (!duplicate.empty()) return Status::InvalidArgument("duplicate key \"" + duplicate + "\"");
-  return j;
-}
-
 std::string ResolvePath(const std::string& path, const std::string& base_dir) {
   std::filesystem::path p(path);
   if (p.is_absolute() || base_dir.empty()) return p.lexically_normal().string();

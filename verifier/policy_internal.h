@@ -11,12 +11,11 @@
 #include "keys/key.h"
 #include "oci/status.h"
 #include "verifier/policy.h"
+#include "verifier/strict_json.h"
 
 namespace portcullis::verifier::internal {
 
-// Parses JSON refusing duplicate keys anywhere (as Go's paranoid decoders do).
-// INVALID_ARGUMENT with nlohmann's line/column message, or naming the duplicate.
-StatusOr<nlohmann::json> ParseStrictJson(std::string_view text);
+using verifier::ParseStrictJson;  // verifier/strict_json.h
 
 // A trusted public key and where it came from.
 struct TrustedKey {

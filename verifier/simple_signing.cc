@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "oci/base64.h"
+#include "verifier/strict_json.h"
 
 namespace portcullis::verifier {
 
@@ -55,31 +56,9 @@ std::optional<int64_t> IntegralNumber(const json& v) {
 }  // namespace
 
 StatusOr<SimpleSigningPayload> ParseSimpleSigningPayload(std::string_view payload) {
-  // nlohmann keeps the last of duplicate keys; Go's paranoid decoder refuses them.
-  std::vector<std::set<std::string>> open_objects;
-  std::string duplicate;
-  json::parser_callback_t cb = [&](int, json::parse_event_t ev, json& parsed) {
-    switch (ev) {
-      case json::parse_event_t::object_start:
-        open_objects.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        if (!open_objects.empty()) open_objects.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!open_objects.empty() && !open_objects.back().insert(parsed.get<std::string>()).second &&
-            duplicate.empty()) {
-          duplicate = parsed.get<std::string>();
-        }
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  json j = json::parse(payload.begin(), payload.end(), cb, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Refuse("not valid JSON");
-  if (!duplicate.empty()) return Refuse("duplicate key \"" + duplicate + "\"");
+  auto parsed = ParseStrictJson(payload);  // duplicate keys refused, as Go's decoder does
+  if (!parsed.ok()) return Refuse(parsed.status().message());
+  const json& j = *parsed;
   PC_RETURN_IF_ERROR(ExactKeys(j, "top level", {"critical", "optional"}));
 
   SimpleSigningPayload out;
