@@ -111,9 +111,11 @@ void HttpServer::Install() {
   svr_->set_tcp_nodelay(true);
   // httplib's default adds SO_REUSEPORT, which lets a second `serve` on the same
   // port start silently and take half the connections: SO_REUSEADDR only.
-  svr_->set_socket_options([](int sock) {
+  // It is called for the listening socket only: remember it for Serve().
+  svr_->set_socket_options([this](int sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_fd_ = sock;
   });
 
   svr_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -420,31 +422,12 @@ Status HttpServer::Bind() {
   return Status::Ok();
 }
 
-namespace {
-
-// cpp-httplib 0.11 listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed
-// when Debian built the library): under a burst of new connections the kernel
-// drops SYNs and clients wait a second for the retry. Linux lets listen() be
-// called again on a listening socket to raise the backlog; find ours by its port.
-void RaiseListenBacklog(int port) {
-  for (int fd = 3; fd < 4096; ++fd) {
-    int listening = 0;
-    socklen_t len = sizeof listening;
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
-    sockaddr_storage addr{};
-    socklen_t alen = sizeof addr;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
-    int p = addr.ss_family == AF_INET    ? ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port)
-            : addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
-                                         : -1;
-    if (p == port) (void)::listen(fd, SOMAXCONN);
-  }
-}
-
-}  // namespace
-
 void HttpServer::Serve() {
-  RaiseListenBacklog(port_);
+  // cpp-httplib 0.11 listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed
+  // when Debian built the library): under a burst of new connections the kernel
+  // drops SYNs and clients wait a second for the retry. Linux lets listen() be
+  // called again on a listening socket to raise it.
+  if (listen_fd_ >= 0) (void)::listen(listen_fd_, SOMAXCONN);
   svr_->listen_after_bind();
 }
 

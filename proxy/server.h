@@ -48,6 +48,7 @@ class HttpServer {
   int port_ = 0;
   std::atomic<bool> draining_{false};
   std::atomic<int> active_{0};
+  int listen_fd_ = -1;  // the listening socket, captured when httplib creates it
 };
 
 }  // namespace portcullis::proxy
