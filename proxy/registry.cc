@@ -221,16 +221,19 @@ StatusOr<ManifestResult> Registry::GetManifest(const Route& route, const std::st
   return fetched;
 }
 
-Status Registry::ConfirmBlobInRepo(const Route& route, const oci::Digest& d) {
-  if (store_->HasLink(route.Key(), d)) return Status::Ok();
+StatusOr<oci::HttpResponse> Registry::HeadBlob(const Route& route, const oci::Digest& d) {
   oci::HttpRequest head;
   head.method = "HEAD";
   head.target = "/v2/" + route.repo + "/blobs/" + d.ToString();
   head.scope = "repository:" + route.repo + ":pull";
-  auto resp = route.upstream->client->Do(head, 0);
-  if (!resp.ok()) return resp.status();
-  if (resp->status == 404) return Status::BlobUnknown("blob " + d.ToString() + " is not known in " + route.Key());
-  if (resp->status != 200) return UpstreamError(resp->status, "blob " + d.ToString());
+  return route.upstream->client->Do(head, 0);
+}
+
+Status Registry::ConfirmBlobInRepo(const Route& route, const oci::Digest& d) {
+  if (store_->HasLink(route.Key(), d)) return Status::Ok();
+  PC_ASSIGN_OR_RETURN(oci::HttpResponse resp, HeadBlob(route, d));
+  if (resp.status == 404) return Status::BlobUnknown("blob " + d.ToString() + " is not known in " + route.Key());
+  if (resp.status != 200) return UpstreamError(resp.status, "blob " + d.ToString());
   return store_->PutLinks(route.Key(), {d});
 }
 
@@ -291,15 +294,10 @@ StatusOr<int64_t> Registry::StatBlob(const Route& route, const oci::Digest& d, b
     return static_cast<int64_t>(meta->size);
   }
   *cache_hit = false;
-  oci::HttpRequest head;
-  head.method = "HEAD";
-  head.target = "/v2/" + route.repo + "/blobs/" + d.ToString();
-  head.scope = "repository:" + route.repo + ":pull";
-  auto resp = route.upstream->client->Do(head, 0);
-  if (!resp.ok()) return resp.status();
-  if (resp->status == 404) return Status::BlobUnknown("blob " + d.ToString() + " is unknown to " + route.Key());
-  if (resp->status != 200) return UpstreamError(resp->status, "blob " + d.ToString());
-  std::string cl = oci::HeaderValue(resp->headers, "Content-Length");
+  PC_ASSIGN_OR_RETURN(oci::HttpResponse resp, HeadBlob(route, d));
+  if (resp.status == 404) return Status::BlobUnknown("blob " + d.ToString() + " is unknown to " + route.Key());
+  if (resp.status != 200) return UpstreamError(resp.status, "blob " + d.ToString());
+  std::string cl = oci::HeaderValue(resp.headers, "Content-Length");
   if (cl.empty() || cl.find_first_not_of("0123456789") != std::string::npos || cl.size() > 18) return int64_t(-1);
   return static_cast<int64_t>(std::stoll(cl));
 }

@@ -84,6 +84,8 @@ class Registry {
   StatusOr<ManifestResult> FromCache(const Route& route, const oci::Digest& d, bool stale);
   Status UpstreamError(int status, const std::string& what);
   Status ConfirmBlobInRepo(const Route& route, const oci::Digest& d);
+  // HEAD of a blob at the route's upstream.
+  StatusOr<oci::HttpResponse> HeadBlob(const Route& route, const oci::Digest& d);
 
   const config::Config cfg_;
   std::shared_ptr<Store> store_;
