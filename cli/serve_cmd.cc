@@ -152,6 +152,8 @@ int RunServe(const std::vector<std::string>& args) {
   if (admin) admin_thread = std::thread([&] { admin->Serve(); });
   nlohmann::json ups = nlohmann::json::array();
   for (const auto& u : cfg->upstreams) ups.push_back({{"name", u.name}, {"url", u.url}});
+  // From here on request threads hand their log lines to one writer thread.
+  proxy::StartAsyncLog();
   Log(LogLevel::kInfo, "serving",
       {{"listen", cfg->listen}, {"port", server.port()}, {"tls", !cfg->tls_cert.empty()},
        {"data_dir", cfg->data_dir}, {"upstreams", ups}, {"cache_max_bytes", cfg->cache_max_bytes},
@@ -175,6 +177,7 @@ int RunServe(const std::vector<std::string>& args) {
       std::thread([] {
         std::this_thread::sleep_for(std::chrono::seconds(40));
         Log(LogLevel::kWarn, "drain deadline passed; exiting");
+        proxy::FlushLog();
         _exit(0);
       }).detach();
       if (!server.Drain(std::chrono::steady_clock::now() + std::chrono::seconds(30))) {
@@ -191,9 +194,11 @@ int RunServe(const std::vector<std::string>& args) {
   maintenance.Stop();
   if (!registry.fetches().WaitIdle(std::chrono::steady_clock::now() + std::chrono::seconds(25))) {
     Log(LogLevel::kWarn, "upstream fetches still running at exit; they will be cleaned at next start");
+    proxy::FlushLog();
     _exit(0);
   }
   Log(LogLevel::kInfo, "stopped");
+  proxy::StopAsyncLog();
   return 0;
 }
 

@@ -66,16 +66,18 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
                   {{"verdict", verdict}, {"source", how}});
   };
   auto log_decision = [&](const verifier::Decision& d, bool cached) {
-    Log(d.allowed && !d.warn_only ? LogLevel::kInfo : LogLevel::kWarn, "policy decision",
-        {{"client", client},
-         {"image", route.Key() + (tag.empty() ? "" : ":" + tag)},
-         {"digest", digest.ToString()},
-         {"rule", d.rule},
-         {"verdict", d.verdict()},
-         {"reason", d.reason},
-         {"keys", d.keys_matched},
-         {"cached", cached},
-         {"policy_version", policy->version()}});
+    const LogLevel level = d.allowed && !d.warn_only ? LogLevel::kInfo : LogLevel::kWarn;
+    if (!LogEnabled(level)) return;
+    LogFields(level, "policy decision",
+              {{"client", client},
+               {"image", route.Key() + (tag.empty() ? "" : ":" + tag)},
+               {"digest", digest.ToString()},
+               {"rule", d.rule},
+               {"verdict", d.verdict()},
+               {"reason", d.reason},
+               {"keys", d.keys_matched},
+               {"cached", cached},
+               {"policy_version", policy->version()}});
   };
   const std::string key = prefix + "|" + digest.ToString();
   const int64_t now = NowSeconds();

@@ -55,8 +55,22 @@ double Metrics::Get(const std::string& name, const Labels& labels) const {
   return s == it->second.series.end() ? 0 : s->second;
 }
 
-void Metrics::ObserveLatency(const std::string& route, double seconds) {
+void Metrics::RecordRequest(const std::string& route, const std::string& method, int status, int64_t bytes,
+                            double seconds) {
+  const std::string r = "route=\"" + Escape(route) + "\"";
+  const std::string by_status = "{" + r + ",method=\"" + Escape(method) + "\",status=\"" + std::to_string(status) + "\"}";
+  const std::string by_route = "{" + r + "}";
   std::lock_guard<std::mutex> l(mu_);
+  auto& requests = counters_["portcullis_http_requests_total"];
+  if (requests.help.empty()) requests.help = "HTTP requests by route, method and status.";
+  requests.series[by_status] += 1;
+  auto& served = counters_["portcullis_served_bytes_total"];
+  if (served.help.empty()) served.help = "Response body bytes sent to clients, by route.";
+  served.series[by_route] += static_cast<double>(bytes);
+  if (seconds >= 0) ObserveLocked(route, seconds);
+}
+
+void Metrics::ObserveLocked(const std::string& route, double seconds) {
   auto& h = latency_[route];
   for (size_t i = 0; i < kBuckets.size(); ++i) {
     if (seconds <= kBuckets[i]) ++h.buckets[i];

@@ -19,8 +19,11 @@ class Metrics {
 
   // Adds `v` to counter `name{labels}`. `help` is used the first time.
   void Inc(const std::string& name, const std::string& help, const Labels& labels, double v = 1);
-  // Records one observation of the request latency histogram.
-  void ObserveLatency(const std::string& route, double seconds);
+  // One served request, under one lock: portcullis_http_requests_total{route,
+  // method,status} += 1, portcullis_served_bytes_total{route} += bytes, and the
+  // latency histogram (when seconds >= 0).
+  void RecordRequest(const std::string& route, const std::string& method, int status, int64_t bytes,
+                     double seconds);
   // A series whose value is read at scrape time; `type` is "gauge" or "counter"
   // (a counter kept elsewhere, e.g. in an atomic).
   void Callback(const std::string& name, const std::string& help, const std::string& type, const Labels& labels,
@@ -46,6 +49,7 @@ class Metrics {
     double sum = 0;
   };
   static std::string RenderLabels(const Labels& labels);
+  void ObserveLocked(const std::string& route, double seconds);
 
   mutable std::mutex mu_;
   std::map<std::string, Family> counters_;

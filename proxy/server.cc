@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <chrono>
 #include <thread>
 
@@ -141,7 +142,9 @@ void HttpServer::Install() {
       SendError(res, Unsupported(req.method));
       return httplib::Server::HandlerResponse::Handled;
     }
-    return httplib::Server::HandlerResponse::Unhandled;
+    if (write) return httplib::Server::HandlerResponse::Unhandled;
+    HandleGet(req, res);
+    return httplib::Server::HandlerResponse::Handled;
   });
   auto refuse_write = [](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& body) {
     body([](const char*, size_t) { return true; });  // drain, bounded by the payload limit
@@ -163,161 +166,161 @@ void HttpServer::Install() {
     const std::string cl = res.get_header_value("Content-Length");
     if (!cl.empty() && cl.size() < 19 && cl.find_first_not_of("0123456789") == std::string::npos) bytes = std::stoll(cl);
     if (req.method == "HEAD") bytes = 0;
-    metrics->Inc("portcullis_http_requests_total", "HTTP requests by route, method and status.",
-                 {{"route", info.route}, {"method", req.method}, {"status", std::to_string(res.status)}});
-    metrics->Inc("portcullis_served_bytes_total", "Response body bytes sent to clients, by route.",
-                 {{"route", info.route}}, static_cast<double>(bytes));
-    if (info.start != Clock::time_point{}) {
-      metrics->ObserveLatency(info.route, std::chrono::duration<double>(Clock::now() - info.start).count());
-    }
+    const bool timed = info.start != Clock::time_point{};
+    const double seconds = timed ? std::chrono::duration<double>(Clock::now() - info.start).count() : -1;
+    metrics->RecordRequest(info.route, req.method, res.status, bytes, seconds);
     if (!LogEnabled(LogLevel::kInfo)) return;
-    nlohmann::json f = {{"method", req.method}, {"path", req.path}, {"status", res.status},
-                        {"bytes", bytes},       {"client", req.remote_addr}};
-    if (info.start != Clock::time_point{}) {
-      auto ms = std::chrono::duration<double, std::milli>(Clock::now() - info.start).count();
-      f["duration_ms"] = std::round(ms * 1000) / 1000;
-    }
-    if (!info.cache.empty()) f["cache"] = info.cache;
-    if (!info.upstream.empty()) f["upstream"] = info.upstream;
+    const long long b = bytes;
+    const double ms = std::round(seconds * 1e6) / 1000;  // milliseconds, 3 decimals
+    std::array<LogField, 12> f;
+    size_t n = 0;
+    f[n++] = {"method", req.method};
+    f[n++] = {"path", req.path};
+    f[n++] = {"status", res.status};
+    f[n++] = {"bytes", b};
+    f[n++] = {"client", req.remote_addr};
+    if (timed) f[n++] = {"duration_ms", ms};
+    if (!info.cache.empty()) f[n++] = {"cache", info.cache};
+    if (!info.upstream.empty()) f[n++] = {"upstream", info.upstream};
     if (!info.error.empty()) {
-      f["error"] = info.error;
-      f["error_message"] = info.message;
+      f[n++] = {"error", info.error};
+      f[n++] = {"error_message", info.message};
     }
-    Log(LogLevel::kInfo, "access", std::move(f));
+    LogFields(LogLevel::kInfo, "access", f.data(), n);
   });
+}
 
-  svr_->Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
-    const bool head = req.method == "HEAD";
-    const std::string& path = req.path;
-    if (path == "/v2" || path == "/v2/") {
-      t_info.route = "base";
-      res.set_content("{}", "application/json");
-      return;
-    }
-    if (path.rfind("/v2/", 0) != 0) {
-      SendError(res, Status::NotFound("no such endpoint " + path.substr(0, 200) + "; this is an OCI registry API (/v2/)"));
-      return;
-    }
-    Target t = ParseTarget(path);
-    static const char* kRouteNames[] = {"manifest", "blob", "tags", "referrers", "other"};
-    t_info.route = kRouteNames[static_cast<int>(t.kind)];
-    if (t.kind == Kind::kUnknown) {
-      SendError(res, Status::NotFound("no such endpoint " + path.substr(0, 200)));
-      return;
-    }
-    const std::string ns = req.get_param_value("ns");
-    auto route = registry_->Resolve(t.name, ns);
-    if (!route.ok()) {
-      SendError(res, route.status());
-      return;
-    }
-    t_info.upstream = route->upstream->name;
-    res.set_header("OCI-Namespace", route->upstream->name);
+void HttpServer::HandleGet(const httplib::Request& req, httplib::Response& res) {
+  const bool head = req.method == "HEAD";
+  const std::string& path = req.path;
+  if (path == "/v2" || path == "/v2/") {
+    t_info.route = "base";
+    res.set_content("{}", "application/json");
+    return;
+  }
+  if (path.rfind("/v2/", 0) != 0) {
+    SendError(res, Status::NotFound("no such endpoint " + path.substr(0, 200) + "; this is an OCI registry API (/v2/)"));
+    return;
+  }
+  Target t = ParseTarget(path);
+  static const char* kRouteNames[] = {"manifest", "blob", "tags", "referrers", "other"};
+  t_info.route = kRouteNames[static_cast<int>(t.kind)];
+  if (t.kind == Kind::kUnknown) {
+    SendError(res, Status::NotFound("no such endpoint " + path.substr(0, 200)));
+    return;
+  }
+  const std::string ns = req.get_param_value("ns");
+  auto route = registry_->Resolve(t.name, ns);
+  if (!route.ok()) {
+    SendError(res, route.status());
+    return;
+  }
+  t_info.upstream = route->upstream->name;
+  res.set_header("OCI-Namespace", route->upstream->name);
 
-    switch (t.kind) {
-      case Kind::kManifest: {
-        if (t.ref.find(':') == std::string::npos) {
-          if (Status st = oci::ValidateTag(t.ref); !st.ok()) return SendError(res, st);
-        }
-        auto m = registry_->GetManifest(*route, t.ref);
-        if (!m.ok()) return SendError(res, m.status());
-        const std::string tag = t.ref.find(':') == std::string::npos ? t.ref : "";
-        if (Status st = registry_->gate().CheckManifest(*route, tag, m->digest, m->media_type, m->bytes, req.remote_addr);
-            !st.ok()) {
-          return SendError(res, st);
-        }
-        t_info.cache = m->cache_hit ? "hit" : "miss";
-        res.set_header("Docker-Content-Digest", m->digest.ToString());
-        res.set_header("Etag", "\"" + m->digest.ToString() + "\"");
-        res.set_content(std::move(m->bytes), m->media_type);
-        return;
+  switch (t.kind) {
+    case Kind::kManifest: {
+      if (t.ref.find(':') == std::string::npos) {
+        if (Status st = oci::ValidateTag(t.ref); !st.ok()) return SendError(res, st);
       }
-      case Kind::kBlob: {
-        auto d = oci::Digest::Parse(t.ref);
-        if (!d.ok()) return SendError(res, d.status());
-        if (Status st = registry_->gate().CheckBlob(*route, *d); !st.ok()) return SendError(res, st);
-        res.set_header("Docker-Content-Digest", d->ToString());
-        res.set_header("Accept-Ranges", "bytes");
-        if (head) {
-          bool hit = false;
-          auto size = registry_->StatBlob(*route, *d, &hit);
-          if (!size.ok()) return SendError(res, size.status());
-          t_info.cache = hit ? "hit" : "miss";
-          if (*size == 0) {
-            res.set_content("", "application/octet-stream");
-          } else if (*size > 0) {
-            res.set_content_provider(static_cast<size_t>(*size), "application/octet-stream",
-                                     [](size_t, size_t, httplib::DataSink&) { return false; });
-          }
-          return;
-        }
-        auto src = registry_->OpenBlob(*route, *d);
-        if (!src.ok()) return SendError(res, src.status());
-        t_info.cache = src->cache_hit ? "hit" : "miss";
-        // httplib 0.11 does not check ranges against the length: a range that
-        // starts at or past the end is unsatisfiable (416), as RFC 9110 says.
-        for (const auto& [first, last] : req.ranges) {
-          bool bad = src->size >= 0 && first >= 0 && first >= src->size;
-          if (src->size >= 0 && first < 0 && last == 0) bad = true;  // "bytes=-0"
-          if (bad) {
-            res.set_header("Content-Range", "bytes */" + std::to_string(src->size));
-            return SendError(res, Status::RangeInvalid("range starts past the end of the " +
-                                                       std::to_string(src->size) + "-byte blob"));
-          }
-        }
-        if (!req.ranges.empty() && src->size < 0) {
-          return SendError(res, Status::RangeInvalid("the blob's length is not known yet; retry without Range"));
-        }
-        ServeBlob(*src, res);
-        return;
+      auto m = registry_->GetManifest(*route, t.ref);
+      if (!m.ok()) return SendError(res, m.status());
+      const std::string tag = t.ref.find(':') == std::string::npos ? t.ref : "";
+      if (Status st = registry_->gate().CheckManifest(*route, tag, m->digest, m->media_type, m->bytes, req.remote_addr);
+          !st.ok()) {
+        return SendError(res, st);
       }
-      case Kind::kTags: {
-        std::string target = "/v2/" + route->repo + "/tags/list";
-        std::string q;
-        for (const char* p : {"n", "last"}) {
-          if (req.has_param(p)) q += (q.empty() ? "?" : "&") + std::string(p) + "=" + oci::QueryEscape(req.get_param_value(p));
-        }
-        auto r = registry_->PassThrough(*route, target + q);
-        if (!r.ok()) return SendError(res, r.status());
-        std::string link = oci::HeaderValue(r->headers, "Link");
-        if (!link.empty()) {
-          // Point the next page back at us, under the name the client used.
-          // An absolute link names the upstream's host: make it relative to us.
-          if (auto lt = link.find('<'); lt != std::string::npos && link.compare(lt + 1, 4, "http") == 0) {
-            auto scheme = link.find("://", lt);
-            auto path = scheme == std::string::npos ? std::string::npos : link.find('/', scheme + 3);
-            if (path != std::string::npos) link = link.substr(0, lt + 1) + link.substr(path);
-          }
-          link = ReplaceAll(link, "/v2/" + route->repo + "/", "/v2/" + t.name + "/");
-          if (!ns.empty()) link = ReplaceAll(link, ">;", "&ns=" + oci::QueryEscape(ns) + ">;");
-          res.set_header("Link", link);
-        }
-        res.status = r->status;
-        std::string ct = oci::HeaderValue(r->headers, "Content-Type");
-        res.set_content(std::move(r->body), ct.empty() ? "application/json" : ct);
-        return;
-      }
-      case Kind::kReferrers: {
-        auto d = oci::Digest::Parse(t.ref);
-        if (!d.ok()) return SendError(res, d.status());
-        std::string target = "/v2/" + route->repo + "/referrers/" + d->ToString();
-        if (req.has_param("artifactType")) target += "?artifactType=" + oci::QueryEscape(req.get_param_value("artifactType"));
-        auto r = registry_->PassThrough(*route, target);
-        if (!r.ok()) return SendError(res, r.status());
-        if (r->status == 404 && r->body.find("\"errors\"") == std::string::npos) {
-          // distribution 2.8 and other older registries have no referrers API.
-          return SendError(res, Status::NotFound("upstream " + route->upstream->name +
-                                                 " does not support the referrers API; use the sha256-<hex> tag schema"));
-        }
-        res.status = r->status;
-        std::string ct = oci::HeaderValue(r->headers, "Content-Type");
-        res.set_content(std::move(r->body), ct.empty() ? "application/json" : ct);
-        return;
-      }
-      case Kind::kUnknown:
-        break;
+      t_info.cache = m->cache_hit ? "hit" : "miss";
+      res.set_header("Docker-Content-Digest", m->digest.ToString());
+      res.set_header("Etag", "\"" + m->digest.ToString() + "\"");
+      res.set_content(std::move(m->bytes), m->media_type);
+      return;
     }
-  });
+    case Kind::kBlob: {
+      auto d = oci::Digest::Parse(t.ref);
+      if (!d.ok()) return SendError(res, d.status());
+      if (Status st = registry_->gate().CheckBlob(*route, *d); !st.ok()) return SendError(res, st);
+      res.set_header("Docker-Content-Digest", d->ToString());
+      res.set_header("Accept-Ranges", "bytes");
+      if (head) {
+        bool hit = false;
+        auto size = registry_->StatBlob(*route, *d, &hit);
+        if (!size.ok()) return SendError(res, size.status());
+        t_info.cache = hit ? "hit" : "miss";
+        if (*size == 0) {
+          res.set_content("", "application/octet-stream");
+        } else if (*size > 0) {
+          res.set_content_provider(static_cast<size_t>(*size), "application/octet-stream",
+                                   [](size_t, size_t, httplib::DataSink&) { return false; });
+        }
+        return;
+      }
+      auto src = registry_->OpenBlob(*route, *d);
+      if (!src.ok()) return SendError(res, src.status());
+      t_info.cache = src->cache_hit ? "hit" : "miss";
+      // httplib 0.11 does not check ranges against the length: a range that
+      // starts at or past the end is unsatisfiable (416), as RFC 9110 says.
+      for (const auto& [first, last] : req.ranges) {
+        bool bad = src->size >= 0 && first >= 0 && first >= src->size;
+        if (src->size >= 0 && first < 0 && last == 0) bad = true;  // "bytes=-0"
+        if (bad) {
+          res.set_header("Content-Range", "bytes */" + std::to_string(src->size));
+          return SendError(res, Status::RangeInvalid("range starts past the end of the " +
+                                                     std::to_string(src->size) + "-byte blob"));
+        }
+      }
+      if (!req.ranges.empty() && src->size < 0) {
+        return SendError(res, Status::RangeInvalid("the blob's length is not known yet; retry without Range"));
+      }
+      ServeBlob(*src, res);
+      return;
+    }
+    case Kind::kTags: {
+      std::string target = "/v2/" + route->repo + "/tags/list";
+      std::string q;
+      for (const char* p : {"n", "last"}) {
+        if (req.has_param(p)) q += (q.empty() ? "?" : "&") + std::string(p) + "=" + oci::QueryEscape(req.get_param_value(p));
+      }
+      auto r = registry_->PassThrough(*route, target + q);
+      if (!r.ok()) return SendError(res, r.status());
+      std::string link = oci::HeaderValue(r->headers, "Link");
+      if (!link.empty()) {
+        // Point the next page back at us, under the name the client used.
+        // An absolute link names the upstream's host: make it relative to us.
+        if (auto lt = link.find('<'); lt != std::string::npos && link.compare(lt + 1, 4, "http") == 0) {
+          auto scheme = link.find("://", lt);
+          auto path = scheme == std::string::npos ? std::string::npos : link.find('/', scheme + 3);
+          if (path != std::string::npos) link = link.substr(0, lt + 1) + link.substr(path);
+        }
+        link = ReplaceAll(link, "/v2/" + route->repo + "/", "/v2/" + t.name + "/");
+        if (!ns.empty()) link = ReplaceAll(link, ">;", "&ns=" + oci::QueryEscape(ns) + ">;");
+        res.set_header("Link", link);
+      }
+      res.status = r->status;
+      std::string ct = oci::HeaderValue(r->headers, "Content-Type");
+      res.set_content(std::move(r->body), ct.empty() ? "application/json" : ct);
+      return;
+    }
+    case Kind::kReferrers: {
+      auto d = oci::Digest::Parse(t.ref);
+      if (!d.ok()) return SendError(res, d.status());
+      std::string target = "/v2/" + route->repo + "/referrers/" + d->ToString();
+      if (req.has_param("artifactType")) target += "?artifactType=" + oci::QueryEscape(req.get_param_value("artifactType"));
+      auto r = registry_->PassThrough(*route, target);
+      if (!r.ok()) return SendError(res, r.status());
+      if (r->status == 404 && r->body.find("\"errors\"") == std::string::npos) {
+        // distribution 2.8 and other older registries have no referrers API.
+        return SendError(res, Status::NotFound("upstream " + route->upstream->name +
+                                               " does not support the referrers API; use the sha256-<hex> tag schema"));
+      }
+      res.status = r->status;
+      std::string ct = oci::HeaderValue(r->headers, "Content-Type");
+      res.set_content(std::move(r->body), ct.empty() ? "application/json" : ct);
+      return;
+    }
+    case Kind::kUnknown:
+      break;
+  }
 }
 
 void HttpServer::ServeBlob(const BlobSource& src, httplib::Response& res) {

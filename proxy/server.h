@@ -13,6 +13,7 @@
 
 namespace httplib {
 class Server;
+struct Request;
 struct Response;
 }
 
@@ -40,6 +41,9 @@ class HttpServer {
 
  private:
   void Install();
+  // GET and HEAD of the registry API; called from the pre-routing handler so no
+  // request pays for httplib's regex routing.
+  void HandleGet(const httplib::Request& req, httplib::Response& res);
   void ServeBlob(const BlobSource& src, httplib::Response& res);
 
   const config::Config cfg_;

@@ -1,0 +1,148 @@
+#include "proxy/log.h"
+
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "proxy/metrics.h"
+
+namespace portcullis::proxy {
+namespace {
+
+std::string ReadAll(FILE* f) {
+  std::fflush(f);
+  std::rewind(f);
+  std::string out;
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  return out;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    out.push_back(text.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("log: LogFields writes byte for byte the line Log writes for the same fields") {
+  const std::vector<std::string> keys = {"a", "b\"quoted\"", "line\nbreak", "caf\xc3\xa9"};
+  const std::vector<std::string> none;
+  struct Case {
+    std::string path;
+    double ms;
+  };
+  const std::vector<Case> cases = {
+      {"/v2/library/alpine/manifests/3.19", 0.123},
+      {"/v2/a\\b/\"c\"/manifests/x", 2.0},
+      {std::string("/v2/ctl\x01\t\x1f/x"), 12.5},
+      {"/v2/\xff\xfe-not-utf8/x", 1000.001},
+      {"/v2/caf\xc3\xa9/blobs/sha256:00", 0.001},
+      {"/v2/del\x7f/x", 123456.789},
+      {"", 0.0},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.path);
+    for (bool flag : {false, true}) {
+      const std::string fast =
+          FormatLogLine(LogLevel::kWarn, "access", "2026-11-23T01:02:03.004Z",
+                        {{"path", c.path}, {"status", 403}, {"bytes", -1LL}, {"big", 9007199254740993LL},
+                         {"duration_ms", c.ms}, {"cached", flag}, {"keys", flag ? keys : none},
+                         {"client", "127.0.0.1"}, {"zz", std::string_view("last")}});
+      nlohmann::json j = {{"path", c.path},      {"status", 403},   {"bytes", -1},
+                          {"big", 9007199254740993LL}, {"duration_ms", c.ms}, {"cached", flag},
+                          {"keys", flag ? keys : none},  {"client", "127.0.0.1"}, {"zz", "last"}};
+      const std::string slow = FormatLogLine(LogLevel::kWarn, std::string("access"), "2026-11-23T01:02:03.004Z", j);
+      CHECK(fast == slow);
+      auto parsed = nlohmann::json::parse(fast, nullptr, false);
+      REQUIRE(parsed.is_object());
+      CHECK(parsed["msg"] == "access");
+      CHECK(parsed["level"] == "warn");
+      CHECK(parsed["status"] == 403);
+    }
+  }
+}
+
+TEST_CASE("log: the writer thread loses no line, keeps lines whole, and Flush/Stop write everything") {
+  FILE* f = std::tmpfile();
+  REQUIRE(f != nullptr);
+  SetLogOutput(f);
+  StartAsyncLog();
+  StartAsyncLog();  // a second start is harmless
+  constexpr int kThreads = 4, kPerThread = 5000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        LogFields(LogLevel::kInfo, "test line", {{"thread", t}, {"i", i}, {"pad", std::string(i % 300, 'x')}});
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  FlushLog();
+  auto lines = Lines(ReadAll(f));
+  CHECK(lines.size() == static_cast<size_t>(kThreads * kPerThread));
+  std::vector<int> next(kThreads, 0);
+  bool whole = true, ordered = true;
+  for (const auto& l : lines) {
+    auto j = nlohmann::json::parse(l, nullptr, false);
+    if (!j.is_object() || j.value("msg", "") != "test line") {
+      whole = false;
+      continue;
+    }
+    int t = j["thread"], i = j["i"];
+    if (next[t] != i) ordered = false;  // one thread's lines stay in its order
+    next[t] = i + 1;
+  }
+  CHECK(whole);
+  CHECK(ordered);
+  // Lines logged just before Stop are written by Stop.
+  for (int i = 0; i < 100; ++i) Log(LogLevel::kInfo, "before stop", {{"i", i}});
+  StopAsyncLog();
+  StopAsyncLog();
+  lines = Lines(ReadAll(f));
+  CHECK(lines.size() == static_cast<size_t>(kThreads * kPerThread + 100));
+  // After Stop, lines are written at once again.
+  std::fseek(f, 0, SEEK_END);
+  Log(LogLevel::kInfo, "direct");
+  FlushLog();  // a no-op when no writer runs
+  lines = Lines(ReadAll(f));
+  REQUIRE(!lines.empty());
+  CHECK(lines.back().find("\"msg\":\"direct\"") != std::string::npos);
+  SetLogOutput(stdout);
+  std::fclose(f);
+}
+
+TEST_CASE("metrics: RecordRequest counts the request, its bytes and its latency in the exposition") {
+  Metrics m;
+  m.RecordRequest("manifest", "GET", 200, 450, 0.0007);
+  m.RecordRequest("manifest", "GET", 200, 450, 0.02);
+  m.RecordRequest("manifest", "HEAD", 404, 0, -1);  // no latency observed
+  m.RecordRequest("bl\"ob", "GET", 200, 1000, 0.3);
+  CHECK(m.Get("portcullis_http_requests_total", {{"route", "manifest"}, {"method", "GET"}, {"status", "200"}}) == 2);
+  CHECK(m.Get("portcullis_http_requests_total", {{"route", "manifest"}, {"method", "HEAD"}, {"status", "404"}}) == 1);
+  CHECK(m.Get("portcullis_served_bytes_total", {{"route", "manifest"}}) == 900);
+  CHECK(m.Get("portcullis_served_bytes_total", {{"route", "bl\"ob"}}) == 1000);
+  const std::string text = m.Render();
+  CHECK(text.find("portcullis_request_duration_seconds_count{route=\"manifest\"} 2\n") != std::string::npos);
+  CHECK(text.find("portcullis_request_duration_seconds_bucket{route=\"manifest\",le=\"0.001\"} 1\n") !=
+        std::string::npos);
+  CHECK(text.find("portcullis_request_duration_seconds_bucket{route=\"manifest\",le=\"0.025\"} 2\n") !=
+        std::string::npos);
+  CHECK(text.find("route=\"bl\\\"ob\"") != std::string::npos);
+  CHECK(text.find("# HELP portcullis_http_requests_total HTTP requests by route, method and status.\n") !=
+        std::string::npos);
+}
+
+}  // namespace portcullis::proxy
