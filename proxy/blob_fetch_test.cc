@@ -1,11 +1,10 @@
 // Tests for proxy/blob_fetch.h: coalesced, streaming, digest-checked blob
-// fetches from a fake upstream (an httplib::Server on 127.0.0.1, or a raw
-// socket server for malformed answers) into a real RocksDB Store.
+// fetches from a fake upstream (FakeRegistry, an httplib::Server on 127.0.0.1,
+// or a raw socket server for malformed answers) into a real RocksDB Store.
 #include "proxy/blob_fetch.h"
 
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
-#include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -13,15 +12,14 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "proxy/fake_registry_test_util.h"
 
 namespace {
 
@@ -33,6 +31,9 @@ using portcullis::oci::RegistryClient;
 using portcullis::proxy::BlobFetch;
 using portcullis::proxy::FetchTable;
 using portcullis::proxy::Store;
+using portcullis::proxy::testing::FakeBlob;
+using portcullis::proxy::testing::FakeRegistry;
+using portcullis::proxy::testing::Gate;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using RR = BlobFetch::ReadResult;
@@ -80,107 +81,6 @@ std::string Diff(const std::string& got, const std::string& want) {
   return "got " + std::to_string(got.size()) + " bytes, want " + std::to_string(want.size()) +
          "; first difference at " + std::to_string(i);
 }
-
-// A one-shot latch the fake upstream waits on mid-body.
-struct Gate {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool open = false;
-  void Open() {
-    std::lock_guard<std::mutex> l(mu);
-    open = true;
-    cv.notify_all();
-  }
-  bool Wait(std::chrono::milliseconds t = 10s) {
-    std::unique_lock<std::mutex> l(mu);
-    return cv.wait_for(l, t, [&] { return open; });
-  }
-};
-
-// How the fake upstream answers a blob GET.
-struct BlobBehavior {
-  int status = 200;
-  std::string body;       // the bytes sent (may differ from the digest's bytes)
-  size_t piece = 1000;    // bytes per write
-  size_t gate_at = SIZE_MAX;  // wait on the gate before sending bytes at or after this offset
-  bool chunked = false;   // no Content-Length; chunked transfer encoding
-  bool gate_before_end = false;  // chunked: wait on the gate before the terminating chunk
-  std::shared_ptr<Gate> gate;
-};
-
-// An httplib::Server serving /v2/r/blobs/<digest> from a table of behaviors.
-class FakeUpstream {
- public:
-  FakeUpstream() {
-    svr_.Get(R"(/v2/r/blobs/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-      if (req.method == "GET") ++gets;
-      BlobBehavior b;
-      {
-        std::lock_guard<std::mutex> l(mu_);
-        auto it = blobs_.find(req.matches[1].str());
-        if (it == blobs_.end()) {
-          res.status = 404;
-          res.set_content(R"({"errors":[{"code":"BLOB_UNKNOWN","message":"no"}]})", "application/json");
-          return;
-        }
-        b = it->second;
-      }
-      res.status = b.status;
-      if (b.status != 200) {
-        res.set_content(R"({"errors":[]})", "application/json");
-        return;
-      }
-      auto body = std::make_shared<std::string>(b.body);
-      if (b.chunked) {
-        res.set_chunked_content_provider("application/octet-stream",
-                                         [body, b](size_t off, httplib::DataSink& sink) {
-                                           if (off >= body->size()) {
-                                             if (b.gate_before_end && b.gate) b.gate->Wait();
-                                             sink.done();
-                                             return true;
-                                           }
-                                           if (off >= b.gate_at && b.gate) b.gate->Wait();
-                                           size_t n = std::min(b.piece, body->size() - off);
-                                           return sink.write(body->data() + off, n);
-                                         });
-        return;
-      }
-      res.set_content_provider(body->size(), "application/octet-stream",
-                               [body, b](size_t off, size_t len, httplib::DataSink& sink) {
-                                 if (off >= b.gate_at && b.gate) b.gate->Wait();
-                                 size_t n = std::min(b.piece, len);
-                                 return sink.write(body->data() + off, n);
-                               });
-    });
-    port_ = svr_.bind_to_any_port("127.0.0.1");
-    REQUIRE(port_ > 0);
-    thread_ = std::thread([this] { svr_.listen_after_bind(); });
-    auto deadline = Clock::now() + 5s;
-    while (!svr_.is_running() && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
-    REQUIRE(svr_.is_running());
-  }
-  ~FakeUpstream() { Stop(); }
-  void Stop() {
-    if (thread_.joinable()) {
-      svr_.stop();
-      thread_.join();
-    }
-  }
-  void Set(const Digest& d, BlobBehavior b) {
-    std::lock_guard<std::mutex> l(mu_);
-    blobs_[d.ToString()] = std::move(b);
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
-  std::atomic<int> gets{0};
-
- private:
-  httplib::Server svr_;
-  std::thread thread_;
-  int port_ = 0;
-  std::mutex mu_;
-  std::map<std::string, BlobBehavior> blobs_;
-};
 
 std::shared_ptr<RegistryClient> ClientFor(const std::string& url) {
   auto u = ParseUrl(url);
@@ -252,16 +152,16 @@ std::string ReadBack(Store& st, const Digest& d) {
 TEST_CASE("proxy: fetch coalesces two joins into one upstream GET and commits") {
   TempDir dir;
   auto store = OpenStore(dir);
-  FakeUpstream up;
+  FakeRegistry up;
   const std::string body = Pattern(kChunk * 3 + 777, 1);
   Digest d = Digest::Sha256Of(body);
   auto gate = std::make_shared<Gate>();
-  BlobBehavior b;
+  FakeBlob b;
   b.body = body;
   b.piece = 1000;
   b.gate_at = 5000;  // hold the body mid-way until both readers joined
   b.gate = gate;
-  up.Set(d, b);
+  up.SetBlob("r", d, b);
   auto client = ClientFor(up.url());
   {
     FetchTable table(store, kChunk, 8);
@@ -310,7 +210,7 @@ TEST_CASE("proxy: fetch coalesces two joins into one upstream GET and commits") 
     CHECK(Diff(o3.data, body.substr(kChunk + 10)) == "");
     REQUIRE(table.WaitIdle(Clock::now() + 10s));
     CHECK(table.inflight() == 0);
-    CHECK(up.gets == 1);
+    CHECK(up.blob_gets == 1);
     CHECK(done_calls == 1);
     CHECK(done_committed);
     CHECK(f1.value()->committed());
@@ -332,13 +232,13 @@ TEST_CASE("proxy: fetch coalesces two joins into one upstream GET and commits") 
 TEST_CASE("proxy: fetch of a body that is a multiple of the chunk size") {
   TempDir dir;
   auto store = OpenStore(dir);
-  FakeUpstream up;
+  FakeRegistry up;
   const std::string body = Pattern(kChunk * 3, 2);
   Digest d = Digest::Sha256Of(body);
-  BlobBehavior b;
+  FakeBlob b;
   b.body = body;
   b.piece = 4096;
-  up.Set(d, b);
+  up.SetBlob("r", d, b);
   FetchTable table(store, kChunk, 8);
   IdleAtExit idle_at_exit{table};
   bool started = false;
@@ -355,17 +255,17 @@ TEST_CASE("proxy: fetch of a body that is a multiple of the chunk size") {
 TEST_CASE("proxy: fetch with an unknown size withholds the last byte until committed") {
   TempDir dir;
   auto store = OpenStore(dir);
-  FakeUpstream up;
+  FakeRegistry up;
   const std::string body = Pattern(kChunk + 300, 3);
   Digest d = Digest::Sha256Of(body);
   auto gate = std::make_shared<Gate>();
-  BlobBehavior b;
+  FakeBlob b;
   b.body = body;
   b.chunked = true;
   b.piece = 2000;
   b.gate_before_end = true;
   b.gate = gate;
-  up.Set(d, b);
+  up.SetBlob("r", d, b);
   FetchTable table(store, kChunk, 8);
   IdleAtExit idle_at_exit{table};
   bool started = false;
@@ -396,15 +296,15 @@ TEST_CASE("proxy: fetch with an unknown size withholds the last byte until commi
 TEST_CASE("proxy: fetch of a wrong body fails before the last byte and leaves nothing") {
   TempDir dir;
   auto store = OpenStore(dir);
-  FakeUpstream up;
+  FakeRegistry up;
   const std::string good = Pattern(kChunk * 2 + 500, 4);
   Digest d = Digest::Sha256Of(good);
   std::string bad = good;
   bad[kChunk + 17] ^= 0x01;
-  BlobBehavior b;
+  FakeBlob b;
   b.body = bad;
   b.piece = 700;
-  up.Set(d, b);
+  up.SetBlob("r", d, b);
   auto client = ClientFor(up.url());
   FetchTable table(store, kChunk, 8);
   IdleAtExit idle_at_exit{table};
@@ -430,11 +330,11 @@ TEST_CASE("proxy: fetch of a wrong body fails before the last byte and leaves no
     CAPTURE(i);
     CHECK_FALSE(HasChunk(*store, d, i));
   }
-  CHECK(up.gets == 1);
+  CHECK(up.blob_gets == 1);
 
   // A later Join starts a new fetch (which now gets the right bytes).
   b.body = good;
-  up.Set(d, b);
+  up.SetBlob("r", d, b);
   bool started2 = false;
   auto f2 = table.Join(d, client, "r", &started2, nullptr);
   REQUIRE(f2.ok());
@@ -444,21 +344,21 @@ TEST_CASE("proxy: fetch of a wrong body fails before the last byte and leaves no
   CHECK(o2.last == RR::kEnd);
   CHECK(Diff(o2.data, good) == "");
   REQUIRE(table.WaitIdle(Clock::now() + 10s));
-  CHECK(up.gets == 2);
+  CHECK(up.blob_gets == 2);
   CHECK(Diff(ReadBack(*store, d), good) == "");
 }
 
 TEST_CASE("proxy: fetch after a failed one starts a new upstream GET") {
   TempDir dir;
   auto store = OpenStore(dir);
-  FakeUpstream up;
+  FakeRegistry up;
   const std::string good = Pattern(3000, 5);
   Digest d = Digest::Sha256Of(good);
   std::string bad = good;
   bad.back() ^= 0x20;
-  BlobBehavior b;
+  FakeBlob b;
   b.body = bad;
-  up.Set(d, b);
+  up.SetBlob("r", d, b);
   auto client = ClientFor(up.url());
   FetchTable table(store, kChunk, 8);
   IdleAtExit idle_at_exit{table};
@@ -477,7 +377,7 @@ TEST_CASE("proxy: fetch after a failed one starts a new upstream GET") {
   Outcome o2 = ReadAll(*f2.value(), good.size() - 1);
   CHECK(o2.last == RR::kFailed);  // the upstream still lies
   REQUIRE(table.WaitIdle(Clock::now() + 10s));
-  CHECK(up.gets == 2);
+  CHECK(up.blob_gets == 2);
   CHECK_FALSE(Meta(*store, d).has_value());
   CHECK_FALSE(HasChunk(*store, d, 0));
 }
@@ -485,12 +385,12 @@ TEST_CASE("proxy: fetch after a failed one starts a new upstream GET") {
 TEST_CASE("proxy: fetch Join right after a failure starts a new fetch instead of joining the failed one") {
   TempDir dir;
   auto store = OpenStore(dir);
-  FakeUpstream up;
+  FakeRegistry up;
   const std::string body = Pattern(3000, 15);
   Digest d = Digest::Sha256Of(body);
-  BlobBehavior broken;
+  FakeBlob broken;
   broken.status = 500;
-  up.Set(d, broken);
+  up.SetBlob("r", d, broken);
   auto client = ClientFor(up.url());
   FetchTable table(store, kChunk, 8);
   IdleAtExit idle_at_exit{table};
@@ -510,9 +410,9 @@ TEST_CASE("proxy: fetch Join right after a failure starts a new fetch instead of
   REQUIRE(f1.value()->Read(0, 10, 0, &out, 1s) == RR::kFailed);
 
   // The upstream recovers; a client retries at once.
-  BlobBehavior fixed;
+  FakeBlob fixed;
   fixed.body = body;
-  up.Set(d, fixed);
+  up.SetBlob("r", d, fixed);
   bool started2 = false;
   auto f2 = table.Join(d, client, "r", &started2, nullptr);
   REQUIRE(f2.ok());
@@ -529,7 +429,7 @@ TEST_CASE("proxy: fetch Join right after a failure starts a new fetch instead of
 TEST_CASE("proxy: fetch of a blob the upstream does not have is BLOB_UNKNOWN") {
   TempDir dir;
   auto store = OpenStore(dir);
-  FakeUpstream up;
+  FakeRegistry up;
   Digest d = Digest::Sha256Of("absent");
   FetchTable table(store, kChunk, 8);
   IdleAtExit idle_at_exit{table};
@@ -544,20 +444,20 @@ TEST_CASE("proxy: fetch of a blob the upstream does not have is BLOB_UNKNOWN") {
   CHECK(f.value()->Read(0, 10, 0, &out, 1s) == RR::kFailed);
   CHECK(out.empty());
   REQUIRE(table.WaitIdle(Clock::now() + 10s));
-  CHECK(up.gets == 1);
+  CHECK(up.blob_gets == 1);
   CHECK_FALSE(Meta(*store, d).has_value());
 
   // Other upstream statuses map to their codes.
   Digest d2 = Digest::Sha256Of("limited");
-  BlobBehavior b;
+  FakeBlob b;
   b.status = 429;
-  up.Set(d2, b);
+  up.SetBlob("r", d2, b);
   auto f2 = table.Join(d2, ClientFor(up.url()), "r", &started, nullptr);
   REQUIRE(f2.ok());
   CHECK(f2.value()->WaitForHeaders(5s, &size).code() == Code::kTooManyRequests);
   Digest d3 = Digest::Sha256Of("broken");
   b.status = 500;
-  up.Set(d3, b);
+  up.SetBlob("r", d3, b);
   auto f3 = table.Join(d3, ClientFor(up.url()), "r", &started, nullptr);
   REQUIRE(f3.ok());
   CHECK(f3.value()->WaitForHeaders(5s, &size).code() == Code::kUpstreamUnavailable);
@@ -569,20 +469,20 @@ TEST_CASE("proxy: fetch of a blob the upstream does not have is BLOB_UNKNOWN") {
 TEST_CASE("proxy: fetch table bound gives TOOMANYREQUESTS") {
   TempDir dir;
   auto store = OpenStore(dir);
-  FakeUpstream up;
+  FakeRegistry up;
   const std::string body1 = Pattern(6000, 6);
   const std::string body2 = Pattern(6000, 7);
   Digest d1 = Digest::Sha256Of(body1);
   Digest d2 = Digest::Sha256Of(body2);
   auto gate = std::make_shared<Gate>();
-  BlobBehavior b;
+  FakeBlob b;
   b.body = body1;
   b.gate_at = 1000;
   b.gate = gate;
-  up.Set(d1, b);
-  BlobBehavior b2;
+  up.SetBlob("r", d1, b);
+  FakeBlob b2;
   b2.body = body2;
-  up.Set(d2, b2);
+  up.SetBlob("r", d2, b2);
   auto client = ClientFor(up.url());
   FetchTable table(store, kChunk, 1);
   IdleAtExit idle_at_exit{table};
@@ -607,7 +507,7 @@ TEST_CASE("proxy: fetch table bound gives TOOMANYREQUESTS") {
   Outcome o = ReadAll(*f3.value(), body2.size() - 1);
   CHECK(Diff(o.data, body2) == "");
   REQUIRE(table.WaitIdle(Clock::now() + 10s));
-  CHECK(up.gets == 2);
+  CHECK(up.blob_gets == 2);
   CHECK(Meta(*store, d1).has_value());
   CHECK(Meta(*store, d2).has_value());
 }
@@ -615,16 +515,16 @@ TEST_CASE("proxy: fetch table bound gives TOOMANYREQUESTS") {
 TEST_CASE("proxy: fetch goes on when its reader stops early") {
   TempDir dir;
   auto store = OpenStore(dir);
-  FakeUpstream up;
+  FakeRegistry up;
   const std::string body = Pattern(kChunk * 5 + 11, 8);
   Digest d = Digest::Sha256Of(body);
   auto gate = std::make_shared<Gate>();
-  BlobBehavior b;
+  FakeBlob b;
   b.body = body;
   b.piece = 512;
   b.gate_at = 2048;
   b.gate = gate;
-  up.Set(d, b);
+  up.SetBlob("r", d, b);
   std::atomic<bool> done_committed{false};
   std::atomic<int> done_calls{0};
   {
@@ -753,12 +653,12 @@ TEST_CASE("proxy: fetch of a short body (connection closed early) fails and comm
 TEST_CASE("proxy: fetch of a body longer than the digest's bytes fails") {
   TempDir dir;
   auto store = OpenStore(dir);
-  FakeUpstream up;
+  FakeRegistry up;
   const std::string good = Pattern(5000, 10);
   Digest d = Digest::Sha256Of(good);
-  BlobBehavior b;
+  FakeBlob b;
   b.body = good + "extra";
-  up.Set(d, b);
+  up.SetBlob("r", d, b);
   FetchTable table(store, kChunk, 8);
   IdleAtExit idle_at_exit{table};
   bool started = false;

@@ -13,18 +13,16 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "oci/manifest.h"
+#include "proxy/fake_registry_test_util.h"
 #include "proxy/log.h"
 #include "proxy/registry.h"
 #include "proxy/store.h"
@@ -38,6 +36,10 @@ using portcullis::proxy::HttpServer;
 using portcullis::proxy::Registry;
 using portcullis::proxy::Router;
 using portcullis::proxy::Store;
+using portcullis::proxy::testing::FakeBlob;
+using portcullis::proxy::testing::FakeManifest;
+using portcullis::proxy::testing::FakeRegistry;
+using portcullis::proxy::testing::Gate;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
@@ -95,200 +97,6 @@ std::string OciManifest(const std::string& config, const std::string& layer, con
   j["annotations"] = {{"note", note}};
   return j.dump(3) + "\n";
 }
-
-struct FakeManifest {
-  std::string bytes;
-  std::string content_type = kOciManifestType;
-  std::string header_digest;  // empty: the true digest of `bytes`
-};
-
-// A one-shot latch the fake upstream waits on mid-body.
-struct Gate {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool open = false;
-  void Open() {
-    std::lock_guard<std::mutex> l(mu);
-    open = true;
-    cv.notify_all();
-  }
-  void Wait() {
-    std::unique_lock<std::mutex> l(mu);
-    cv.wait_for(l, 10s, [&] { return open; });
-  }
-};
-
-// How a blob GET is answered: Content-Length (default) or chunked, and
-// whether the body stops after its first piece until `gate` opens.
-struct BlobMode {
-  bool chunked = false;
-  std::shared_ptr<Gate> gate;
-};
-
-// A fake upstream registry: manifests and blobs per repository, paginated tag
-// lists, and counters of what it was asked.
-class FakeRegistry {
- public:
-  // `keep_alive_seconds` bounds how long Stop() waits for idle connections.
-  explicit FakeRegistry(int keep_alive_seconds = 5) {
-    svr_.set_keep_alive_timeout(keep_alive_seconds);
-    svr_.Get(R"(/v2/(.+)/tags/list)", [this](const httplib::Request& req, httplib::Response& res) {
-      Record(req);
-      ++tag_lists;
-      if (Failing(res)) return;
-      const std::string repo = req.matches[1].str();
-      std::vector<std::string> tags = {"a", "b", "c", "d", "e"};
-      size_t n = req.has_param("n") ? std::stoul(req.get_param_value("n")) : tags.size();
-      size_t start = 0;
-      if (req.has_param("last")) {
-        while (start < tags.size() && tags[start] <= req.get_param_value("last")) ++start;
-      }
-      nlohmann::json page = nlohmann::json::array();
-      for (size_t i = start; i < tags.size() && i < start + n; ++i) page.push_back(tags[i]);
-      if (start + n < tags.size()) {
-        res.set_header("Link", "<" + std::string(absolute_links ? url() : "") + "/v2/" + repo + "/tags/list?n=" + std::to_string(n) + "&last=" +
-                                   page.back().get<std::string>() + ">; rel=\"next\"");
-      }
-      res.set_content(nlohmann::json({{"name", repo}, {"tags", page}}).dump(), "application/json");
-    });
-    svr_.Get(R"(/v2/(.+)/manifests/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
-      Record(req);
-      if (req.method == "HEAD") {
-        ++manifest_heads;
-      } else {
-        ++manifest_gets;
-      }
-      if (Failing(res)) return;
-      FakeManifest m;
-      {
-        std::lock_guard<std::mutex> l(mu_);
-        auto it = manifests_.find(req.matches[1].str() + "|" + req.matches[2].str());
-        if (it == manifests_.end()) {
-          res.status = 404;
-          res.set_content(R"({"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown","detail":null}]})",
-                          "application/json");
-          return;
-        }
-        m = it->second;
-      }
-      res.set_header("Docker-Content-Digest",
-                     m.header_digest.empty() ? Digest::Sha256Of(m.bytes).ToString() : m.header_digest);
-      res.set_content(m.bytes, m.content_type);
-    });
-    svr_.Get(R"(/v2/(.+)/blobs/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
-      Record(req);
-      if (req.method == "HEAD") {
-        ++blob_heads;
-      } else {
-        ++blob_gets;
-      }
-      if (Failing(res)) return;
-      std::string body;
-      BlobMode mode;
-      {
-        std::lock_guard<std::mutex> l(mu_);
-        const std::string key = req.matches[1].str() + "|" + req.matches[2].str();
-        auto it = blobs_.find(key);
-        if (it == blobs_.end()) {
-          res.status = 404;
-          res.set_content(R"({"errors":[{"code":"BLOB_UNKNOWN","message":"unknown","detail":null}]})",
-                          "application/json");
-          return;
-        }
-        body = it->second;
-        if (auto m = modes_.find(key); m != modes_.end()) mode = m->second;
-      }
-      if (req.method == "HEAD" || (!mode.chunked && !mode.gate)) {
-        res.set_content(body, "application/octet-stream");
-        return;
-      }
-      auto shared = std::make_shared<std::string>(std::move(body));
-      if (mode.chunked) {
-        res.set_chunked_content_provider("application/octet-stream", [shared, mode](size_t off, httplib::DataSink& sink) {
-          if (off >= shared->size()) {
-            sink.done();
-            return true;
-          }
-          if (off > 0 && mode.gate) mode.gate->Wait();
-          return sink.write(shared->data() + off, std::min<size_t>(1000, shared->size() - off));
-        });
-        return;
-      }
-      res.set_content_provider(shared->size(), "application/octet-stream",
-                               [shared, mode](size_t off, size_t len, httplib::DataSink& sink) {
-                                 if (off > 0 && mode.gate) mode.gate->Wait();
-                                 return sink.write(shared->data() + off, std::min<size_t>(1000, len));
-                               });
-    });
-    port_ = svr_.bind_to_any_port("127.0.0.1");
-    REQUIRE(port_ > 0);
-    thread_ = std::thread([this] { svr_.listen_after_bind(); });
-    auto deadline = Clock::now() + 5s;
-    while (!svr_.is_running() && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
-    REQUIRE(svr_.is_running());
-  }
-  ~FakeRegistry() { Stop(); }
-  void Stop() {
-    if (thread_.joinable()) {
-      svr_.stop();
-      thread_.join();
-    }
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
-  void SetManifest(const std::string& repo, const std::string& ref, FakeManifest m) {
-    std::lock_guard<std::mutex> l(mu_);
-    manifests_[repo + "|" + ref] = std::move(m);
-  }
-  // Serves `m` under `tag` and under its own digest.
-  Digest SetTagged(const std::string& repo, const std::string& tag, const std::string& bytes) {
-    Digest d = Digest::Sha256Of(bytes);
-    SetManifest(repo, tag, FakeManifest{bytes, kOciManifestType, ""});
-    SetManifest(repo, d.ToString(), FakeManifest{bytes, kOciManifestType, ""});
-    return d;
-  }
-  void RemoveManifest(const std::string& repo, const std::string& ref) {
-    std::lock_guard<std::mutex> l(mu_);
-    manifests_.erase(repo + "|" + ref);
-  }
-  void SetBlob(const std::string& repo, const Digest& d, std::string body, BlobMode mode = {}) {
-    std::lock_guard<std::mutex> l(mu_);
-    blobs_[repo + "|" + d.ToString()] = std::move(body);
-    modes_[repo + "|" + d.ToString()] = std::move(mode);
-  }
-  std::vector<std::string> Requests() {
-    std::lock_guard<std::mutex> l(mu_);
-    return requests_;
-  }
-
-  std::atomic<int> manifest_gets{0}, manifest_heads{0}, blob_gets{0}, blob_heads{0}, tag_lists{0};
-  std::atomic<int> fail_status{0};          // non-zero: every request gets this status
-  std::atomic<bool> absolute_links{false};  // tags/list Link with scheme://host
-
- private:
-  bool Failing(httplib::Response& res) {
-    if (fail_status == 0) return false;
-    res.status = fail_status;
-    res.set_content(R"({"errors":[{"code":"UNAVAILABLE","message":"down","detail":null}]})", "application/json");
-    return true;
-  }
-
-  void Record(const httplib::Request& req) {
-    std::string q;
-    for (const auto& [k, v] : req.params) q += (q.empty() ? "?" : "&") + k + "=" + v;
-    std::lock_guard<std::mutex> l(mu_);
-    requests_.push_back(req.method + " " + req.path + q);
-  }
-
-  httplib::Server svr_;
-  std::thread thread_;
-  int port_ = 0;
-  std::mutex mu_;
-  std::map<std::string, FakeManifest> manifests_;
-  std::map<std::string, std::string> blobs_;
-  std::map<std::string, BlobMode> modes_;
-  std::vector<std::string> requests_;
-};
 
 // Quiets the proxy's JSON log lines for the duration of a test.
 struct QuietLogs {
@@ -789,7 +597,10 @@ TEST_CASE("proxy: server streams a blob the upstream sends without Content-Lengt
   FakeRegistry up;
   const std::string body = Pattern(kChunk * 2 + 999, 11);
   Digest d = Digest::Sha256Of(body);
-  up.SetBlob("r", d, body, BlobMode{true, nullptr});
+  FakeBlob chunked;  // no Content-Length
+  chunked.body = body;
+  chunked.chunked = true;
+  up.SetBlob("r", d, chunked);
   Proxy proxy({{"upstream.test", up.url()}});
   auto r = proxy.Client()->Get("/v2/r/blobs/" + d.ToString());
   REQUIRE(r);
@@ -812,7 +623,8 @@ TEST_CASE("proxy: server streams a blob the upstream sends without Content-Lengt
   // A wrong chunked body is cut before it completes.
   const std::string good = Pattern(3000, 12);
   Digest gd = Digest::Sha256Of(good);
-  up.SetBlob("r", gd, good + "!", BlobMode{true, nullptr});
+  chunked.body = good + "!";
+  up.SetBlob("r", gd, chunked);
   auto bad = proxy.Client()->Get("/v2/r/blobs/" + gd.ToString());
   bool complete = bad && bad->status == 200 && (bad->body == good || bad->body == good + "!");
   CHECK_FALSE(complete);
@@ -828,7 +640,11 @@ TEST_CASE("proxy: server coalesces concurrent clients of one blob into one upstr
   const std::string body = Pattern(kChunk * 4 + 5, 13);
   Digest d = Digest::Sha256Of(body);
   auto gate = std::make_shared<Gate>();
-  up.SetBlob("r", d, body, BlobMode{false, gate});
+  FakeBlob held;  // the body stops after its first piece until the gate opens
+  held.body = body;
+  held.gate_at = 1;
+  held.gate = gate;
+  up.SetBlob("r", d, held);
   Proxy proxy({{"upstream.test", up.url()}});
   const std::string path = "/v2/r/blobs/" + d.ToString();
   constexpr int kClients = 4;

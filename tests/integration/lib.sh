@@ -273,6 +273,49 @@ start_proxy() {
   wait_http "http://127.0.0.1:$port/v2/" 30 "$name" || { tail -5 "$T/$name.log" >&2; return 1; }
 }
 
+# need_dockerd : dockerd and Debian's docker CLI ($DOCKER_CLI) are present (else a failure that
+# ends the suite)
+need_dockerd() {
+  need dockerd
+  [[ -x $DOCKER_CLI ]] || { not_ok "prerequisites present" "missing $DOCKER_CLI"; finish; }
+}
+
+# start_dockerd MIRROR-URL [INSECURE-HOSTPORT] : dockerd 20.10 with "registry-mirrors": [MIRROR-URL]
+# (and "insecure-registries": [INSECURE-HOSTPORT] when given); data root, exec root and socket under
+# $T, vfs storage, no iptables, no bridge; log in $T/dockerd.log. Docker Hub names are pinned to
+# 127.0.0.1 first (port 443 closed), so a fallback past the mirror cannot succeed and no traffic
+# leaves the machine. Sets DK, the docker CLI command for it (an array). Waits until
+# `docker version` answers; fails when it does not (or dockerd exited).
+start_dockerd() {
+  local mirror=$1 insecure=${2:-} sock=$T/docker-exec/docker.sock insecure_line="" i
+  hosts_pin registry-1.docker.io index.docker.io auth.docker.io
+  mkdir -p "$T/docker" "$T/docker-exec"
+  [[ -z $insecure ]] || insecure_line=$'\n'"  \"insecure-registries\": [\"$insecure\"],"
+  cat >"$T/daemon.json" <<EOF
+{
+  "data-root": "$T/docker",
+  "exec-root": "$T/docker-exec",
+  "pidfile": "$T/docker-exec/dockerd.pid",
+  "hosts": ["unix://$sock"],
+  "storage-driver": "vfs",
+  "iptables": false,
+  "ip-masq": false,
+  "bridge": "none",
+  "registry-mirrors": ["$mirror"],$insecure_line
+  "log-level": "info"
+}
+EOF
+  start_bg dockerd dockerd --config-file "$T/daemon.json" || return 1
+  DK=(timeout 600 "$DOCKER_CLI" -H "unix://$sock")
+  wait_sock "$sock" 60 || return 1
+  for i in $(seq 150); do
+    "${DK[@]}" version >/dev/null 2>&1 && return 0
+    is_running dockerd || return 1
+    sleep 0.2
+  done
+  return 1
+}
+
 # upstream_blob_gets LOGFILE : blob GETs in a distribution access log
 #   127.0.0.1 - - [22/Nov/2025:23:01:02 +0000] "GET /v2/lab/big/blobs/sha256:... HTTP/1.1" 200 ...
 upstream_blob_gets() {
@@ -309,6 +352,32 @@ http_status() {
   local m=$1 u=$2; shift 2
   curl -s -o /dev/null --max-time 60 -X "$m" -w '%{http_code}' "$@" "$u"
 }
+
+# sha_of FILE : sha256:<hex> of the file's bytes
+sha_of() { echo "sha256:$(sha256sum <"$1" | cut -d' ' -f1)"; }
+
+# curl_push_blob HOSTPORT REPO FILE : monolithic POST + PUT
+curl_push_blob() {
+  local d loc sep code
+  d=$(sha_of "$3")
+  loc=$(curl -sS --max-time 60 -X POST -D - -o /dev/null "http://$1/v2/$2/blobs/uploads/" |
+        awk 'tolower($1)=="location:"{print $2}' | tr -d '\r')
+  [[ -n $loc ]] || { echo "no Location" >&2; return 1; }
+  [[ $loc == http* ]] || loc="http://$1$loc"
+  sep='?'; [[ $loc == *\?* ]] && sep='&'
+  code=$(curl -sS --max-time 60 -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/octet-stream' \
+         --data-binary @"$3" "$loc${sep}digest=$d")
+  [[ $code == 201 ]] || { echo "PUT blob: HTTP $code" >&2; return 1; }
+}
+# put_manifest HOSTPORT REPO REF FILE MEDIATYPE : PUT a manifest, expect 201
+put_manifest() {
+  local code
+  code=$(curl -sS --max-time 60 -o "$T/put.out" -w '%{http_code}' -X PUT -H "Content-Type: $5" \
+         --data-binary @"$4" "http://$1/v2/$2/manifests/$3")
+  [[ $code == 201 ]] || { echo "PUT manifest $2:$3: HTTP $code $(head -c 300 "$T/put.out")" >&2; return 1; }
+}
+# get_manifest HOSTPORT REPO REF OUT
+get_manifest() { curl -fsS --max-time 60 -H "Accept: $ACCEPT_ALL" -o "$4" "http://$1/v2/$2/manifests/$3"; }
 
 # ---------------------------------------------------------------- test images
 # build_images : build the test images offline once, as OCI layouts under $IMG_CACHE
@@ -350,4 +419,60 @@ image_layers() {
 largest_layer() {
   curl -fsS --max-time 60 -H "Accept: $ACCEPT_ALL" "http://$1/v2/$2/manifests/$3" |
     jq -r '.layers | max_by(.size) | .digest'
+}
+
+# ---------------------------------------------------------------- signing and trust policies
+SPY="$IT_DIR/signer_interop.py"   # independent signer (python3-cryptography): keygen, payload, sign, sigimage
+
+# signing_env PASSPHRASE : PASSPHRASE protects the keys `portcullis key generate` makes
+# (PORTCULLIS_PASSWORD); no COSIGN_PASSWORD; DOCKER_CONFIG is a private folder with an empty
+# config.json (podman stats it), so the invoking user's registry credentials are never used
+signing_env() {
+  unset COSIGN_PASSWORD DOCKER_CONFIG
+  export PORTCULLIS_PASSWORD=$1
+  export DOCKER_CONFIG="$T/no-docker-config"
+  mkdir -p "$DOCKER_CONFIG" && printf '{"auths":{}}\n' >"$DOCKER_CONFIG/config.json"
+}
+
+pc() { "$PORTCULLIS_BIN" "$@"; }
+
+# gen_keys NAME... : `portcullis key generate` $T/NAME.key + $T/NAME.pub, one check per key; the
+# public keys are copied to $T/pol/keys/ (policies in $T/pol name them keys/NAME.pub). Fails when
+# any key could not be made.
+gen_keys() {
+  local k rc=0
+  mkdir -p "$T/pol/keys"
+  for k in "$@"; do
+    check "key generate $k" pc key generate --output-prefix "$T/$k" && cp "$T/$k.pub" "$T/pol/keys/" || rc=1
+  done
+  return $rc
+}
+
+# cosign_referrer DIR IDENTITY DIGEST SIZE : python (signer_interop.py) signs DIGEST as IDENTITY
+# with DIR/py.pem and builds what a cosign referrer of the image DIGEST (a manifest of SIZE bytes)
+# needs: DIR/ref-payload.json and DIR/empty.json (its blobs), DIR/referrer.json (artifactType
+# application/vnd.dev.cosign.artifact.sig.v1+json, subject = the image, the payload as its one
+# layer with the signature annotation) and DIR/fallback-index.json (an OCI index listing the
+# referrer, for the fallback tag sha256-<hex>). Sets RD, the referrer's digest.
+cosign_referrer() {
+  local dir=$1 sig
+  "$PY" "$SPY" payload "$2" "$3" >"$dir/ref-payload.json"
+  sig=$("$PY" "$SPY" sign "$dir/py.pem" "$dir/ref-payload.json")
+  printf '{}' >"$dir/empty.json"
+  jq -cn --arg at "application/vnd.dev.cosign.artifact.sig.v1+json" \
+    --arg cd "$(sha_of "$dir/empty.json")" \
+    --arg pd "$(sha_of "$dir/ref-payload.json")" --argjson ps "$(wc -c <"$dir/ref-payload.json")" \
+    --arg sig "$sig" --arg subj "$3" --argjson ss "$4" \
+    '{schemaVersion:2, mediaType:"application/vnd.oci.image.manifest.v1+json", artifactType:$at,
+      config:{mediaType:"application/vnd.oci.empty.v1+json", digest:$cd, size:2},
+      layers:[{mediaType:"application/vnd.dev.cosign.simplesigning.v1+json", digest:$pd, size:$ps,
+               annotations:{"dev.cosignproject.cosign/signature":$sig}}],
+      subject:{mediaType:"application/vnd.oci.image.manifest.v1+json", digest:$subj, size:$ss}}' \
+    | tr -d '\n' >"$dir/referrer.json"
+  RD=$(sha_of "$dir/referrer.json")
+  jq -cn --arg at "application/vnd.dev.cosign.artifact.sig.v1+json" --arg rd "$RD" \
+    --argjson rs "$(wc -c <"$dir/referrer.json")" \
+    '{schemaVersion:2, mediaType:"application/vnd.oci.image.index.v1+json",
+      manifests:[{mediaType:"application/vnd.oci.image.manifest.v1+json", digest:$rd, size:$rs, artifactType:$at}]}' \
+    | tr -d '\n' >"$dir/fallback-index.json"
 }

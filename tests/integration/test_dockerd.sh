@@ -4,8 +4,7 @@
 # fallback past the mirror cannot succeed and no traffic leaves the machine.
 source "$(dirname "$0")/lib.sh"
 suite_init dockerd
-need dockerd
-[[ -x $DOCKER_CLI ]] || { not_ok "prerequisites present" "missing $DOCKER_CLI"; finish; }
+need_dockerd
 
 start_upstream upstream || { not_ok "upstream registry starts" "see $T/upstream.log"; finish; }
 UP=${ADDR[upstream]}
@@ -14,33 +13,7 @@ start_proxy proxy --upstream "docker.io=http://$UP" ||
   { not_ok "proxy starts and answers GET /v2/" "$(tail -3 "$T/proxy.log")"; finish; }
 ok "proxy starts and answers GET /v2/"
 P=${ADDR[proxy]}
-hosts_pin registry-1.docker.io index.docker.io auth.docker.io
-
-D=$T/docker
-SOCK=$T/docker-exec/docker.sock
-mkdir -p "$D" "$T/docker-exec"
-cat >"$T/daemon.json" <<EOF
-{
-  "data-root": "$D",
-  "exec-root": "$T/docker-exec",
-  "pidfile": "$T/docker-exec/dockerd.pid",
-  "hosts": ["unix://$SOCK"],
-  "storage-driver": "vfs",
-  "iptables": false,
-  "ip-masq": false,
-  "bridge": "none",
-  "registry-mirrors": ["http://$P"],
-  "insecure-registries": ["$P"],
-  "log-level": "info"
-}
-EOF
-start_bg dockerd dockerd --config-file "$T/daemon.json"
-DK=(timeout 600 "$DOCKER_CLI" -H "unix://$SOCK")
-up=0
-if wait_sock "$SOCK" 60; then
-  for i in $(seq 150); do "${DK[@]}" version >/dev/null 2>&1 && { up=1; break; }; is_running dockerd || break; sleep 0.2; done
-fi
-if ((up)); then ok "dockerd starts"; else not_ok "dockerd starts" "$(tail -3 "$T/dockerd.log")"; finish; fi
+if start_dockerd "http://$P" "$P"; then ok "dockerd starts"; else not_ok "dockerd starts" "$(tail -3 "$T/dockerd.log")"; finish; fi
 mirrors=$("${DK[@]}" info --format '{{.RegistryConfig.Mirrors}}' 2>&1)
 check_eq "dockerd uses the proxy as registry mirror" "[http://$P/]" "$mirrors"
 

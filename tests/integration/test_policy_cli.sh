@@ -14,13 +14,8 @@
 source "$(dirname "$0")/lib.sh"
 suite_init policy_cli
 need openssl base64
+signing_env 'policy it pass'
 
-SPY="$IT_DIR/signer_interop.py"
-unset COSIGN_PASSWORD DOCKER_CONFIG
-export PORTCULLIS_PASSWORD='policy it pass'
-export DOCKER_CONFIG="$T/no-docker-config"  # never the invoking user's credentials
-
-pc() { "$PORTCULLIS_BIN" "$@"; }
 run() { "$@" >"$T/out" 2>"$T/err"; }
 # expect_exit CODE DESC CMD... (stdout in $T/out, stderr in $T/err)
 expect_exit() {
@@ -39,29 +34,6 @@ json_is() {
 # verify_policy IMAGE POLICY : portcullis verify IMAGE --policy POLICY --allow-http
 verify_policy() { pc verify "$1" --policy "$2" --allow-http; }
 
-# curl_push_blob HOSTPORT REPO FILE : monolithic POST + PUT
-curl_push_blob() {
-  local d loc sep code
-  d=sha256:$(sha256sum <"$3" | cut -d' ' -f1)
-  loc=$(curl -sS --max-time 60 -X POST -D - -o /dev/null "http://$1/v2/$2/blobs/uploads/" |
-        awk 'tolower($1)=="location:"{print $2}' | tr -d '\r')
-  [[ -n $loc ]] || { echo "no Location" >&2; return 1; }
-  [[ $loc == http* ]] || loc="http://$1$loc"
-  sep='?'; [[ $loc == *\?* ]] && sep='&'
-  code=$(curl -sS --max-time 60 -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/octet-stream' \
-         --data-binary @"$3" "$loc${sep}digest=$d")
-  [[ $code == 201 ]] || { echo "PUT blob: HTTP $code" >&2; return 1; }
-}
-# put_manifest HOSTPORT REPO REF FILE MEDIATYPE : PUT a manifest, expect 201
-put_manifest() {
-  local code
-  code=$(curl -sS --max-time 60 -o "$T/put.out" -w '%{http_code}' -X PUT -H "Content-Type: $5" \
-         --data-binary @"$4" "http://$1/v2/$2/manifests/$3")
-  [[ $code == 201 ]] || { echo "PUT manifest $2:$3: HTTP $code $(head -c 300 "$T/put.out")" >&2; return 1; }
-}
-# get_manifest HOSTPORT REPO REF OUT
-get_manifest() { curl -fsS --max-time 60 -H "Accept: $ACCEPT_ALL" -o "$4" "http://$1/v2/$2/manifests/$3"; }
-sha_of() { echo "sha256:$(sha256sum <"$1" | cut -d' ' -f1)"; }
 b64_file() { base64 -w0 <"$1"; }
 
 start_upstream reg || { not_ok "registry starts" "see $T/reg.log"; finish; }
@@ -77,9 +49,7 @@ D=$(manifest_digest "$R" lab/small v1) || { not_ok "digest of lab/small:v1"; fin
 D2=$(manifest_digest "$R" lab/small v2s2) || { not_ok "digest of lab/small:v2s2"; finish; }
 log "lab/small:v1 is $D, lab/small:v2s2 is $D2"
 
-for k in a b c; do check "key generate $k" pc key generate --output-prefix "$T/$k"; done
-mkdir -p "$T/pol/keys"
-cp "$T/a.pub" "$T/b.pub" "$T/c.pub" "$T/pol/keys/"
+gen_keys a b c
 
 # ---------------------------------------------------------------- Portcullis policies
 # pol_require FILE KEYS-JSON THRESHOLD : one rule for this registry's lab/**, default reject
@@ -177,29 +147,11 @@ json_is "... naming the identity" '.reason == ("identity " + $id + " does not ma
 
 # ---------------------------------------------------------------- 5. referrer in the fallback tag
 msize=$(curl -fsS --max-time 60 -H "Accept: $ACCEPT_ALL" "http://$R/v2/lab/ref/manifests/v1" | wc -c)
-"$PY" "$SPY" payload "$R/lab/ref" "$D" >"$T/py/ref-payload.json"
-refsig=$("$PY" "$SPY" sign "$T/py/py.pem" "$T/py/ref-payload.json")
-printf '{}' >"$T/py/empty.json"
+cosign_referrer "$T/py" "$R/lab/ref" "$D" "$msize"
 check "curl uploads the referrer's payload blob" curl_push_blob "$R" lab/ref "$T/py/ref-payload.json"
 check "curl uploads the empty config blob" curl_push_blob "$R" lab/ref "$T/py/empty.json"
-jq -cn --arg at "application/vnd.dev.cosign.artifact.sig.v1+json" \
-  --arg cd "$(sha_of "$T/py/empty.json")" \
-  --arg pd "$(sha_of "$T/py/ref-payload.json")" --argjson ps "$(wc -c <"$T/py/ref-payload.json")" \
-  --arg sig "$refsig" --arg subj "$D" --argjson ss "$msize" \
-  '{schemaVersion:2, mediaType:"application/vnd.oci.image.manifest.v1+json", artifactType:$at,
-    config:{mediaType:"application/vnd.oci.empty.v1+json", digest:$cd, size:2},
-    layers:[{mediaType:"application/vnd.dev.cosign.simplesigning.v1+json", digest:$pd, size:$ps,
-             annotations:{"dev.cosignproject.cosign/signature":$sig}}],
-    subject:{mediaType:"application/vnd.oci.image.manifest.v1+json", digest:$subj, size:$ss}}' \
-  | tr -d '\n' >"$T/py/referrer.json"
-RD=$(sha_of "$T/py/referrer.json")
 check "curl puts the cosign referrer manifest by digest" \
   put_manifest "$R" lab/ref "$RD" "$T/py/referrer.json" "application/vnd.oci.image.manifest.v1+json"
-jq -cn --arg at "application/vnd.dev.cosign.artifact.sig.v1+json" --arg rd "$RD" \
-  --argjson rs "$(wc -c <"$T/py/referrer.json")" \
-  '{schemaVersion:2, mediaType:"application/vnd.oci.image.index.v1+json",
-    manifests:[{mediaType:"application/vnd.oci.image.manifest.v1+json", digest:$rd, size:$rs, artifactType:$at}]}' \
-  | tr -d '\n' >"$T/py/fallback-index.json"
 check "curl puts the referrers index under the fallback tag sha256-<hex>" \
   put_manifest "$R" lab/ref "sha256-${D#sha256:}" "$T/py/fallback-index.json" "application/vnd.oci.image.index.v1+json"
 check_eq "(distribution 2.8 has no referrers API: 404)" 404 \

@@ -23,41 +23,11 @@
 #  14. admin API: POST /api/v1/policy/reload (broken -> error, old kept), GET /api/v1/policy/test
 source "$(dirname "$0")/lib.sh"
 suite_init policy_proxy
-need podman dockerd openssl base64
-[[ -x $DOCKER_CLI ]] || { not_ok "prerequisites present" "missing $DOCKER_CLI"; finish; }
+need podman openssl base64
+need_dockerd
+signing_env 'policy proxy it pass'
 
-SPY="$IT_DIR/signer_interop.py"
-unset COSIGN_PASSWORD DOCKER_CONFIG
-export PORTCULLIS_PASSWORD='policy proxy it pass'
-export DOCKER_CONFIG="$T/no-docker-config"  # never the invoking user's credentials
-mkdir -p "$DOCKER_CONFIG" && printf '{"auths":{}}\n' >"$DOCKER_CONFIG/config.json"   # podman stats it
-
-pc() { "$PORTCULLIS_BIN" "$@"; }
-sha_of() { echo "sha256:$(sha256sum <"$1" | cut -d' ' -f1)"; }
-
-# ---------------------------------------------------------------- registry helpers (curl)
-# curl_push_blob HOSTPORT REPO FILE : monolithic POST + PUT
-curl_push_blob() {
-  local d loc sep code
-  d=$(sha_of "$3")
-  loc=$(curl -sS --max-time 60 -X POST -D - -o /dev/null "http://$1/v2/$2/blobs/uploads/" |
-        awk 'tolower($1)=="location:"{print $2}' | tr -d '\r')
-  [[ -n $loc ]] || { echo "no Location" >&2; return 1; }
-  [[ $loc == http* ]] || loc="http://$1$loc"
-  sep='?'; [[ $loc == *\?* ]] && sep='&'
-  code=$(curl -sS --max-time 60 -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/octet-stream' \
-         --data-binary @"$3" "$loc${sep}digest=$d")
-  [[ $code == 201 ]] || { echo "PUT blob: HTTP $code" >&2; return 1; }
-}
-# put_manifest HOSTPORT REPO REF FILE MEDIATYPE : PUT a manifest, expect 201
-put_manifest() {
-  local code
-  code=$(curl -sS --max-time 60 -o "$T/put.out" -w '%{http_code}' -X PUT -H "Content-Type: $5" \
-         --data-binary @"$4" "http://$1/v2/$2/manifests/$3")
-  [[ $code == 201 ]] || { echo "PUT manifest $2:$3: HTTP $code $(head -c 300 "$T/put.out")" >&2; return 1; }
-}
-# get_manifest HOSTPORT REPO REF OUT
-get_manifest() { curl -fsS --max-time 60 -H "Accept: $ACCEPT_ALL" -o "$4" "http://$1/v2/$2/manifests/$3"; }
+# ---------------------------------------------------------------- registry helpers
 # push_small REPO:TAG [v2s2] : the small test image into the upstream (OCI, or Docker v2s2)
 push_small() {
   local fmt=()
@@ -133,11 +103,11 @@ start_upstream upstream || { not_ok "upstream registry starts" "see $T/upstream.
 UP=${ADDR[upstream]}
 build_images || { not_ok "test images built" "see $T/build_images.log"; finish; }
 
-for k in a b c; do check "key generate $k" pc key generate --output-prefix "$T/$k" || finish; done
-mkdir -p "$T/pol/keys" "$T/py" "$T/py2"
+gen_keys a b c || finish
+mkdir -p "$T/py" "$T/py2"
 check "python makes two P-256 key pairs (independent signer)" \
   bash -c '"$1" "$2" keygen "$3" && "$1" "$2" keygen "$4"' _ "$PY" "$SPY" "$T/py" "$T/py2" || finish
-cp "$T/a.pub" "$T/b.pub" "$T/c.pub" "$T/py/py.pub" "$T/pol/keys/"
+cp "$T/py/py.pub" "$T/pol/keys/"
 
 ok_push=1
 for r in lab/small lab/unsigned lab/untrusted lab/k2 lab/warn lab/moving lab/ref lab/pysig lab/copied lab/cps lab/cpu lab/revoke; do
@@ -187,25 +157,7 @@ check "python signs lab/cpu:v1 (identity upstream.test/lab/cpu, key py2: untrust
 
 # 10. cosign-style referrer (python-signed) in the fallback tag sha256-<hex> of lab/ref, no .sig tag
 msize=$(curl -fsS --max-time 60 -H "Accept: $ACCEPT_ALL" "http://$UP/v2/lab/ref/manifests/v1" | wc -c)
-"$PY" "$SPY" payload "upstream.test/lab/ref" "$D" >"$T/py/ref-payload.json"
-refsig=$("$PY" "$SPY" sign "$T/py/py.pem" "$T/py/ref-payload.json")
-printf '{}' >"$T/py/empty.json"
-jq -cn --arg at "application/vnd.dev.cosign.artifact.sig.v1+json" \
-  --arg cd "$(sha_of "$T/py/empty.json")" \
-  --arg pd "$(sha_of "$T/py/ref-payload.json")" --argjson ps "$(wc -c <"$T/py/ref-payload.json")" \
-  --arg sig "$refsig" --arg subj "$D" --argjson ss "$msize" \
-  '{schemaVersion:2, mediaType:"application/vnd.oci.image.manifest.v1+json", artifactType:$at,
-    config:{mediaType:"application/vnd.oci.empty.v1+json", digest:$cd, size:2},
-    layers:[{mediaType:"application/vnd.dev.cosign.simplesigning.v1+json", digest:$pd, size:$ps,
-             annotations:{"dev.cosignproject.cosign/signature":$sig}}],
-    subject:{mediaType:"application/vnd.oci.image.manifest.v1+json", digest:$subj, size:$ss}}' \
-  | tr -d '\n' >"$T/py/referrer.json"
-RD=$(sha_of "$T/py/referrer.json")
-jq -cn --arg at "application/vnd.dev.cosign.artifact.sig.v1+json" --arg rd "$RD" \
-  --argjson rs "$(wc -c <"$T/py/referrer.json")" \
-  '{schemaVersion:2, mediaType:"application/vnd.oci.image.index.v1+json",
-    manifests:[{mediaType:"application/vnd.oci.image.manifest.v1+json", digest:$rd, size:$rs, artifactType:$at}]}' \
-  | tr -d '\n' >"$T/py/fallback-index.json"
+cosign_referrer "$T/py" "upstream.test/lab/ref" "$D" "$msize"
 if curl_push_blob "$UP" lab/ref "$T/py/ref-payload.json" && curl_push_blob "$UP" lab/ref "$T/py/empty.json" &&
    put_manifest "$UP" lab/ref "$RD" "$T/py/referrer.json" "application/vnd.oci.image.manifest.v1+json" &&
    put_manifest "$UP" lab/ref "sha256-${D#sha256:}" "$T/py/fallback-index.json" "application/vnd.oci.image.index.v1+json"; then
@@ -423,32 +375,7 @@ expect_refused "9. ... and with podman" pp upstream.test/lab/moving:v1 "no signa
 start_proxy pd --upstream "docker.io=http://$UP" --policy "$T/pol/pd.json" --admin-listen off ||
   { not_ok "proxy for docker.io starts" "$(tail -3 "$T/pd.log")"; }
 PD=${ADDR[pd]}
-hosts_pin registry-1.docker.io index.docker.io auth.docker.io
-DD=$T/docker
-SOCK=$T/docker-exec/docker.sock
-mkdir -p "$DD" "$T/docker-exec"
-cat >"$T/daemon.json" <<EOF
-{
-  "data-root": "$DD",
-  "exec-root": "$T/docker-exec",
-  "pidfile": "$T/docker-exec/dockerd.pid",
-  "hosts": ["unix://$SOCK"],
-  "storage-driver": "vfs",
-  "iptables": false,
-  "ip-masq": false,
-  "bridge": "none",
-  "registry-mirrors": ["http://$PD"],
-  "insecure-registries": ["$PD"],
-  "log-level": "info"
-}
-EOF
-start_bg dockerd dockerd --config-file "$T/daemon.json"
-DK=(timeout 600 "$DOCKER_CLI" -H "unix://$SOCK")
-up=0
-if wait_sock "$SOCK" 60; then
-  for i in $(seq 150); do "${DK[@]}" version >/dev/null 2>&1 && { up=1; break; }; is_running dockerd || break; sleep 0.2; done
-fi
-if ((up)); then
+if start_dockerd "http://$PD" "$PD"; then
   ok "dockerd starts (registry-mirrors: the docker.io proxy)"
   expect_served "1. docker pull hello (docker.io/library/hello, signed) via the mirror" pd docker.io/library/hello:latest \
     "$ACC"' and .rule == "docker.io/library/hello" and .keys == ["a"]' "${DK[@]}" pull -q hello

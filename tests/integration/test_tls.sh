@@ -17,8 +17,8 @@
 #   4. bad TLS flags exit 2 with a message.
 source "$(dirname "$0")/lib.sh"
 suite_init tls
-need openssl dockerd
-[[ -x $DOCKER_CLI ]] || { not_ok "prerequisites present" "missing $DOCKER_CLI"; finish; }
+need openssl
+need_dockerd
 
 # ---------------------------------------------------------------- extra cleanup
 # /etc/docker/certs.d/127.0.0.1:PORT (and certs.d itself when this run created it) go away
@@ -105,7 +105,6 @@ got=$(curl -sS --max-time 60 --cacert "$CA" -H "Accept: $ACCEPT_ALL" "https://$P
 check_eq "GET manifest library/hello:latest over TLS = upstream's digest" "$want" "sha256:$got"
 
 # ---------------------------------------------------------------- 2. dockerd, https mirror
-hosts_pin registry-1.docker.io index.docker.io auth.docker.io
 [[ -d $CERTS_D ]] || { mkdir -p "$CERTS_D" && MADE_CERTS_D=1; }
 HOST_DIR=$CERTS_D/127.0.0.1:$PORT
 if [[ -e $HOST_DIR ]]; then
@@ -115,30 +114,7 @@ mkdir "$HOST_DIR" && MADE_HOST_DIR=$HOST_DIR && cp "$CA" "$HOST_DIR/ca.crt" ||
   { not_ok "create $HOST_DIR/ca.crt" "cannot write (the suites need root)"; finish; }
 ok "CA installed as $HOST_DIR/ca.crt (removed at exit)"
 
-D=$T/docker
-SOCK=$T/docker-exec/docker.sock
-mkdir -p "$D" "$T/docker-exec"
-cat >"$T/daemon.json" <<EOF
-{
-  "data-root": "$D",
-  "exec-root": "$T/docker-exec",
-  "pidfile": "$T/docker-exec/dockerd.pid",
-  "hosts": ["unix://$SOCK"],
-  "storage-driver": "vfs",
-  "iptables": false,
-  "ip-masq": false,
-  "bridge": "none",
-  "registry-mirrors": ["https://$P"],
-  "log-level": "info"
-}
-EOF
-start_bg dockerd dockerd --config-file "$T/daemon.json"
-DK=(timeout 600 "$DOCKER_CLI" -H "unix://$SOCK")
-up=0
-if wait_sock "$SOCK" 60; then
-  for i in $(seq 150); do "${DK[@]}" version >/dev/null 2>&1 && { up=1; break; }; is_running dockerd || break; sleep 0.2; done
-fi
-if ((up)); then ok "dockerd starts"; else not_ok "dockerd starts" "$(tail -3 "$T/dockerd.log")"; finish; fi
+if start_dockerd "https://$P"; then ok "dockerd starts"; else not_ok "dockerd starts" "$(tail -3 "$T/dockerd.log")"; finish; fi
 mirrors=$("${DK[@]}" info --format '{{.RegistryConfig.Mirrors}}' 2>&1)
 check_eq "dockerd uses https://PROXY as registry mirror" "[https://$P/]" "$mirrors"
 insecure=$("${DK[@]}" info --format '{{range .RegistryConfig.IndexConfigs}}{{if not .Secure}}{{.Name}} {{end}}{{end}}' 2>&1)
