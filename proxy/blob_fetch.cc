@@ -48,15 +48,15 @@ BlobFetch::ReadResult BlobFetch::Read(uint64_t offset, size_t max, uint64_t hold
   std::unique_lock<std::mutex> l(mu_);
   // UINT64_MAX as hold_at (size unknown): withhold the last byte received so far.
   auto limit = [&] {
-    if (committed_) return received_;
+    if (verified_) return received_;
     if (hold_at == UINT64_MAX) return received_ > 0 ? received_ - 1 : 0;
     return std::min(received_, hold_at);
   };
-  if (!cv_.wait_for(l, wait, [&] { return failed_ || offset < limit() || (committed_ && offset >= received_); })) {
+  if (!cv_.wait_for(l, wait, [&] { return failed_ || offset < limit() || (verified_ && offset >= received_); })) {
     return ReadResult::kTimeout;
   }
   if (failed_) return ReadResult::kFailed;
-  if (committed_ && offset >= received_) return ReadResult::kEnd;
+  if (verified_ && offset >= received_) return ReadResult::kEnd;
   uint64_t lim = limit();
   uint64_t flushed_bytes = flushed_chunks_ * chunk_bytes_;
   if (offset >= flushed_bytes) {
@@ -182,6 +182,12 @@ void BlobFetch::Run(oci::RegistryClient* client, const std::string& repo) {
   if (got != digest_) {
     return Fail(Status::DigestInvalid("upstream sent bytes for " + digest_.ToString() + " whose digest is " +
                                       got.ToString() + "; dropped, not cached"));
+  }
+  {
+    // The bytes are proven: readers may finish while the commit makes them durable.
+    std::lock_guard<std::mutex> l(mu_);
+    verified_ = true;
+    cv_.notify_all();
   }
   Status st = store_->CommitBlob(digest_, flushed_chunks_, buffer_, received, chunk_bytes_);
   if (!st.ok()) return Fail(st);

@@ -38,8 +38,9 @@ class BlobFetch {
 
   enum class ReadResult { kData, kEnd, kTimeout, kFailed };
   // Appends to *out up to `max` bytes starting at `offset`, waiting up to `wait`
-  // for them. Bytes at or after `hold_at` are withheld until the fetch commits.
-  // kEnd: the fetch committed and `offset` is at its end.
+  // for them. Bytes at or after `hold_at` are withheld until every byte has
+  // arrived and matched the digest (before the store commit, which only makes
+  // them durable). kEnd: the blob is verified and `offset` is at its end.
   ReadResult Read(uint64_t offset, size_t max, uint64_t hold_at, std::string* out,
                   std::chrono::milliseconds wait);
 
@@ -69,6 +70,7 @@ class BlobFetch {
   uint64_t notified_ = 0;  // received_ when readers were last woken
   uint64_t flushed_chunks_ = 0;  // chunks [0, flushed_chunks_) are in the store
   std::string buffer_;           // bytes from flushed_chunks_ * chunk_bytes_ on
+  bool verified_ = false;  // every byte arrived and matched the digest
   bool committed_ = false;
   bool failed_ = false;
   Status failure_;

@@ -80,9 +80,11 @@ class Store {
   StatusOr<std::optional<BlobMeta>> GetBlobMeta(const oci::Digest& d);
   // Records a pending blob; chunks may follow.
   Status BeginBlob(const oci::Digest& d, uint64_t chunk_bytes);
+  // Writes chunk `index` without the write-ahead log: not durable until CommitBlob.
   Status PutChunk(const oci::Digest& d, uint64_t index, std::string_view data);
-  // Writes the last chunk (may be empty when size is a multiple of the chunk
-  // size, then nothing is written for it) and the complete record atomically.
+  // Flushes the chunks PutChunk wrote (when last_index > 0), then writes the
+  // last chunk (may be empty when size is a multiple of the chunk size, then
+  // nothing is written for it) and the complete record atomically, synced.
   Status CommitBlob(const oci::Digest& d, uint64_t last_index, std::string_view last_data, uint64_t size,
                     uint64_t chunk_bytes);
   // Deletes every chunk and the meta of `d`.
