@@ -6,10 +6,13 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <condition_variable>
 #include <ctime>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 namespace portcullis::proxy {
 
@@ -98,101 +101,224 @@ void AppendField(std::string* out, const LogField& f) {
   }
 }
 
-// The writer: lines gather in `pending_` (bounded) while the writer thread
-// writes the previous batch with one fwrite + fflush.
+// The writer. Each logging thread appends to a buffer of its own under its
+// own (uncontended) lock; one writer thread collects every buffer each few
+// milliseconds, puts the lines back in the order they were logged (a global
+// sequence number) and writes them with one fwrite + fflush. A global lock
+// here, held by 64 request threads on 2 cores, queued requests behind a
+// preempted holder: p99 of cached manifests went from 1.7 ms to 6-8 ms.
 class Output {
  public:
   void Write(const std::string& line) {
-    std::unique_lock<std::mutex> l(mu_);
-    if (!running_) {
-      std::fwrite(line.data(), 1, line.size(), out_);
-      std::fflush(out_);
+    ThreadBuf* buf = Mine();
+    std::unique_lock<std::mutex> l(buf->mu);
+    if (!running_.load()) {
+      l.unlock();
+      WriteNow(line.data(), line.size());
       return;
     }
-    space_.wait(l, [&] { return pending_.size() < kMaxPending || !running_; });
-    if (!running_) {
-      std::fwrite(line.data(), 1, line.size(), out_);
-      std::fflush(out_);
-      return;
+    // Bounded: a thread far ahead of the writer waits for it.
+    if (buf->data.size() >= kMaxThreadBytes) {
+      Wake();
+      buf->drained.wait(l, [&] { return buf->data.size() < kMaxThreadBytes || !running_.load(); });
+      if (!running_.load()) {
+        l.unlock();
+        WriteNow(line.data(), line.size());
+        return;
+      }
     }
-    const bool was_empty = pending_.empty();
-    pending_ += line;
-    ++queued_;
-    if (was_empty) data_.notify_one();
+    const uint64_t seq = seq_.fetch_add(1);
+    const uint32_t len = static_cast<uint32_t>(line.size());
+    buf->data.append(reinterpret_cast<const char*>(&seq), sizeof seq);
+    buf->data.append(reinterpret_cast<const char*>(&len), sizeof len);
+    buf->data.append(line);
+    const bool big = buf->data.size() >= kWakeBytes;
+    l.unlock();
+    // The writer sleeps without a deadline only when it found nothing to
+    // write; while lines keep coming it looks again every kBatchWindow.
+    if (big || idle_.load()) Wake();
   }
 
   void SetOutput(FILE* out) {
-    std::lock_guard<std::mutex> l(mu_);
+    std::lock_guard<std::mutex> l(out_mu_);
     out_ = out;
   }
 
   void Start() {
     std::lock_guard<std::mutex> l(mu_);
-    if (running_) return;
-    running_ = true;
+    if (running_.load() || writer_.joinable()) return;
     stopping_ = false;
+    running_ = true;
     writer_ = std::thread([this] { Run(); });
   }
 
   void Stop() {
     {
       std::lock_guard<std::mutex> l(mu_);
-      if (!running_ || stopping_) return;
+      if (!running_.load() || stopping_) return;
       stopping_ = true;
     }
-    data_.notify_all();
+    cv_.notify_all();
     writer_.join();
-    std::lock_guard<std::mutex> l(mu_);
-    // Lines queued after the writer's last look are written here.
-    std::fwrite(pending_.data(), 1, pending_.size(), out_);
-    std::fflush(out_);
-    pending_.clear();
-    written_ = queued_;
+    // Lines appended after the writer's last look: each buffer is drained
+    // under its lock once running_ is false, so no line is left behind.
     running_ = false;
+    Collect();
+    std::lock_guard<std::mutex> l(mu_);
+    writer_ = std::thread();
     stopping_ = false;
-    space_.notify_all();
+    ++cycles_done_;
+    cv_.notify_all();
   }
 
   void Flush() {
     std::unique_lock<std::mutex> l(mu_);
-    if (!running_) return;
-    const uint64_t target = queued_;
-    space_.wait(l, [&] { return written_ >= target || !running_; });
+    if (!running_.load()) return;
+    // A collection that starts after this point sees every line already logged.
+    const uint64_t target = cycles_started_ + 1;
+    flush_wanted_ = true;
+    cv_.notify_all();
+    cv_.wait(l, [&] { return cycles_done_ >= target || !running_.load(); });
   }
 
  private:
-  static constexpr size_t kMaxPending = 4 << 20;
+  struct ThreadBuf {
+    std::mutex mu;
+    std::condition_variable drained;
+    std::string data;  // records: 8-byte sequence, 4-byte length, line
+    bool orphan = false;  // its thread ended: drop it once drained
+  };
+  // Keeps the calling thread's buffer registered; marks it orphaned at thread exit.
+  struct Holder {
+    std::shared_ptr<ThreadBuf> buf;
+    ~Holder() {
+      if (!buf) return;
+      std::lock_guard<std::mutex> l(buf->mu);
+      buf->orphan = true;
+    }
+  };
+
+  static constexpr size_t kMaxThreadBytes = 256 << 10;
+  static constexpr size_t kWakeBytes = 64 << 10;
+  static constexpr auto kBatchWindow = std::chrono::milliseconds(5);
+
+  ThreadBuf* Mine() {
+    thread_local Holder holder;
+    if (!holder.buf) {
+      holder.buf = std::make_shared<ThreadBuf>();
+      std::lock_guard<std::mutex> l(mu_);
+      bufs_.push_back(holder.buf);
+    }
+    return holder.buf.get();
+  }
+
+  void Wake() {
+    std::lock_guard<std::mutex> l(mu_);
+    wake_ = true;
+    cv_.notify_all();
+  }
+
+  void WriteNow(const char* data, size_t n) {
+    std::lock_guard<std::mutex> l(out_mu_);
+    std::fwrite(data, 1, n, out_);
+    std::fflush(out_);
+  }
+
+  // Takes every buffer's lines, writes them in sequence order; true when
+  // there were any. Called by the writer, and by Stop once it has ended.
+  bool Collect() {
+    std::vector<std::shared_ptr<ThreadBuf>> bufs;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      bufs = bufs_;
+    }
+    std::vector<std::string> taken;
+    taken.reserve(bufs.size());
+    std::vector<ThreadBuf*> dead;
+    for (auto& b : bufs) {
+      std::lock_guard<std::mutex> l(b->mu);
+      if (!b->data.empty()) {
+        taken.emplace_back();
+        taken.back().swap(b->data);
+        b->data.reserve(std::min(taken.back().capacity(), kMaxThreadBytes + 4096));
+        b->drained.notify_all();
+      }
+      if (b->orphan) dead.push_back(b.get());
+    }
+    if (!dead.empty()) {
+      std::lock_guard<std::mutex> l(mu_);
+      // An orphan's thread has ended: nothing is appended after this drain.
+      std::erase_if(bufs_, [&](const std::shared_ptr<ThreadBuf>& b) {
+        return std::find(dead.begin(), dead.end(), b.get()) != dead.end();
+      });
+    }
+    if (taken.empty()) return false;
+    std::vector<std::pair<uint64_t, std::string_view>> lines;
+    for (const auto& t : taken) {
+      size_t pos = 0;
+      while (pos + 12 <= t.size()) {
+        uint64_t seq;
+        uint32_t len;
+        std::memcpy(&seq, t.data() + pos, sizeof seq);
+        std::memcpy(&len, t.data() + pos + 8, sizeof len);
+        lines.emplace_back(seq, std::string_view(t.data() + pos + 12, len));
+        pos += 12 + len;
+      }
+    }
+    std::sort(lines.begin(), lines.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    out_buf_.clear();
+    for (const auto& [seq, text] : lines) out_buf_ += text;
+    WriteNow(out_buf_.data(), out_buf_.size());
+    if (out_buf_.capacity() > (4u << 20)) std::string().swap(out_buf_);
+    return true;
+  }
 
   void Run() {
-    std::string batch;
     std::unique_lock<std::mutex> l(mu_);
     while (true) {
-      data_.wait(l, [&] { return !pending_.empty() || stopping_; });
-      if (pending_.empty()) break;  // stopping, and everything is written
-      batch.swap(pending_);
-      const uint64_t upto = queued_;
-      FILE* out = out_;
+      // Let lines gather for a moment: one write for many requests.
+      if (!stopping_ && !flush_wanted_ && !wake_) {
+        cv_.wait_for(l, kBatchWindow, [&] { return stopping_ || flush_wanted_ || wake_; });
+      }
+      const bool stop = stopping_;
+      flush_wanted_ = false;
+      wake_ = false;
+      ++cycles_started_;
       l.unlock();
-      space_.notify_all();
-      std::fwrite(batch.data(), 1, batch.size(), out);
-      std::fflush(out);
-      batch.clear();
+      const bool wrote = Collect();
       l.lock();
-      written_ = upto;
-      space_.notify_all();
+      ++cycles_done_;
+      cv_.notify_all();
+      if (stop) return;
+      if (!wrote) {
+        // Nothing came in a whole window: say so, look once more (a line
+        // appended before idle_ was set is found here; one appended after
+        // sees idle_ and wakes us), then sleep until woken.
+        idle_ = true;
+        l.unlock();
+        const bool more = Collect();
+        l.lock();
+        if (!more) cv_.wait(l, [&] { return stopping_ || flush_wanted_ || wake_; });
+        idle_ = false;
+      }
     }
   }
 
-  std::mutex mu_;
-  std::condition_variable data_;   // the writer waits for lines
-  std::condition_variable space_;  // loggers wait for room; Flush waits for written_
-  std::string pending_;
-  uint64_t queued_ = 0;   // lines handed over so far
-  uint64_t written_ = 0;  // of those, lines written
-  bool running_ = false;
+  std::mutex mu_;  // bufs_, the writer's state, Flush
+  std::condition_variable cv_;
+  std::vector<std::shared_ptr<ThreadBuf>> bufs_;
+  std::atomic<uint64_t> seq_{0};
+  std::atomic<bool> running_{false};
+  std::atomic<bool> idle_{false};
   bool stopping_ = false;
-  FILE* out_ = stdout;
+  bool flush_wanted_ = false;
+  bool wake_ = false;  // a logger asked for a collection now
+  uint64_t cycles_started_ = 0;
+  uint64_t cycles_done_ = 0;
   std::thread writer_;
+  std::string out_buf_;  // the writer's; Stop uses it after the writer ended
+  std::mutex out_mu_;    // out_ and the direct writes
+  FILE* out_ = stdout;
 };
 
 Output& TheOutput() {

@@ -2,9 +2,10 @@
 // Secrets are never passed in; callers log names, digests and outcomes only.
 //
 // Lines are written as they are logged, or — once StartAsyncLog() has run, as
-// `serve` does — handed to one writer thread that writes whatever has gathered
-// in one call. A request thread then never waits on a write(2) under the log
-// lock; it waits only when 4 MiB are already queued (lines are never dropped).
+// `serve` does — handed to one writer thread that writes what gathered in up to
+// 5 ms (or 64 KiB) in one call. A request thread then never waits on a write(2)
+// under the log lock, and rarely wakes the writer; it waits only when 4 MiB are
+// already queued (lines are never dropped).
 #pragma once
 
 #include <cstdint>

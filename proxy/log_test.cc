@@ -2,7 +2,12 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <unistd.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -12,14 +17,10 @@
 namespace portcullis::proxy {
 namespace {
 
-std::string ReadAll(FILE* f) {
-  std::fflush(f);
-  std::rewind(f);
-  std::string out;
-  char buf[65536];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  return out;
+// Reads the file afresh: the writer thread appends to it meanwhile.
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 std::vector<std::string> Lines(const std::string& text) {
@@ -75,7 +76,12 @@ TEST_CASE("log: LogFields writes byte for byte the line Log writes for the same 
 }
 
 TEST_CASE("log: the writer thread loses no line, keeps lines whole, and Flush/Stop write everything") {
-  FILE* f = std::tmpfile();
+  char path_buf[] = "/tmp/portcullis-log-test-XXXXXX";
+  int fd = mkstemp(path_buf);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  const std::string path = path_buf;
+  FILE* f = std::fopen(path.c_str(), "a");  // appends land at the end whatever is read meanwhile
   REQUIRE(f != nullptr);
   SetLogOutput(f);
   StartAsyncLog();
@@ -91,7 +97,7 @@ TEST_CASE("log: the writer thread loses no line, keeps lines whole, and Flush/St
   }
   for (auto& th : threads) th.join();
   FlushLog();
-  auto lines = Lines(ReadAll(f));
+  auto lines = Lines(ReadAll(path));
   CHECK(lines.size() == static_cast<size_t>(kThreads * kPerThread));
   std::vector<int> next(kThreads, 0);
   bool whole = true, ordered = true;
@@ -107,21 +113,45 @@ TEST_CASE("log: the writer thread loses no line, keeps lines whole, and Flush/St
   }
   CHECK(whole);
   CHECK(ordered);
+  // Lines are written in the order they were logged, across threads too.
+  for (int i = 0; i < 50; ++i) {
+    std::thread([i] { Log(LogLevel::kInfo, "ordered", {{"i", i}}); }).join();
+  }
+  FlushLog();
+  {
+    auto all = Lines(ReadAll(path));
+    std::vector<int> seen;
+    for (const auto& l : all) {
+      auto j = nlohmann::json::parse(l, nullptr, false);
+      if (j.is_object() && j.value("msg", "") == "ordered") seen.push_back(j["i"]);
+    }
+    REQUIRE(seen.size() == 50);
+    CHECK(std::is_sorted(seen.begin(), seen.end()));
+  }
+  // An idle writer is woken by the next line: it appears without FlushLog.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  Log(LogLevel::kInfo, "after idle");
+  bool appeared = false;
+  for (int i = 0; i < 100 && !appeared; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    appeared = ReadAll(path).find("\"msg\":\"after idle\"") != std::string::npos;
+  }
+  CHECK(appeared);
   // Lines logged just before Stop are written by Stop.
   for (int i = 0; i < 100; ++i) Log(LogLevel::kInfo, "before stop", {{"i", i}});
   StopAsyncLog();
   StopAsyncLog();
-  lines = Lines(ReadAll(f));
-  CHECK(lines.size() == static_cast<size_t>(kThreads * kPerThread + 100));
+  lines = Lines(ReadAll(path));
+  CHECK(lines.size() == static_cast<size_t>(kThreads * kPerThread + 50 + 1 + 100));
   // After Stop, lines are written at once again.
-  std::fseek(f, 0, SEEK_END);
   Log(LogLevel::kInfo, "direct");
   FlushLog();  // a no-op when no writer runs
-  lines = Lines(ReadAll(f));
+  lines = Lines(ReadAll(path));
   REQUIRE(!lines.empty());
   CHECK(lines.back().find("\"msg\":\"direct\"") != std::string::npos);
   SetLogOutput(stdout);
   std::fclose(f);
+  std::remove(path.c_str());
 }
 
 TEST_CASE("metrics: RecordRequest counts the request, its bytes and its latency in the exposition") {
