@@ -31,14 +31,32 @@ Gate::Gate(Store* store, Metrics* metrics, int64_t verdict_ttl_seconds, bool blo
     : store_(store), metrics_(metrics), verdict_ttl_(verdict_ttl_seconds), blob_gate_referenced_(blob_gate_referenced) {}
 
 void Gate::SetPolicy(std::shared_ptr<const verifier::Policy> policy) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::shared_mutex> l(mu_);
   policy_ = std::move(policy);
   hot_.clear();  // keyed by policy version: the old entries can no longer match
 }
 
 std::shared_ptr<const verifier::Policy> Gate::policy() const {
-  std::lock_guard<std::mutex> l(mu_);
+  std::shared_lock<std::shared_mutex> l(mu_);
   return policy_;
+}
+
+void Gate::Remember(const std::string& key, const verifier::Decision& d, int64_t expires) {
+  auto shared = std::make_shared<const verifier::Decision>(d);
+  std::unique_lock<std::shared_mutex> l(mu_);
+  if (hot_.size() >= kMaxHot) hot_.clear();
+  hot_[key] = Hot{std::move(shared), expires};
+}
+
+std::atomic<double>* Gate::HotCounter(bool warn) {
+  auto& slot = hot_counters_[warn ? 1 : 0];
+  std::atomic<double>* c = slot.load(std::memory_order_acquire);
+  if (c == nullptr) {
+    c = metrics_->Handle("portcullis_policy_decisions_total", "Trust-policy decisions by verdict and how they were reached.",
+                         {{"verdict", warn ? "warn" : "accept"}, {"source", "cache"}});
+    slot.store(c, std::memory_order_release);
+  }
+  return c;
 }
 
 Status Gate::Record(const std::string& prefix, const oci::Manifest& m, const oci::Digest&) {
@@ -85,13 +103,15 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
   // and children were recorded when it was reached). A refusal takes the full
   // path below, where an index that passed since may cover the manifest.
   {
-    std::unique_lock<std::mutex> l(mu_);
-    auto it = hot_.find(key);
-    if (it != hot_.end() && it->second.second > now && it->second.first.allowed) {
-      verifier::Decision d = it->second.first;
-      l.unlock();
-      count(d.verdict(), "cache");
-      log_decision(d, true);
+    std::shared_ptr<const verifier::Decision> hot;
+    {
+      std::shared_lock<std::shared_mutex> l(mu_);
+      auto it = hot_.find(key);
+      if (it != hot_.end() && it->second.expires > now && it->second.decision->allowed) hot = it->second.decision;
+    }
+    if (hot) {
+      HotCounter(hot->warn_only)->fetch_add(1, std::memory_order_relaxed);
+      log_decision(*hot, true);
       return Status::Ok();
     }
   }
@@ -117,9 +137,7 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
       d.reason = j.value("reason", "");
       d.keys_matched = j.value("keys", std::vector<std::string>());
       from_cache = true;
-      std::lock_guard<std::mutex> l(mu_);
-      if (hot_.size() >= kMaxHot) hot_.clear();
-      hot_[key] = {d, j.value("expires", int64_t(0))};
+      Remember(key, d, j.value("expires", int64_t(0)));
     }
   }
   if (!from_cache) {
@@ -140,9 +158,7 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
                         {"rule", d.rule},             {"reason", d.reason},
                         {"keys", d.keys_matched},     {"expires", now + verdict_ttl_}};
     PC_RETURN_IF_ERROR(store_->PutVerdict(key, j.dump()));
-    std::lock_guard<std::mutex> l(mu_);
-    if (hot_.size() >= kMaxHot) hot_.clear();
-    hot_[key] = {d, now + verdict_ttl_};
+    Remember(key, d, now + verdict_ttl_);
   }
   count(d.verdict(), from_cache ? "cache" : "evaluated");
   log_decision(d, from_cache);

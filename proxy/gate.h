@@ -22,6 +22,10 @@
 #include "oci/status.h"
 #include "proxy/metrics.h"
 #include "proxy/store.h"
+#include <atomic>
+#include <map>
+#include <shared_mutex>
+
 #include "proxy/upstreams.h"
 #include "verifier/policy.h"
 
@@ -54,11 +58,22 @@ class Gate {
   Metrics* metrics_;
   const int64_t verdict_ttl_;
   const bool blob_gate_referenced_;
-  mutable std::mutex mu_;
+  // Read on every manifest request by many threads at once: readers share it
+  // and never queue behind one another (writers are reloads and new verdicts).
+  mutable std::shared_mutex mu_;
   std::shared_ptr<const verifier::Policy> policy_;
   // Hot verdicts in memory (bounded; RocksDB keeps them all): key → decision, expiry.
-  std::map<std::string, std::pair<verifier::Decision, int64_t>> hot_;
+  struct Hot {
+    std::shared_ptr<const verifier::Decision> decision;
+    int64_t expires = 0;
+  };
+  std::map<std::string, Hot, std::less<>> hot_;
   static constexpr size_t kMaxHot = 10000;
+  void Remember(const std::string& key, const verifier::Decision& d, int64_t expires);
+  // portcullis_policy_decisions_total{verdict, source="cache"} for the hot
+  // path, looked up once: [0] accept, [1] warn.
+  std::atomic<std::atomic<double>*> hot_counters_[2] = {nullptr, nullptr};
+  std::atomic<double>* HotCounter(bool warn);
 };
 
 // True for manifests that are signature artifacts rather than images.

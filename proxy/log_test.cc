@@ -175,4 +175,25 @@ TEST_CASE("metrics: RecordRequest counts the request, its bytes and its latency 
         std::string::npos);
 }
 
+TEST_CASE("metrics: a Handle is the series Inc adds to, and the exposition shows what both added") {
+  Metrics m;
+  const Metrics::Labels labels = {{"verdict", "accept"}, {"source", "cache"}};
+  std::atomic<double>* h = m.Handle("portcullis_policy_decisions_total", "Decisions.", labels);
+  REQUIRE(h != nullptr);
+  CHECK(m.Handle("portcullis_policy_decisions_total", "Decisions.", labels) == h);  // the same series
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([h] {
+      for (int i = 0; i < 10000; ++i) h->fetch_add(1, std::memory_order_relaxed);
+    });
+  }
+  for (auto& th : threads) th.join();
+  m.Inc("portcullis_policy_decisions_total", "Decisions.", labels, 2);
+  m.Inc("portcullis_policy_decisions_total", "Decisions.", {{"verdict", "reject"}, {"source", "evaluated"}});
+  CHECK(m.Get("portcullis_policy_decisions_total", labels) == 40002);
+  const std::string text = m.Render();
+  CHECK(text.find("portcullis_policy_decisions_total{verdict=\"accept\",source=\"cache\"} 40002\n") != std::string::npos);
+  CHECK(text.find("portcullis_policy_decisions_total{verdict=\"reject\",source=\"evaluated\"} 1\n") != std::string::npos);
+}
+
 }  // namespace portcullis::proxy

@@ -44,7 +44,15 @@ void Metrics::Inc(const std::string& name, const std::string& help, const Labels
   std::lock_guard<std::mutex> l(mu_);
   auto& f = counters_[name];
   if (f.help.empty()) f.help = help;
-  f.series[key] += v;
+  f.series[key].fetch_add(v, std::memory_order_relaxed);
+}
+
+std::atomic<double>* Metrics::Handle(const std::string& name, const std::string& help, const Labels& labels) {
+  std::string key = RenderLabels(labels);
+  std::lock_guard<std::mutex> l(mu_);
+  auto& f = counters_[name];
+  if (f.help.empty()) f.help = help;
+  return &f.series[key];  // std::map nodes never move
 }
 
 double Metrics::Get(const std::string& name, const Labels& labels) const {
@@ -52,7 +60,7 @@ double Metrics::Get(const std::string& name, const Labels& labels) const {
   auto it = counters_.find(name);
   if (it == counters_.end()) return 0;
   auto s = it->second.series.find(RenderLabels(labels));
-  return s == it->second.series.end() ? 0 : s->second;
+  return s == it->second.series.end() ? 0 : s->second.load();
 }
 
 void Metrics::RecordRequest(const std::string& route, const std::string& method, int status, int64_t bytes,
@@ -63,10 +71,10 @@ void Metrics::RecordRequest(const std::string& route, const std::string& method,
   std::lock_guard<std::mutex> l(mu_);
   auto& requests = counters_["portcullis_http_requests_total"];
   if (requests.help.empty()) requests.help = "HTTP requests by route, method and status.";
-  requests.series[by_status] += 1;
+  requests.series[by_status].fetch_add(1, std::memory_order_relaxed);
   auto& served = counters_["portcullis_served_bytes_total"];
   if (served.help.empty()) served.help = "Response body bytes sent to clients, by route.";
-  served.series[by_route] += static_cast<double>(bytes);
+  served.series[by_route].fetch_add(static_cast<double>(bytes), std::memory_order_relaxed);
   if (seconds >= 0) ObserveLocked(route, seconds);
 }
 
@@ -95,7 +103,7 @@ std::string Metrics::Render() const {
     std::lock_guard<std::mutex> l(mu_);
     for (const auto& [name, f] : counters_) {
       out << "# HELP " << name << " " << f.help << "\n# TYPE " << name << " counter\n";
-      for (const auto& [labels, v] : f.series) out << name << labels << " " << Num(v) << "\n";
+      for (const auto& [labels, v] : f.series) out << name << labels << " " << Num(v.load()) << "\n";
     }
     const std::string h = "portcullis_request_duration_seconds";
     out << "# HELP " << h << " Time from request start to the end of the response, by route.\n"

@@ -1,6 +1,7 @@
 // Prometheus metrics in the text exposition format (version 0.0.4), written by
 // hand: a few counter families with labels, gauges read at scrape time, and one
-// latency histogram. Thread-safe; updates are a mutex and a map lookup.
+// latency histogram. Thread-safe; updates are a mutex and a map lookup, or one
+// atomic add through a Handle.
 #pragma once
 
 #include <array>
@@ -19,6 +20,9 @@ class Metrics {
 
   // Adds `v` to counter `name{labels}`. `help` is used the first time.
   void Inc(const std::string& name, const std::string& help, const Labels& labels, double v = 1);
+  // The counter `name{labels}` itself, created at 0 when absent: a hot path
+  // keeps the pointer (valid as long as this Metrics) and adds to it with no lock.
+  std::atomic<double>* Handle(const std::string& name, const std::string& help, const Labels& labels);
   // One served request, under one lock: portcullis_http_requests_total{route,
   // method,status} += 1, portcullis_served_bytes_total{route} += bytes, and the
   // latency histogram (when seconds >= 0).
@@ -41,7 +45,8 @@ class Metrics {
  private:
   struct Family {
     std::string help;
-    std::map<std::string, double> series;  // rendered label set → value
+    // rendered label set → value; atomic so a Handle can add without the lock
+    std::map<std::string, std::atomic<double>> series;
   };
   struct Histogram {
     std::array<uint64_t, kBuckets.size()> buckets{};
