@@ -63,10 +63,15 @@ void AppendString(std::string* out, std::string_view s) {
     return;
   }
   out->push_back('"');
-  for (char c : s) {
-    if (c == '"' || c == '\\') out->push_back('\\');
-    out->push_back(c);
+  size_t from = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '"' || s[i] == '\\') {
+      out->append(s.data() + from, i - from);
+      out->push_back('\\');
+      from = i;  // the character itself goes with the next run
+    }
   }
+  out->append(s.data() + from, s.size() - from);
   out->push_back('"');
 }
 
