@@ -436,15 +436,28 @@ say "3. manifest by tag (Portcullis --tag-ttl 300; distribution asks upstream ea
 MTAG_SERVERS=(portcullis distribution)
 ((HAS_POLICY)) && MTAG_SERVERS=(portcullis portcullis-policy distribution)
 for ((r = 1; r <= ROUNDS; r++)); do
-  for s in "${MTAG_SERVERS[@]}"; do
+  rps_plain=nan rps_policy=nan
+  order=("${MTAG_SERVERS[@]}")
+  # The two Portcullis variants swap places every other round, so the
+  # policy-vs-none ratio does not also measure which one ran second.
+  ((HAS_POLICY && r % 2 == 0)) && order=(portcullis-policy portcullis distribution)
+  for s in "${order[@]}"; do
     read -r rps p99 tmo ovf < <(run_wrk "mtag-$s" "${BASE[$s]}$MTAG_PATH")
     if [[ $s == portcullis-policy ]]; then
       record mtag_policy_rps portcullis "$rps"; record mtag_policy_p99_ms portcullis "$p99"
+      rps_policy=$rps
     else
       record mtag_rps "$s" "$rps"; record mtag_p99_ms "$s" "$p99"
       record mtag_wrk_timeouts "$s" "$tmo"; record mtag_listen_overflows "$s" "$ovf"
+      [[ $s == portcullis ]] && rps_plain=$rps
     fi
   done
+  # The two Portcullis runs of one round are back to back: their ratio is less
+  # exposed to the machine's drift than the ratio of two medians.
+  if ((HAS_POLICY)); then
+    record mtag_policy_ratio portcullis "$(awk -v a="$rps_policy" -v b="$rps_plain" \
+      'BEGIN{if (a == "nan" || b == "nan" || b + 0 == 0) print "nan"; else printf "%.4f\n", a / b}')"
+  fi
 done
 if ((HAS_POLICY)); then
   note portcullis-policy "policy variant: a second Portcullis with --policy (one rule: bench.test/bench/** requires a signature by the bench key; default reject), --verdict-ttl 3600, images signed with portcullis sign --allow-http"
@@ -492,7 +505,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 # ---------------------------------------------------------------- 4. 8 concurrent cold pulls
-say "4. 8 concurrent cold pulls of the 200 MiB blob (fresh proxies each round) vs one direct pull"
+say "4. 8 concurrent cold pulls of the 200 MiB blob (fresh proxies each round), one cold pull, one direct pull"
 MID_PATH=/v2/bench/mid/blobs/$MID_DG
 for ((r = 1; r <= ROUNDS; r++)); do
   for s in portcullis distribution; do
@@ -508,6 +521,17 @@ for ((r = 1; r <= ROUNDS; r++)); do
     record cold8_wall_s "$s" "$wall"
     record cold8_upstream_gets "$s" "$gets"
     record cold8_upstream_bytes "$s" "$bytes"
+    stop_bg "$name"; rm -rf "$W/$name-data"
+  done
+  # One cold pull through each proxy: the cost of fetching, hashing and storing the layer.
+  for s in portcullis distribution; do
+    if [[ $s == portcullis ]]; then start_portcullis pc-cold --tag-ttl 300; else start_registry dist-cold "http://${ADDR[upstream]}"; fi
+    name=$([[ $s == portcullis ]] && echo pc-cold || echo dist-cold)
+    t0=$EPOCHREALTIME
+    one=$(pull_n "http://${ADDR[$name]}$MID_PATH" 1 "$MID_BYTES")
+    t1=$EPOCHREALTIME
+    if [[ $one == nan ]]; then wall=nan; else wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f\n", b-a}'); fi
+    record cold1_wall_s "$s" "$wall"
     stop_bg "$name"; rm -rf "$W/$name-data"
   done
   t0=$EPOCHREALTIME
