@@ -109,15 +109,21 @@ void AppendField(std::string* out, const LogField& f) {
 // The writer. Each logging thread appends to a buffer of its own under its
 // own (uncontended) lock; one writer thread collects every buffer each few
 // milliseconds, puts the lines back in the order they were logged (a global
-// sequence number) and writes them with one fwrite + fflush. A global lock
+// sequence number; a line appended while a collection is under way may go
+// out with the next one) and writes them with one fwrite + fflush. A global lock
 // here, held by 64 request threads on 2 cores, queued requests behind a
 // preempted holder: p99 of cached manifests went from 1.7 ms to 6-8 ms.
 class Output {
  public:
   void Write(const std::string& line) {
+    // No writer thread (every command but serve): write now, register nothing.
+    if (!running_.load()) {
+      WriteNow(line.data(), line.size());
+      return;
+    }
     ThreadBuf* buf = Mine();
     std::unique_lock<std::mutex> l(buf->mu);
-    if (!running_.load()) {
+    if (!running_.load()) {  // Stop ran meanwhile
       l.unlock();
       WriteNow(line.data(), line.size());
       return;
@@ -136,8 +142,9 @@ class Output {
     const uint32_t len = static_cast<uint32_t>(line.size());
     buf->data.append(reinterpret_cast<const char*>(&seq), sizeof seq);
     buf->data.append(reinterpret_cast<const char*>(&len), sizeof len);
+    const size_t before = buf->data.size();
     buf->data.append(line);
-    const bool big = buf->data.size() >= kWakeBytes;
+    const bool big = before < kWakeBytes && buf->data.size() >= kWakeBytes;  // crossed just now
     l.unlock();
     // The writer sleeps without a deadline only when it found nothing to
     // write; while lines keep coming it looks again every kBatchWindow.
