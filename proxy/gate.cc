@@ -42,10 +42,9 @@ std::shared_ptr<const verifier::Policy> Gate::policy() const {
 }
 
 void Gate::Remember(const std::string& key, const verifier::Decision& d, int64_t expires) {
-  auto shared = std::make_shared<const verifier::Decision>(d);
   std::unique_lock<std::shared_mutex> l(mu_);
   if (hot_.size() >= kMaxHot) hot_.clear();
-  hot_[key] = Hot{std::move(shared), expires};
+  hot_[key] = Hot{d, expires};
 }
 
 std::atomic<double>* Gate::HotCounter(bool warn) {
@@ -76,14 +75,7 @@ StatusOr<verifier::Decision> Gate::Test(const Route& route, const std::string& t
 
 Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci::Digest& digest,
                            const std::string& media_type, const std::string& bytes, const std::string& client) {
-  auto policy = this->policy();
-  if (!policy) return Status::Ok();
-  const std::string prefix = policy->version() + "|" + route.Key();
-  auto count = [&](const std::string& verdict, const std::string& how) {
-    metrics_->Inc("portcullis_policy_decisions_total", "Trust-policy decisions by verdict and how they were reached.",
-                  {{"verdict", verdict}, {"source", how}});
-  };
-  auto log_decision = [&](const verifier::Decision& d, bool cached) {
+  auto log_decision = [&](const verifier::Decision& d, bool cached, const std::string& policy_version) {
     const LogLevel level = d.allowed && !d.warn_only ? LogLevel::kInfo : LogLevel::kWarn;
     if (!LogEnabled(level)) return;
     LogFields(level, "policy decision",
@@ -95,26 +87,34 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
                {"reason", d.reason},
                {"keys", d.keys_matched},
                {"cached", cached},
-               {"policy_version", policy->version()}});
+               {"policy_version", policy_version}});
   };
-  const std::string key = prefix + "|" + digest.ToString();
+  const std::string repo_digest = "|" + route.Key() + "|" + digest.ToString();
   const int64_t now = NowSeconds();
-  // The hot path: an accepting verdict in memory needs nothing else (its blobs
-  // and children were recorded when it was reached). A refusal takes the full
-  // path below, where an index that passed since may cover the manifest.
   {
-    std::shared_ptr<const verifier::Decision> hot;
-    {
-      std::shared_lock<std::shared_mutex> l(mu_);
-      auto it = hot_.find(key);
-      if (it != hot_.end() && it->second.expires > now && it->second.decision->allowed) hot = it->second.decision;
-    }
-    if (hot) {
-      HotCounter(hot->warn_only)->fetch_add(1, std::memory_order_relaxed);
-      log_decision(*hot, true);
+    // The hot path: an accepting verdict in memory needs nothing else (its
+    // blobs and children were recorded when it was reached). All of it runs
+    // under one shared lock: no reference counts touched, no copies. A
+    // refusal takes the full path below, where an index that passed since may
+    // cover the manifest.
+    std::shared_lock<std::shared_mutex> l(mu_);
+    if (!policy_) return Status::Ok();
+    auto it = hot_.find(policy_->version() + repo_digest);
+    if (it != hot_.end() && it->second.expires > now && it->second.decision.allowed) {
+      const verifier::Decision& d = it->second.decision;
+      HotCounter(d.warn_only)->fetch_add(1, std::memory_order_relaxed);
+      log_decision(d, true, policy_->version());
       return Status::Ok();
     }
   }
+  auto policy = this->policy();
+  if (!policy) return Status::Ok();
+  const std::string prefix = policy->version() + "|" + route.Key();
+  const std::string key = policy->version() + repo_digest;
+  auto count = [&](const std::string& verdict, const std::string& how) {
+    metrics_->Inc("portcullis_policy_decisions_total", "Trust-policy decisions by verdict and how they were reached.",
+                  {{"verdict", verdict}, {"source", how}});
+  };
   PC_ASSIGN_OR_RETURN(oci::Manifest m, oci::ParseManifest(bytes, media_type));
   if (IsSignatureArtifact(tag, m)) {
     count("accept", "signature_artifact");
@@ -161,7 +161,7 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
     Remember(key, d, now + verdict_ttl_);
   }
   count(d.verdict(), from_cache ? "cache" : "evaluated");
-  log_decision(d, from_cache);
+  log_decision(d, from_cache, policy->version());
   if (!d.allowed) {
     return Status::Denied("refused by the trust policy: rule " + d.rule + ": " + d.reason);
   }

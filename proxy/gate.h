@@ -64,7 +64,7 @@ class Gate {
   std::shared_ptr<const verifier::Policy> policy_;
   // Hot verdicts in memory (bounded; RocksDB keeps them all): key → decision, expiry.
   struct Hot {
-    std::shared_ptr<const verifier::Decision> decision;
+    verifier::Decision decision;
     int64_t expires = 0;
   };
   std::map<std::string, Hot, std::less<>> hot_;
