@@ -332,7 +332,8 @@ T_START=$EPOCHREALTIME
 LOAD_BEFORE=$(cat /proc/loadavg)
 cp "$BIN" "$W/portcullis"
 COMMIT=$(git -C "$SRC_DIR" rev-parse HEAD 2>/dev/null || echo unknown)
-if [[ $COMMIT != unknown ]] && [[ -n $(git -C "$SRC_DIR" --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+if [[ $COMMIT != unknown ]] && [[ -n $(git -C "$SRC_DIR" --no-optional-locks status --porcelain --untracked-files=no -- . \
+             ':!bench/RESULTS.md' ':!bench/results.json' 2>/dev/null) ]]; then
   COMMIT="$COMMIT (work tree has uncommitted changes)"
 fi
 HAS_POLICY=0
