@@ -17,6 +17,7 @@
 #include "keys/pem.h"
 #include "keys/secret.h"
 #include "oci/base64.h"
+#include "tests/test_util.h"
 
 namespace portcullis::keys {
 namespace {
@@ -81,12 +82,6 @@ std::string OpensslKeyPem(EVP_PKEY* pkey, bool traditional) {
   std::string pem(data, static_cast<size_t>(n));
   BIO_free(bio);
   return pem;
-}
-
-std::string TempDir() {
-  char tmpl[] = "/tmp/portcullis-keys-test-XXXXXX";
-  REQUIRE(mkdtemp(tmpl) != nullptr);
-  return tmpl;
 }
 
 void RoundTrip(KeyType type, const ScryptParams& params) {
@@ -408,7 +403,8 @@ TEST_CASE("keys: PEM encoding matches Go's encoding/pem") {
 }
 
 TEST_CASE("keys: passphrase sources") {
-  std::string dir = TempDir();
+  portcullis::testing::TempDir tmp;  // removed at the end, unlike a bare mkdtemp
+  const std::string dir = tmp.str();
   std::string file = dir + "/pass";
   std::ofstream(file) << "from file\nsecond line\n";
   auto p = ReadPassphraseFile(file);
@@ -453,7 +449,8 @@ TEST_CASE("keys: passphrase sources") {
 }
 
 TEST_CASE("keys: atomic writes never clobber without overwrite") {
-  std::string dir = TempDir();
+  portcullis::testing::TempDir tmp;  // removed at the end, unlike a bare mkdtemp
+  const std::string dir = tmp.str();
   std::string path = dir + "/k.key";
   REQUIRE(WriteFileAtomically(path, "one", 0600, /*overwrite=*/false).ok());
   struct stat st;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "proxy/fake_registry_test_util.h"
+#include "tests/test_util.h"
 
 namespace {
 
@@ -34,27 +35,15 @@ using portcullis::proxy::Store;
 using portcullis::proxy::testing::FakeBlob;
 using portcullis::proxy::testing::FakeRegistry;
 using portcullis::proxy::testing::Gate;
+using portcullis::testing::Diff;
+using portcullis::testing::Pattern;
+using portcullis::testing::TempDir;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using RR = BlobFetch::ReadResult;
 
 constexpr uint64_t kChunk = 4096;
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    static std::atomic<int> seq{0};
-    auto stamp = Clock::now().time_since_epoch().count();
-    path = std::filesystem::temp_directory_path() /
-           ("portcullis-fetch-test-" + std::to_string(::getpid()) + "-" + std::to_string(stamp) + "-" +
-            std::to_string(seq++));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
 
 std::shared_ptr<Store> OpenStore(const TempDir& dir) {
   int cleaned = 0;
@@ -63,24 +52,6 @@ std::shared_ptr<Store> OpenStore(const TempDir& dir) {
   return std::shared_ptr<Store>(std::move(s).value());
 }
 
-std::string Pattern(size_t n, unsigned seed) {
-  std::string s(n, '\0');
-  uint32_t x = seed * 2654435761u + 1;
-  for (size_t i = 0; i < n; ++i) {
-    x = x * 1664525u + 1013904223u;
-    s[i] = static_cast<char>(x >> 24);
-  }
-  return s;
-}
-
-// "" when `got` equals `want`, else a short description (the bytes are binary).
-std::string Diff(const std::string& got, const std::string& want) {
-  if (got == want) return "";
-  size_t i = 0;
-  while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
-  return "got " + std::to_string(got.size()) + " bytes, want " + std::to_string(want.size()) +
-         "; first difference at " + std::to_string(i);
-}
 
 std::shared_ptr<RegistryClient> ClientFor(const std::string& url) {
   auto u = ParseUrl(url);

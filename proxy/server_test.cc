@@ -27,6 +27,7 @@
 #include "proxy/registry.h"
 #include "proxy/store.h"
 #include "proxy/upstreams.h"
+#include "tests/test_util.h"
 
 namespace {
 
@@ -36,6 +37,9 @@ using portcullis::proxy::HttpServer;
 using portcullis::proxy::Registry;
 using portcullis::proxy::Router;
 using portcullis::proxy::Store;
+using portcullis::testing::Diff;
+using portcullis::testing::Pattern;
+using portcullis::testing::TempDir;
 using portcullis::proxy::testing::FakeBlob;
 using portcullis::proxy::testing::FakeManifest;
 using portcullis::proxy::testing::FakeRegistry;
@@ -46,40 +50,7 @@ using Clock = std::chrono::steady_clock;
 constexpr int64_t kChunk = 4096;
 const std::string kOciManifestType(portcullis::oci::kOciManifest);
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    static std::atomic<int> seq{0};
-    auto stamp = Clock::now().time_since_epoch().count();
-    path = std::filesystem::temp_directory_path() /
-           ("portcullis-server-test-" + std::to_string(::getpid()) + "-" + std::to_string(stamp) + "-" +
-            std::to_string(seq++));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
 
-std::string Pattern(size_t n, unsigned seed) {
-  std::string s(n, '\0');
-  uint32_t x = seed * 2654435761u + 7;
-  for (size_t i = 0; i < n; ++i) {
-    x = x * 1664525u + 1013904223u;
-    s[i] = static_cast<char>(x >> 24);
-  }
-  return s;
-}
-
-// "" when `got` equals `want`, else a short description (the bytes are binary).
-std::string Diff(const std::string& got, const std::string& want) {
-  if (got == want) return "";
-  size_t i = 0;
-  while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
-  return "got " + std::to_string(got.size()) + " bytes, want " + std::to_string(want.size()) +
-         "; first difference at " + std::to_string(i);
-}
 
 // An OCI image manifest naming `config` and `layer`, pretty-printed so that
 // any re-serialisation by the proxy would show.

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <unistd.h>
+#include "tests/test_util.h"
 
 namespace {
 
@@ -20,24 +21,9 @@ using portcullis::proxy::ChunkKey;
 using portcullis::proxy::Store;
 using portcullis::proxy::StoredManifest;
 using portcullis::proxy::TagRecord;
+using portcullis::testing::TempDir;
 
 // A fresh directory under the system temp dir, removed at scope exit.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    static std::atomic<int> seq{0};
-    auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path = std::filesystem::temp_directory_path() /
-           ("portcullis-store-test-" + std::to_string(::getpid()) + "-" + std::to_string(stamp) + "-" +
-            std::to_string(seq++));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string str() const { return path.string(); }
-};
 
 std::unique_ptr<Store> OpenStore(const std::string& dir, int* cleaned = nullptr) {
   int n = -1;

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "oci/base64.h"
+#include "tests/test_util.h"
 
 namespace {
 
@@ -23,28 +24,8 @@ using portcullis::config::Upstream;
 using portcullis::proxy::ReadDockerConfig;
 using portcullis::proxy::Router;
 using namespace std::chrono_literals;
+using portcullis::testing::TempDir;
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    static std::atomic<int> seq{0};
-    auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path = std::filesystem::temp_directory_path() /
-           ("portcullis-upstreams-test-" + std::to_string(::getpid()) + "-" + std::to_string(stamp) + "-" +
-            std::to_string(seq++));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string Write(const std::string& name, const std::string& text) const {
-    auto p = path / name;
-    std::ofstream out(p, std::ios::binary);
-    out << text;
-    return p.string();
-  }
-};
 
 Config ThreeUpstreams() {
   Config cfg;

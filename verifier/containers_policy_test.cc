@@ -120,7 +120,7 @@ TEST_CASE("policy: containers-policy sigstoreSigned with keyPath, keyPaths, keyD
   const std::string repo_id = R"(,"signedIdentity":{"type":"matchRepository"})";
   const std::vector<std::pair<std::string, std::string>> sources = {
       {"keyPath", R"("keyPath":"keys/a.pub")"},
-      {"keyPath absolute", R"("keyPath":)" + JsonQuote(dir.path() + "/keys/a.pub")},
+      {"keyPath absolute", R"("keyPath":)" + JsonQuote(dir.str() + "/keys/a.pub")},
       {"keyPaths", R"("keyPaths":["keys/b.pub","keys/a.pub"])"},
       {"keyData", R"("keyData":)" + KeyData(a)},
       {"keyDatas", R"("keyDatas":[)" + KeyData(c) + "," + KeyData(a) + "]"},
@@ -131,7 +131,7 @@ TEST_CASE("policy: containers-policy sigstoreSigned with keyPath, keyPaths, keyD
     auto p =
         MustParse(R"({"default":[{"type":"reject"}],"transports":{"docker":{"r.example":[{"type":"sigstoreSigned",)" +
                       src_json + repo_id + "}]}}}",
-                  dir.path());
+                  dir.str());
     CHECK(p->NeedsSignatures(name, "v1", kImage));
     FakeSource good({a.SignImage(name, kImage)});
     Decision d = MustEvaluate(*p, name, "v1", good);
@@ -286,7 +286,7 @@ TEST_CASE("policy: containers-policy requirements Portcullis cannot check are re
        "more than one is present"},
       {"empty keyPaths", in_default(R"({"type":"sigstoreSigned","keyPaths":[]})"), "default[0].keyPaths"},
       {"missing key file", in_default(R"({"type":"sigstoreSigned","keyPath":"missing.pub"})"),
-       "default[0].keyPath: " + dir.path() + "/missing.pub"},
+       "default[0].keyPath: " + dir.str() + "/missing.pub"},
       {"missing file in keyPaths", in_default(R"({"type":"sigstoreSigned","keyPaths":["a.pub","gone.pub"]})"),
        "default[0].keyPaths[1]: "},
       {"keyData not base64", in_default(R"({"type":"sigstoreSigned","keyData":"-----BEGIN PUBLIC KEY-----"})"),
@@ -321,7 +321,7 @@ TEST_CASE("policy: containers-policy requirements Portcullis cannot check are re
   };
   for (const Case& c : cases) {
     CAPTURE(c.what);
-    auto p = Policy::Parse(c.text, "policy.json", dir.path());
+    auto p = Policy::Parse(c.text, "policy.json", dir.str());
     REQUIRE(!p.ok());
     CHECK_MESSAGE(p.status().message().find(c.error) != std::string::npos, p.status().message());
     CHECK(p.status().message().starts_with("policy.json: "));

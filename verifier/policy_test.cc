@@ -316,7 +316,7 @@ TEST_CASE("policy: key files resolve against the policy's folder; version covers
   FakeSource src({k.a.SignImage("x.example/a", kImage)});
   CHECK(MustEvaluate(**p, "x.example/a", src).allowed);
   const std::string v1 = (*p)->version();
-  CHECK((*p)->Explain().find("file " + dir.path() + "/keys/a.pub") != std::string::npos);
+  CHECK((*p)->Explain().find("file " + dir.str() + "/keys/a.pub") != std::string::npos);
 
   dir.Write("keys/a.pub", k.b.pub_pem);  // same policy text, another key
   auto p2 = Policy::LoadFile(policy_path);
@@ -376,7 +376,7 @@ TEST_CASE("policy: broken Portcullis policies fail to load, naming the field") {
       {"bad default", R"({"rules":[],"default":"deny"})", "default: must be \"reject\", \"accept\" or \"warn\""},
       {"missing key file", R"({"keys":{"a":{"path":"nope.pub"}},"rules":[]})", "keys.a.path: "},
       {"private key as public", R"({"keys":{"a":{"path":"private.key"}},"rules":[]})",
-       "keys.a.path: " + dir.path() + "/private.key: unknown PEM type"},
+       "keys.a.path: " + dir.str() + "/private.key: unknown PEM type"},
       {"garbage inline key", R"({"keys":{"a":{"data":"hello"}},"rules":[]})", "keys.a.data: "},
       {"path and data", R"({"keys":{"a":{"path":"a.pub","data":"x"}},"rules":[]})",
        "keys.a: needs exactly one of \"path\" and \"data\""},
@@ -385,15 +385,15 @@ TEST_CASE("policy: broken Portcullis policies fail to load, naming the field") {
   };
   for (const Case& c : cases) {
     CAPTURE(c.what);
-    auto p = Policy::Parse(c.text, "p.json", dir.path());
+    auto p = Policy::Parse(c.text, "p.json", dir.str());
     REQUIRE(!p.ok());
     CHECK_MESSAGE(p.status().message().find(c.error) != std::string::npos, p.status().message());
     CHECK(p.status().message().starts_with("p.json: "));
   }
   // The missing file's error names the resolved path.
-  auto missing = Policy::Parse(R"({"keys":{"a":{"path":"nope.pub"}},"rules":[]})", "p.json", dir.path());
-  CHECK(missing.status().message().find(dir.path() + "/nope.pub") != std::string::npos);
-  auto absent = Policy::LoadFile(dir.path() + "/absent.json");
+  auto missing = Policy::Parse(R"({"keys":{"a":{"path":"nope.pub"}},"rules":[]})", "p.json", dir.str());
+  CHECK(missing.status().message().find(dir.str() + "/nope.pub") != std::string::npos);
+  auto absent = Policy::LoadFile(dir.str() + "/absent.json");
   CHECK(absent.status().Is(Code::kNotFound));
 }
 

@@ -18,6 +18,7 @@
 #include "keys/key.h"
 #include "oci/base64.h"
 #include "oci/digest.h"
+#include "tests/test_util.h"
 #include "verifier/discovery.h"
 
 namespace portcullis::verifier::testing {
@@ -94,36 +95,7 @@ class FakeSource : public SignatureSource {
   std::vector<FoundSignature> sigs_;
 };
 
-// A temporary folder removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    static int n = 0;
-    path_ = (std::filesystem::temp_directory_path() /
-             ("portcullis-policy-test-" + std::to_string(::getpid()) + "-" + std::to_string(++n)))
-                .string();
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  // Writes `content` to path()/rel (folders created); returns the full path.
-  std::string Write(const std::string& rel, const std::string& content) const {
-    std::filesystem::path p = std::filesystem::path(path_) / rel;
-    std::filesystem::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << content;
-    return p.string();
-  }
-
- private:
-  std::string path_;
-};
+using ::portcullis::testing::TempDir;  // tests/test_util.h
 
 // JSON string literal of `s` (for building policy text).
 inline std::string JsonQuote(const std::string& s) {
