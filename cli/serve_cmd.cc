@@ -24,6 +24,15 @@ namespace portcullis::cli {
 using proxy::Log;
 using proxy::LogLevel;
 
+namespace {
+// A policy that can refuse nothing is almost always a mistake in a gate.
+void WarnIfAcceptsEverything(const verifier::Policy& policy, const std::string& path) {
+  if (!policy.AcceptsEverything()) return;
+  Log(LogLevel::kWarn, "the trust policy accepts every image: the gate refuses nothing",
+      {{"policy", path}, {"format", policy.format()}});
+}
+}  // namespace
+
 int RunServe(const std::vector<std::string>& args) {
   bool help = false;
   auto cfg = config::FromArgs(args, &help);
@@ -84,6 +93,7 @@ int RunServe(const std::vector<std::string>& args) {
     Log(LogLevel::kInfo, "trust policy loaded",
         {{"policy", cfg->policy}, {"format", policy->format()}, {"version", policy->version()},
          {"blob_gate", cfg->blob_gate}});
+    WarnIfAcceptsEverything(*policy, cfg->policy);
   } else {
     Log(LogLevel::kWarn, "no trust policy (--policy): every image is served unverified");
   }
@@ -107,7 +117,12 @@ int RunServe(const std::vector<std::string>& args) {
     nlohmann::json ups = nlohmann::json::array();
     for (const auto& u : next->upstreams) ups.push_back({{"name", u.name}, {"url", u.url}});
     registry.SwapRouter(std::move(router));
+    const bool had_policy = registry.gate().policy() != nullptr;
     registry.gate().SetPolicy(next_policy);
+    if (had_policy && !next_policy) {
+      Log(LogLevel::kWarn, "reload removed the trust policy: every image is now served unverified");
+    }
+    if (next_policy) WarnIfAcceptsEverything(*next_policy, next->policy);
     Log(LogLevel::kInfo, "reloaded: upstream settings and policy",
         {{"upstreams", ups}, {"default_upstream", next->default_upstream}, {"policy", next->policy},
          {"policy_version", next_policy ? next_policy->version() : ""}});

@@ -9,7 +9,7 @@ namespace oci {
 namespace {
 
 // Wire codes from the distribution spec; the internal kinds borrow the nearest one.
-constexpr std::array<ErrorInfo, 22> kTable = {{
+constexpr std::array<ErrorInfo, 23> kTable = {{
     {Code::kOk, "OK", 200},
     {Code::kNameInvalid, "NAME_INVALID", 400},
     {Code::kTagInvalid, "TAG_INVALID", 400},
@@ -29,6 +29,7 @@ constexpr std::array<ErrorInfo, 22> kTable = {{
     {Code::kAlreadyExists, "ALREADY_EXISTS", 409},
     {Code::kUpstreamUnavailable, "UPSTREAM_UNAVAILABLE", 503},
     {Code::kUpstreamInvalid, "UPSTREAM_INVALID", 502},
+    {Code::kLimitExceeded, "LIMIT_EXCEEDED", 403},
     {Code::kIoError, "IO_ERROR", 500},
     {Code::kInternal, "INTERNAL", 500},
     {Code::kInternal, "INTERNAL", 500},

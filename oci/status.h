@@ -36,6 +36,7 @@ enum class Code {
   kAlreadyExists,     // refusing to overwrite
   kUpstreamUnavailable,  // upstream unreachable, timed out or answered 5xx
   kUpstreamInvalid,   // upstream answered something that violates the protocol
+  kLimitExceeded,     // a bound on work done for one request was hit (refused, not retried)
   kIoError,           // local disk or database failure
   kInternal,          // a bug
 };
@@ -64,6 +65,7 @@ class [[nodiscard]] Status {
   static Status AlreadyExists(std::string m) { return {Code::kAlreadyExists, std::move(m)}; }
   static Status UpstreamUnavailable(std::string m) { return {Code::kUpstreamUnavailable, std::move(m)}; }
   static Status UpstreamInvalid(std::string m) { return {Code::kUpstreamInvalid, std::move(m)}; }
+  static Status LimitExceeded(std::string m) { return {Code::kLimitExceeded, std::move(m)}; }
   static Status IoError(std::string m) { return {Code::kIoError, std::move(m)}; }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
 

@@ -39,7 +39,7 @@ using portcullis::testing::Diff;
 using portcullis::testing::Pattern;
 using portcullis::testing::TempDir;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using RR = BlobFetch::ReadResult;
 
 constexpr uint64_t kChunk = 4096;
@@ -72,8 +72,8 @@ struct Outcome {
 Outcome ReadAll(BlobFetch& f, uint64_t hold_at, uint64_t offset = 0, size_t max = 1500,
                 size_t stop_after = SIZE_MAX) {
   Outcome o;
-  auto deadline = Clock::now() + 20s;
-  while (Clock::now() < deadline) {
+  auto deadline = SteadyClock::now() + 20s;
+  while (SteadyClock::now() < deadline) {
     RR r = f.Read(offset + o.data.size(), max, hold_at, &o.data, 200ms);
     o.last = r;
     if (r == RR::kData) {
@@ -91,7 +91,7 @@ Outcome ReadAll(BlobFetch& f, uint64_t hold_at, uint64_t offset = 0, size_t max 
 // a failed REQUIRE does not leave one running against a destroyed table.
 struct IdleAtExit {
   FetchTable& table;
-  ~IdleAtExit() { table.WaitIdle(Clock::now() + 15s); }
+  ~IdleAtExit() { table.WaitIdle(SteadyClock::now() + 15s); }
 };
 
 bool HasChunk(Store& st, const Digest& d, uint64_t i) {
@@ -179,7 +179,7 @@ TEST_CASE("proxy: fetch coalesces two joins into one upstream GET and commits") 
     CHECK(Diff(o1.data, body) == "");
     CHECK(Diff(o2.data, body) == "");
     CHECK(Diff(o3.data, body.substr(kChunk + 10)) == "");
-    REQUIRE(table.WaitIdle(Clock::now() + 10s));
+    REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
     CHECK(table.inflight() == 0);
     CHECK(up.blob_gets == 1);
     CHECK(done_calls == 1);
@@ -218,7 +218,7 @@ TEST_CASE("proxy: fetch of a body that is a multiple of the chunk size") {
   Outcome o = ReadAll(*f.value(), body.size() - 1);
   CHECK(o.last == RR::kEnd);
   CHECK(Diff(o.data, body) == "");
-  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
   CHECK(Diff(ReadBack(*store, d), body) == "");
   CHECK_FALSE(HasChunk(*store, d, 3));
 }
@@ -247,8 +247,8 @@ TEST_CASE("proxy: fetch with an unknown size withholds the last byte until commi
   CHECK(size == -1);
   // Every byte has arrived but the body has not ended: one byte is held back.
   Outcome o;
-  auto deadline = Clock::now() + 10s;
-  while (o.data.size() < body.size() - 1 && Clock::now() < deadline) {
+  auto deadline = SteadyClock::now() + 10s;
+  while (o.data.size() < body.size() - 1 && SteadyClock::now() < deadline) {
     f.value()->Read(o.data.size(), 100000, UINT64_MAX, &o.data, 100ms);
   }
   CHECK(o.data.size() == body.size() - 1);
@@ -260,7 +260,7 @@ TEST_CASE("proxy: fetch with an unknown size withholds the last byte until commi
   Outcome rest = ReadAll(*f.value(), UINT64_MAX, o.data.size());
   CHECK(rest.last == RR::kEnd);
   CHECK(Diff(o.data + rest.data, body) == "");
-  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
   CHECK(Diff(ReadBack(*store, d), body) == "");
 }
 
@@ -289,7 +289,7 @@ TEST_CASE("proxy: fetch of a wrong body fails before the last byte and leaves no
   CHECK(o.last == RR::kFailed);
   CHECK(o.data.size() < good.size());
   CHECK(Diff(o.data, bad.substr(0, o.data.size())) == "");
-  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
   CHECK_FALSE(done_committed);
   CHECK_FALSE(f.value()->committed());
   CHECK(f.value()->failure().code() == Code::kDigestInvalid);
@@ -314,7 +314,7 @@ TEST_CASE("proxy: fetch of a wrong body fails before the last byte and leaves no
   Outcome o2 = ReadAll(*f2.value(), good.size() - 1);
   CHECK(o2.last == RR::kEnd);
   CHECK(Diff(o2.data, good) == "");
-  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
   CHECK(up.blob_gets == 2);
   CHECK(Diff(ReadBack(*store, d), good) == "");
 }
@@ -340,14 +340,14 @@ TEST_CASE("proxy: fetch after a failed one starts a new upstream GET") {
   Outcome o = ReadAll(*f.value(), good.size() - 1);
   CHECK(o.last == RR::kFailed);
   CHECK(o.data.size() < good.size());
-  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
   bool started2 = false;
   auto f2 = table.Join(d, client, "r", &started2, nullptr);
   REQUIRE(f2.ok());
   CHECK(started2);
   Outcome o2 = ReadAll(*f2.value(), good.size() - 1);
   CHECK(o2.last == RR::kFailed);  // the upstream still lies
-  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
   CHECK(up.blob_gets == 2);
   CHECK_FALSE(Meta(*store, d).has_value());
   CHECK_FALSE(HasChunk(*store, d, 0));
@@ -394,7 +394,7 @@ TEST_CASE("proxy: fetch Join right after a failure starts a new fetch instead of
   CHECK(o.last == RR::kEnd);
   CHECK(Diff(o.data, body) == "");
   slow_done->Open();
-  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
 }
 
 TEST_CASE("proxy: fetch of a blob the upstream does not have is BLOB_UNKNOWN") {
@@ -414,7 +414,7 @@ TEST_CASE("proxy: fetch of a blob the upstream does not have is BLOB_UNKNOWN") {
   std::string out;
   CHECK(f.value()->Read(0, 10, 0, &out, 1s) == RR::kFailed);
   CHECK(out.empty());
-  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
   CHECK(up.blob_gets == 1);
   CHECK_FALSE(Meta(*store, d).has_value());
 
@@ -432,7 +432,7 @@ TEST_CASE("proxy: fetch of a blob the upstream does not have is BLOB_UNKNOWN") {
   auto f3 = table.Join(d3, ClientFor(up.url()), "r", &started, nullptr);
   REQUIRE(f3.ok());
   CHECK(f3.value()->WaitForHeaders(5s, &size).code() == Code::kUpstreamUnavailable);
-  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
   CHECK_FALSE(Meta(*store, d2).has_value());
   CHECK_FALSE(Meta(*store, d3).has_value());
 }
@@ -470,14 +470,14 @@ TEST_CASE("proxy: fetch table bound gives TOOMANYREQUESTS") {
   REQUIRE(f1b.ok());
   CHECK_FALSE(joined_started);
   gate->Open();
-  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
   // Once the slot is free, the other digest may start.
   auto f3 = table.Join(d2, client, "r", &started, nullptr);
   REQUIRE(f3.ok());
   CHECK(started);
   Outcome o = ReadAll(*f3.value(), body2.size() - 1);
   CHECK(Diff(o.data, body2) == "");
-  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
   CHECK(up.blob_gets == 2);
   CHECK(Meta(*store, d1).has_value());
   CHECK(Meta(*store, d2).has_value());
@@ -514,7 +514,7 @@ TEST_CASE("proxy: fetch goes on when its reader stops early") {
       CHECK_FALSE(f.value()->committed());
     }  // the reader lets go of the fetch
     gate->Open();
-    REQUIRE(table.WaitIdle(Clock::now() + 10s));
+    REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
   }
   CHECK(done_calls == 1);
   CHECK(done_committed);
@@ -558,8 +558,8 @@ class RawServer {
       if (c < 0) continue;
       std::string req;
       char buf[4096];
-      auto deadline = Clock::now() + 5s;
-      while (req.find("\r\n\r\n") == std::string::npos && Clock::now() < deadline) {
+      auto deadline = SteadyClock::now() + 5s;
+      while (req.find("\r\n\r\n") == std::string::npos && SteadyClock::now() < deadline) {
         pollfd cp{c, POLLIN, 0};
         if (::poll(&cp, 1, 50) <= 0) continue;
         ssize_t n = ::recv(c, buf, sizeof(buf), 0);
@@ -610,7 +610,7 @@ TEST_CASE("proxy: fetch of a short body (connection closed early) fails and comm
   CHECK(o.last == RR::kFailed);
   CHECK(o.data.size() <= sent);
   CHECK(Diff(o.data, body.substr(0, o.data.size())) == "");
-  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
   CHECK_FALSE(done_committed);
   CHECK_FALSE(f.value()->committed());
   CHECK(raw.requests >= 1);
@@ -641,7 +641,7 @@ TEST_CASE("proxy: fetch of a body longer than the digest's bytes fails") {
   Outcome o = ReadAll(*f.value(), static_cast<uint64_t>(size) - 1);
   CHECK(o.last == RR::kFailed);
   CHECK(o.data.size() < b.body.size());
-  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
   CHECK_FALSE(Meta(*store, d).has_value());
   CHECK_FALSE(HasChunk(*store, d, 0));
 }

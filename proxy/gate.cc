@@ -4,31 +4,93 @@
 #include <optional>
 
 #include "proxy/log.h"
-#include "proxy/registry.h"
-#include "verifier/discovery.h"
-#include "verifier/signatures.h"
+#include "verifier/artifact_shape.h"
 
 namespace portcullis::proxy {
 
 namespace {
-constexpr std::string_view kSigstoreBundleType = "application/vnd.dev.sigstore.bundle.v0.3+json";
-}
 
-bool IsSignatureArtifact(const std::string& tag, const oci::Manifest& m) {
-  if (!tag.empty() && verifier::IsSignatureArtifactTag(tag)) return true;
-  if (m.subject) return true;
-  if (m.artifact_type == verifier::kCosignSignatureArtifactType || m.artifact_type == kSigstoreBundleType) return true;
-  if (m.config && (m.config->media_type == verifier::kCosignSignatureArtifactType)) return true;
-  if (!m.IsIndex() && !m.layers.empty()) {
-    bool all = true;
-    for (const auto& l : m.layers) all = all && l.media_type == verifier::kSimpleSigningMediaType;
-    if (all) return true;
+constexpr const char* kDecisionsHelp = "Trust-policy decisions by verdict and how they were reached.";
+
+// A source for rules that need no signatures: Evaluate never asks it.
+class NoSignatures : public verifier::SignatureSource {
+ public:
+  StatusOr<std::vector<verifier::FoundSignature>> Find(const oci::Digest&) override {
+    return Status::Internal("no signature lookup expected");
   }
-  return false;
+};
+
+// The tag part of a verdict key: the tag only when decisions depend on it.
+std::string TagPart(const verifier::Policy& policy, const std::string& tag) {
+  return policy.DecisionDependsOnTag() ? (tag.empty() ? "@" : ":" + tag) : "";
 }
 
-Gate::Gate(Store* store, Metrics* metrics, int64_t verdict_ttl_seconds, bool blob_gate_referenced)
-    : store_(store), metrics_(metrics), verdict_ttl_(verdict_ttl_seconds), blob_gate_referenced_(blob_gate_referenced) {}
+std::string EncodeVerdict(const verifier::Decision& d, int64_t expires) {
+  nlohmann::json j = {{"allowed", d.allowed}, {"warn", d.warn_only}, {"rule", d.rule},
+                      {"reason", d.reason},   {"keys", d.keys_matched}, {"expires", expires}};
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// A stored verdict, when it is well-formed and unexpired.
+std::optional<std::pair<verifier::Decision, int64_t>> DecodeVerdict(const std::string& v, int64_t now) {
+  auto j = nlohmann::json::parse(v, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::nullopt;
+  auto b = [&](const char* k) { return j.contains(k) && j[k].is_boolean() && j[k].get<bool>(); };
+  auto s = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string(); };
+  if (!j.contains("expires") || !j["expires"].is_number_integer()) return std::nullopt;
+  const int64_t expires = j["expires"].get<int64_t>();
+  if (expires <= now) return std::nullopt;
+  verifier::Decision d;
+  d.allowed = b("allowed");
+  d.warn_only = b("warn");
+  d.rule = s("rule");
+  d.reason = s("reason");
+  if (j.contains("keys") && j["keys"].is_array()) {
+    for (const auto& k : j["keys"]) {
+      if (k.is_string()) d.keys_matched.push_back(k.get<std::string>());
+    }
+  }
+  return std::make_pair(std::move(d), expires);
+}
+
+// Mark values: "<expires>" or "<expires>|<rule>". nullopt when malformed.
+std::optional<int64_t> MarkExpiry(const std::string& v, std::string* rule) {
+  size_t bar = v.find('|');
+  std::string num = v.substr(0, bar);
+  if (num.empty() || num.size() > 18) return std::nullopt;
+  for (char c : num) {
+    if (c < '0' || c > '9') return std::nullopt;
+  }
+  if (rule) *rule = bar == std::string::npos ? "" : v.substr(bar + 1);
+  return std::stoll(num);
+}
+
+}  // namespace
+
+std::string VerdictKey(const std::string& version, const std::string& repo, const oci::Digest& digest,
+                       const std::string& tag_part) {
+  return "v2|" + version + "|" + repo + "|" + digest.ToString() + tag_part;
+}
+std::string BlobMarkKey(const std::string& version, const std::string& repo, const oci::Digest& digest) {
+  return "b|" + version + "|" + repo + "@" + digest.ToString();
+}
+std::string ChildMarkKey(const std::string& version, const std::string& repo, const oci::Digest& digest) {
+  return "c|" + version + "|" + repo + "@" + digest.ToString();
+}
+std::string ArtifactBlobMarkKey(const std::string& version, const std::string& repo, const oci::Digest& digest) {
+  return "a|" + version + "|" + repo + "@" + digest.ToString();
+}
+
+Gate::Gate(Store* store, Metrics* metrics, Options options)
+    : store_(store), metrics_(metrics), opt_(std::move(options)) {
+  if (!opt_.clock) opt_.clock = NowSeconds;
+  if (!opt_.signatures) {
+    verifier::LookupLimits limits = opt_.lookup_limits;
+    opt_.signatures = [limits](const Route& route) -> std::unique_ptr<verifier::SignatureSource> {
+      return std::make_unique<verifier::RegistrySignatureSource>(*route.upstream->client, route.repo, "", limits);
+    };
+  }
+}
 
 void Gate::SetPolicy(std::shared_ptr<const verifier::Policy> policy) {
   std::unique_lock<std::shared_mutex> l(mu_);
@@ -51,127 +113,171 @@ std::atomic<double>* Gate::HotCounter(bool warn) {
   auto& slot = hot_counters_[warn ? 1 : 0];
   std::atomic<double>* c = slot.load(std::memory_order_acquire);
   if (c == nullptr) {
-    c = metrics_->Handle("portcullis_policy_decisions_total", "Trust-policy decisions by verdict and how they were reached.",
+    c = metrics_->Handle("portcullis_policy_decisions_total", kDecisionsHelp,
                          {{"verdict", warn ? "warn" : "accept"}, {"source", "cache"}});
     slot.store(c, std::memory_order_release);
   }
   return c;
 }
 
-Status Gate::Record(const std::string& prefix, const oci::Manifest& m, const oci::Digest&) {
-  // Not the manifest itself: its own verdict expires with the verdict TTL.
-  std::vector<oci::Digest> ds;
-  for (const auto& b : m.Blobs()) ds.push_back(b.digest);
-  for (const auto& c : m.manifests) ds.push_back(c.digest);  // an index covers its children
-  return store_->MarkAllowed(prefix, ds);
+StatusOr<std::optional<std::string>> Gate::LiveMark(const std::string& key, int64_t now) {
+  PC_ASSIGN_OR_RETURN(std::optional<std::string> v, store_->GetGateMark(key));
+  if (!v) return v;
+  std::string rule;
+  std::optional<int64_t> expires = MarkExpiry(*v, &rule);
+  if (!expires || *expires <= now) return std::optional<std::string>();
+  return v;
+}
+
+Status Gate::Record(const std::string& version, const std::string& repo, const oci::Manifest& m, int64_t expires,
+                    bool covers_children, const std::string& rule) {
+  std::vector<std::string> blobs;
+  for (const auto& b : m.Blobs()) blobs.push_back(BlobMarkKey(version, repo, b.digest));
+  if (!blobs.empty()) PC_RETURN_IF_ERROR(store_->PutGateMarks(blobs, std::to_string(expires)));
+  if (covers_children && m.IsIndex() && !m.manifests.empty()) {
+    std::vector<std::string> children;
+    for (const auto& c : m.manifests) children.push_back(ChildMarkKey(version, repo, c.digest));
+    PC_RETURN_IF_ERROR(store_->PutGateMarks(children, std::to_string(expires) + "|" + rule));
+  }
+  return Status::Ok();
 }
 
 StatusOr<verifier::Decision> Gate::Test(const Route& route, const std::string& tag, const oci::Digest& digest) {
   auto policy = this->policy();
   if (!policy) return Status::InvalidArgument("the proxy runs without a policy (--policy)");
-  verifier::RegistrySignatureSource sigs(*route.upstream->client, route.repo);
-  return policy->Evaluate(route.Key(), tag, digest, sigs);
+  auto sigs = opt_.signatures(route);
+  return policy->Evaluate(route.Key(), tag, digest, *sigs);
 }
 
 Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci::Digest& digest,
                            const std::string& media_type, const std::string& bytes, const std::string& client) {
-  auto log_decision = [&](const verifier::Decision& d, bool cached, const std::string& policy_version) {
+  const std::string image = route.Key() + (tag.empty() ? "" : ":" + tag);
+  auto log_decision = [&](const verifier::Decision& d, const char* how, const std::string& policy_version) {
     const LogLevel level = d.allowed && !d.warn_only ? LogLevel::kInfo : LogLevel::kWarn;
     if (!LogEnabled(level)) return;
     LogFields(level, "policy decision",
               {{"client", client},
-               {"image", route.Key() + (tag.empty() ? "" : ":" + tag)},
+               {"image", image},
                {"digest", digest.ToString()},
                {"rule", d.rule},
                {"verdict", d.verdict()},
                {"reason", d.reason},
                {"keys", d.keys_matched},
-               {"cached", cached},
+               {"cached", std::string_view(how) == "cache"},
+               {"source", how},
                {"policy_version", policy_version}});
   };
-  const std::string repo_digest = "|" + route.Key() + "|" + digest.ToString();
-  const int64_t now = NowSeconds();
+  const int64_t now = opt_.clock();
   {
-    // The hot path: an accepting verdict in memory needs nothing else (its
-    // blobs and children were recorded when it was reached). All of it runs
-    // under one shared lock: no reference counts touched, no copies. A
-    // refusal takes the full path below, where an index that passed since may
-    // cover the manifest.
+    // The hot path: an accepting verdict in memory needs nothing else (what it
+    // makes servable was recorded, with the same expiry, when it was reached).
+    // All of it runs under one shared lock: no reference counts, no copies.
     std::shared_lock<std::shared_mutex> l(mu_);
     if (!policy_) return Status::Ok();
-    auto it = hot_.find(policy_->version() + repo_digest);
+    auto it = hot_.find(VerdictKey(policy_->version(), route.Key(), digest, TagPart(*policy_, tag)));
     if (it != hot_.end() && it->second.expires > now && it->second.decision.allowed) {
       const verifier::Decision& d = it->second.decision;
       HotCounter(d.warn_only)->fetch_add(1, std::memory_order_relaxed);
-      log_decision(d, true, policy_->version());
+      log_decision(d, "cache", policy_->version());
       return Status::Ok();
     }
   }
   auto policy = this->policy();
   if (!policy) return Status::Ok();
-  const std::string prefix = policy->version() + "|" + route.Key();
-  const std::string key = policy->version() + repo_digest;
+  const std::string& version = policy->version();
+  const std::string key = VerdictKey(version, route.Key(), digest, TagPart(*policy, tag));
   auto count = [&](const std::string& verdict, const std::string& how) {
-    metrics_->Inc("portcullis_policy_decisions_total", "Trust-policy decisions by verdict and how they were reached.",
-                  {{"verdict", verdict}, {"source", how}});
+    metrics_->Inc("portcullis_policy_decisions_total", kDecisionsHelp, {{"verdict", verdict}, {"source", how}});
   };
   PC_ASSIGN_OR_RETURN(oci::Manifest m, oci::ParseManifest(bytes, media_type));
-  if (IsSignatureArtifact(tag, m)) {
+
+  // 1. A signature artifact by shape: served without a verdict; its blobs only
+  // as small JSON, and only until the verdict TTL passes.
+  verifier::ArtifactShape shape = verifier::ClassifyArtifact(bytes, media_type);
+  if (shape.is_artifact()) {
+    std::vector<std::string> keys;
+    for (const auto& b : shape.blobs) keys.push_back(ArtifactBlobMarkKey(version, route.Key(), b.digest));
+    if (!keys.empty()) PC_RETURN_IF_ERROR(store_->PutGateMarks(keys, std::to_string(now + opt_.verdict_ttl_seconds)));
+    verifier::Decision d;
+    d.allowed = true;
+    d.rule = "(signature artifact)";
+    d.reason = shape.kind == verifier::ArtifactShape::Kind::kSignature
+                   ? "a signature or attestation manifest by shape: served without a verdict"
+                   : "a referrers index by shape: served without a verdict (its entries are checked on their own)";
     count("accept", "signature_artifact");
-    return Record(prefix, m, digest);
+    log_decision(d, "signature_artifact", version);
+    return Status::Ok();
   }
-  // Covered by an index that passed in this repository.
-  if (store_->IsAllowed(prefix, digest)) {
-    count("accept", "covered");
-    return Record(prefix, m, digest);
-  }
-  verifier::Decision d;
-  bool from_cache = false;
-  PC_ASSIGN_OR_RETURN(std::optional<std::string> cached, store_->GetVerdict(key));
-  if (cached) {
-    auto j = nlohmann::json::parse(*cached, nullptr, false);
-    if (j.is_object() && j.value("expires", int64_t(0)) > now) {
-      d.allowed = j.value("allowed", false);
-      d.warn_only = j.value("warn", false);
-      d.rule = j.value("rule", "");
-      d.reason = j.value("reason", "");
-      d.keys_matched = j.value("keys", std::vector<std::string>());
-      from_cache = true;
-      Remember(key, d, j.value("expires", int64_t(0)));
+
+  // 2. A child of an index that passed by a verified signature, while that
+  // verdict lives, unless another rule decides for this child.
+  PC_ASSIGN_OR_RETURN(std::optional<std::string> child, LiveMark(ChildMarkKey(version, route.Key(), digest), now));
+  if (child) {
+    std::string covering_rule;
+    const int64_t expires = *MarkExpiry(*child, &covering_rule);
+    if (covering_rule == policy->MatchedRule(route.Key(), tag, digest)) {
+      verifier::Decision d;
+      d.allowed = true;
+      d.rule = covering_rule;
+      d.reason = "covered by a signed index in " + route.Key() + " (rule " + covering_rule + ")";
+      PC_RETURN_IF_ERROR(Record(version, route.Key(), m, expires, /*covers_children=*/true, covering_rule));
+      count("accept", "covered");
+      log_decision(d, "covered", version);
+      Remember(key, d, expires);
+      return Status::Ok();
     }
   }
-  if (!from_cache) {
-    verifier::RegistrySignatureSource sigs(*route.upstream->client, route.repo);
-    auto ev = policy->Evaluate(route.Key(), tag, digest, sigs);
+
+  // 3. The verdict of the policy, cached or evaluated now.
+  verifier::Decision d;
+  const char* how = "evaluated";
+  PC_ASSIGN_OR_RETURN(std::optional<std::string> cached, store_->GetVerdict(key));
+  std::optional<std::pair<verifier::Decision, int64_t>> stored;
+  if (cached) stored = DecodeVerdict(*cached, now);
+  if (stored) {
+    d = std::move(stored->first);
+    how = "cache";
+    Remember(key, d, stored->second);
+  } else {
+    auto sigs = opt_.signatures(route);
+    auto ev = policy->Evaluate(route.Key(), tag, digest, *sigs);
     if (!ev.ok()) {
       Log(LogLevel::kError, "policy decision failed: signatures could not be looked up; refused",
-          {{"client", client}, {"image", route.Key() + (tag.empty() ? "" : ":" + tag)},
-           {"digest", digest.ToString()}, {"error", ev.status().ToString()}});
+          {{"client", client}, {"image", image}, {"digest", digest.ToString()}, {"error", ev.status().ToString()}});
       count("error", "evaluated");
       return Status::UpstreamUnavailable("could not check the signatures of " + digest.ToString() + ": " +
                                          ev.status().message());
     }
     d = *ev;
-    // Blobs and children first: a verdict on disk always has its record.
-    if (d.allowed) PC_RETURN_IF_ERROR(Record(prefix, m, digest));
-    nlohmann::json j = {{"allowed", d.allowed},       {"warn", d.warn_only},
-                        {"rule", d.rule},             {"reason", d.reason},
-                        {"keys", d.keys_matched},     {"expires", now + verdict_ttl_}};
-    PC_RETURN_IF_ERROR(store_->PutVerdict(key, j.dump()));
-    Remember(key, d, now + verdict_ttl_);
+    const int64_t expires = now + opt_.verdict_ttl_seconds;
+    // What it makes servable first: a verdict on disk always has its marks.
+    if (d.allowed) PC_RETURN_IF_ERROR(Record(version, route.Key(), m, expires, d.verified_by_signature(), d.rule));
+    PC_RETURN_IF_ERROR(store_->PutVerdict(key, EncodeVerdict(d, expires)));
+    Remember(key, d, expires);
   }
-  count(d.verdict(), from_cache ? "cache" : "evaluated");
-  log_decision(d, from_cache, policy->version());
-  if (!d.allowed) {
-    return Status::Denied("refused by the trust policy: rule " + d.rule + ": " + d.reason);
-  }
-  return Status::Ok();  // blobs and children were recorded when the verdict was reached
+  count(d.verdict(), how);
+  log_decision(d, how, version);
+  if (!d.allowed) return Status::Denied("refused by the trust policy: rule " + d.rule + ": " + d.reason);
+  return Status::Ok();
 }
 
-Status Gate::CheckBlob(const Route& route, const oci::Digest& digest) {
+StatusOr<Gate::BlobGrant> Gate::CheckBlob(const Route& route, const oci::Digest& digest) {
   auto policy = this->policy();
-  if (!policy || !blob_gate_referenced_) return Status::Ok();
-  if (store_->IsAllowed(policy->version() + "|" + route.Key(), digest)) return Status::Ok();
+  if (!policy || !opt_.blob_gate_referenced) return BlobGrant::kServe;
+  const int64_t now = opt_.clock();
+  const std::string& version = policy->version();
+  PC_ASSIGN_OR_RETURN(std::optional<std::string> mark, LiveMark(BlobMarkKey(version, route.Key(), digest), now));
+  if (mark) return BlobGrant::kServe;
+  // A repository whose rule accepts without signatures (accept,
+  // insecureAcceptAnything, a warning default): any of its blobs may be served,
+  // also before a manifest was asked for.
+  if (!policy->NeedsSignatures(route.Key(), "", digest)) {
+    NoSignatures none;
+    auto d = policy->Evaluate(route.Key(), "", digest, none);
+    if (d.ok() && d->allowed) return BlobGrant::kServe;
+  }
+  PC_ASSIGN_OR_RETURN(mark, LiveMark(ArtifactBlobMarkKey(version, route.Key(), digest), now));
+  if (mark) return BlobGrant::kServeArtifactJson;
   return Status::Denied("blob " + digest.ToString() + " is not named by any manifest that passed the trust policy in " +
                         route.Key() + " (fetch an image's manifest before its blobs)");
 }

@@ -8,17 +8,21 @@
 
 namespace portcullis::proxy {
 
-int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+namespace {
+Gate::Options GateOptions(const config::Config& cfg) {
+  Gate::Options o;
+  o.verdict_ttl_seconds = cfg.verdict_ttl_seconds;
+  o.blob_gate_referenced = cfg.blob_gate == "referenced";
+  return o;
 }
+}  // namespace
 
 Registry::Registry(const config::Config& cfg, std::shared_ptr<Store> store, std::unique_ptr<Router> router)
     : cfg_(cfg),
       store_(store),
       router_(std::move(router)),
       fetches_(store, static_cast<uint64_t>(cfg.chunk_bytes), static_cast<size_t>(cfg.max_inflight_fetches)),
-      gate_(store.get(), &metrics_, cfg.verdict_ttl_seconds, cfg.blob_gate == "referenced") {
+      gate_(store.get(), &metrics_, GateOptions(cfg)) {
   auto counter = [this](const char* name, const char* help, Metrics::Labels labels, std::atomic<uint64_t>* c) {
     metrics_.Callback(name, help, "counter", labels, [c] { return static_cast<double>(c->load()); });
   };

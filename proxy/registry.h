@@ -16,6 +16,7 @@
 #include "oci/manifest.h"
 #include "oci/status.h"
 #include "proxy/blob_fetch.h"
+#include "proxy/clock.h"
 #include "proxy/gate.h"
 #include "proxy/metrics.h"
 #include "proxy/store.h"
@@ -96,8 +97,5 @@ class Registry {
   Metrics metrics_;
   Gate gate_;
 };
-
-// Unix seconds now.
-int64_t NowSeconds();
 
 }  // namespace portcullis::proxy

@@ -13,16 +13,17 @@
 #include "oci/errors.h"
 #include "oci/reference.h"
 #include "proxy/log.h"
+#include "verifier/artifact_shape.h"
 
 namespace portcullis::proxy {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 // Per-request facts for the access log (a request is handled on one thread).
 struct RequestInfo {
-  Clock::time_point start;
+  SteadyClock::time_point start;
   bool counted = false;  // counted in active_ until the logger sees the response
   std::string route = "other";  // metrics label: base, manifest, blob, tags, referrers, other
   std::string cache;     // "hit", "miss" or ""
@@ -124,7 +125,7 @@ void HttpServer::Install() {
     // the drain waiting: this thread's next request settles the count.
     if (t_info.counted) --active_;
     t_info = RequestInfo{};
-    t_info.start = Clock::now();
+    t_info.start = SteadyClock::now();
     res.set_header("Docker-Distribution-API-Version", "registry/2.0");
     if (draining_) {
       res.set_header("Connection", "close");
@@ -166,8 +167,8 @@ void HttpServer::Install() {
     const std::string cl = res.get_header_value("Content-Length");
     if (!cl.empty() && cl.size() < 19 && cl.find_first_not_of("0123456789") == std::string::npos) bytes = std::stoll(cl);
     if (req.method == "HEAD") bytes = 0;
-    const bool timed = info.start != Clock::time_point{};
-    const double seconds = timed ? std::chrono::duration<double>(Clock::now() - info.start).count() : -1;
+    const bool timed = info.start != SteadyClock::time_point{};
+    const double seconds = timed ? std::chrono::duration<double>(SteadyClock::now() - info.start).count() : -1;
     metrics->RecordRequest(info.route, req.method, res.status, bytes, seconds);
     if (!LogEnabled(LogLevel::kInfo)) return;
     const long long b = bytes;
@@ -239,7 +240,16 @@ void HttpServer::HandleGet(const httplib::Request& req, httplib::Response& res) 
     case Kind::kBlob: {
       auto d = oci::Digest::Parse(t.ref);
       if (!d.ok()) return SendError(res, d.status());
-      if (Status st = registry_->gate().CheckBlob(*route, *d); !st.ok()) return SendError(res, st);
+      auto grant = registry_->gate().CheckBlob(*route, *d);
+      if (!grant.ok()) {
+        // A blob the upstream does not have is unknown (404), policy or not; one
+        // that exists but passed no gate is refused (403).
+        bool hit = false;
+        auto size = registry_->StatBlob(*route, *d, &hit);
+        if (!size.ok() && size.status().Is(Code::kBlobUnknown)) return SendError(res, size.status());
+        return SendError(res, grant.status());
+      }
+      if (*grant == Gate::BlobGrant::kServeArtifactJson) return ServeArtifactBlob(*route, *d, head, res);
       res.set_header("Docker-Content-Digest", d->ToString());
       res.set_header("Accept-Ranges", "bytes");
       if (head) {
@@ -323,6 +333,74 @@ void HttpServer::HandleGet(const httplib::Request& req, httplib::Response& res) 
   }
 }
 
+StatusOr<std::string> HttpServer::ReadSmallBlob(const BlobSource& src, size_t max) {
+  if (src.size > static_cast<int64_t>(max)) return Status::Denied("blob is larger than " + std::to_string(max));
+  std::string out;
+  if (!src.fetch) {
+    Store& store = registry_->store();
+    for (uint64_t i = 0; out.size() < static_cast<uint64_t>(src.size); ++i) {
+      rocksdb::PinnableSlice chunk;
+      PC_RETURN_IF_ERROR(store.ReadChunk(src.digest, i, &chunk));
+      if (chunk.size() == 0) return Status::IoError("cached blob " + src.digest.ToString() + " is missing a chunk");
+      out.append(chunk.data(), chunk.size());
+    }
+    if (out.size() != static_cast<uint64_t>(src.size)) {
+      return Status::IoError("cached blob " + src.digest.ToString() + " has the wrong size");
+    }
+    return out;
+  }
+  // Only what matched the digest: read until the fetch reports the verified end.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg_.upstream_timeout_seconds);
+  while (true) {
+    switch (src.fetch->Read(out.size(), 1 << 16, UINT64_MAX, &out, std::chrono::milliseconds(500))) {
+      case BlobFetch::ReadResult::kData:
+        if (out.size() > max) return Status::Denied("blob is larger than " + std::to_string(max));
+        break;
+      case BlobFetch::ReadResult::kEnd:
+        return out;
+      case BlobFetch::ReadResult::kFailed:
+        return Status::UpstreamUnavailable("upstream fetch of " + src.digest.ToString() + " failed");
+      case BlobFetch::ReadResult::kTimeout:
+        if (std::chrono::steady_clock::now() > deadline) {
+          return Status::UpstreamUnavailable("upstream fetch of " + src.digest.ToString() + " stalled");
+        }
+        break;
+    }
+  }
+}
+
+void HttpServer::ServeArtifactBlob(const Route& route, const oci::Digest& d, bool head, httplib::Response& res) {
+  const auto refuse = [&](const std::string& why) {
+    SendError(res, Status::Denied("blob " + d.ToString() + " is named only by a signature artifact in " + route.Key() +
+                                  " and " + why));
+  };
+  const size_t max = static_cast<size_t>(verifier::kMaxArtifactBlobBytes);
+  if (head) {
+    bool hit = false;
+    auto size = registry_->StatBlob(route, d, &hit);
+    if (!size.ok()) return SendError(res, size.status());
+    if (*size < 0 || *size > static_cast<int64_t>(max)) return refuse("is not a small JSON document");
+    t_info.cache = hit ? "hit" : "miss";
+    res.set_header("Docker-Content-Digest", d.ToString());
+    res.set_content_provider(static_cast<size_t>(*size), "application/octet-stream",
+                             [](size_t, size_t, httplib::DataSink&) { return false; });
+    return;
+  }
+  auto src = registry_->OpenBlob(route, d);
+  if (!src.ok()) return SendError(res, src.status());
+  t_info.cache = src->cache_hit ? "hit" : "miss";
+  auto bytes = ReadSmallBlob(*src, max);
+  if (!bytes.ok()) {
+    if (bytes.status().Is(Code::kDenied)) return refuse("is not a small JSON document");
+    return SendError(res, bytes.status());
+  }
+  // Signature payloads, envelopes, bundles and configs are JSON; a file-system
+  // layer never is: it is not served through this path whatever names it.
+  if (!verifier::IsArtifactBlob(*bytes)) return refuse("is not a small JSON document");
+  res.set_header("Docker-Content-Digest", d.ToString());
+  res.set_content(std::move(*bytes), "application/octet-stream");
+}
+
 void HttpServer::ServeBlob(const BlobSource& src, httplib::Response& res) {
   const char* kType = "application/octet-stream";
   if (src.size == 0) {
@@ -369,7 +447,7 @@ void HttpServer::ServeBlob(const BlobSource& src, httplib::Response& res) {
   const auto stall = std::chrono::seconds(cfg_.upstream_timeout_seconds);
   auto pump = [fetch, stall](size_t offset, uint64_t hold_at, httplib::DataSink& sink, bool* end) {
     std::string buf;
-    auto deadline = Clock::now() + stall;
+    auto deadline = SteadyClock::now() + stall;
     while (true) {
       switch (fetch->Read(offset, 1 << 20, hold_at, &buf, std::chrono::milliseconds(500))) {
         case BlobFetch::ReadResult::kData:
@@ -381,7 +459,7 @@ void HttpServer::ServeBlob(const BlobSource& src, httplib::Response& res) {
           return false;
         case BlobFetch::ReadResult::kTimeout:
           // The client may be gone; the fetch goes on for the others either way.
-          if (!sink.is_writable() || Clock::now() > deadline) return false;
+          if (!sink.is_writable() || SteadyClock::now() > deadline) return false;
           break;
       }
     }

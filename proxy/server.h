@@ -45,6 +45,12 @@ class HttpServer {
   // request pays for httplib's regex routing.
   void HandleGet(const httplib::Request& req, httplib::Response& res);
   void ServeBlob(const BlobSource& src, httplib::Response& res);
+  // A blob only a signature artifact names: served whole, only when it is
+  // small JSON (verifier::IsArtifactBlob); DENIED otherwise.
+  void ServeArtifactBlob(const Route& route, const oci::Digest& d, bool head, httplib::Response& res);
+  // The whole blob, verified against its digest, when at most `max` bytes
+  // (DENIED when larger).
+  StatusOr<std::string> ReadSmallBlob(const BlobSource& src, size_t max);
 
   const config::Config cfg_;
   Registry* registry_;

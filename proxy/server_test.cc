@@ -45,7 +45,7 @@ using portcullis::proxy::testing::FakeManifest;
 using portcullis::proxy::testing::FakeRegistry;
 using portcullis::proxy::testing::Gate;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 constexpr int64_t kChunk = 4096;
 const std::string kOciManifestType(portcullis::oci::kOciManifest);
@@ -103,9 +103,9 @@ class Proxy {
     REQUIRE(server_->port() > 0);
     thread_ = std::thread([this] { server_->Serve(); });
     // Ready once it answers.
-    auto deadline = Clock::now() + 5s;
+    auto deadline = SteadyClock::now() + 5s;
     bool up = false;
-    while (!up && Clock::now() < deadline) {
+    while (!up && SteadyClock::now() < deadline) {
       httplib::Client c("127.0.0.1", server_->port());
       c.set_connection_timeout(1, 0);
       auto r = c.Get("/v2/");
@@ -117,7 +117,7 @@ class Proxy {
   ~Proxy() {
     server_->Stop();
     thread_.join();
-    registry_->fetches().WaitIdle(Clock::now() + 10s);
+    registry_->fetches().WaitIdle(SteadyClock::now() + 10s);
   }
 
   std::unique_ptr<httplib::Client> Client() const {
@@ -131,7 +131,7 @@ class Proxy {
   Store& store() { return *store_; }
   Registry& registry() { return *registry_; }
   // Blob fetches run on their own threads; wait for them (and their links).
-  void Settle() { REQUIRE(registry_->fetches().WaitIdle(Clock::now() + 10s)); }
+  void Settle() { REQUIRE(registry_->fetches().WaitIdle(SteadyClock::now() + 10s)); }
 
  private:
   TempDir dir_;
@@ -632,9 +632,9 @@ TEST_CASE("proxy: server coalesces concurrent clients of one blob into one upstr
     });
   }
   // Open the gate once every client has joined the one fetch.
-  auto deadline = Clock::now() + 5s;
+  auto deadline = SteadyClock::now() + 5s;
   auto& c = proxy.registry().counters();
-  while (c.upstream_blob_fetches + c.coalesced_waiters < kClients && Clock::now() < deadline) {
+  while (c.upstream_blob_fetches + c.coalesced_waiters < kClients && SteadyClock::now() < deadline) {
     std::this_thread::sleep_for(2ms);
   }
   CHECK(c.upstream_blob_fetches == 1);
@@ -863,8 +863,8 @@ TEST_CASE("proxy: server refuses writes with 405 UNSUPPORTED") {
 // body) within `timeout`. Returns "" on EOF/timeout before a full response.
 std::string RawResponse(int fd, std::chrono::milliseconds timeout) {
   std::string got;
-  auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
+  auto deadline = SteadyClock::now() + timeout;
+  while (SteadyClock::now() < deadline) {
     auto hdr_end = got.find("\r\n\r\n");
     if (hdr_end != std::string::npos) {
       size_t len = 0;

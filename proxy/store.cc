@@ -523,15 +523,18 @@ Status Store::PutVerdict(const std::string& key, const std::string& value) {
   return FromRocks(db_->Put(rocksdb::WriteOptions(), verdicts_, key, value), "writing verdict");
 }
 
-Status Store::MarkAllowed(const std::string& prefix, const std::vector<oci::Digest>& ds) {
+Status Store::PutGateMarks(const std::vector<std::string>& keys, const std::string& value) {
   rocksdb::WriteBatch b;
-  for (const auto& d : ds) b.Put(allowed_, prefix + "@" + d.ToString(), "");
+  for (const auto& k : keys) b.Put(allowed_, k, value);
   return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "recording gate passes");
 }
 
-bool Store::IsAllowed(const std::string& prefix, const oci::Digest& d) {
+StatusOr<std::optional<std::string>> Store::GetGateMark(const std::string& key) {
   std::string v;
-  return db_->Get(rocksdb::ReadOptions(), allowed_, prefix + "@" + d.ToString(), &v).ok();
+  auto st = db_->Get(rocksdb::ReadOptions(), allowed_, key, &v);
+  if (st.IsNotFound()) return std::optional<std::string>();
+  PC_RETURN_IF_ERROR(FromRocks(st, "reading gate pass"));
+  return std::optional<std::string>(v);
 }
 
 }  // namespace portcullis::proxy

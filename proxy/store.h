@@ -137,12 +137,16 @@ class Store {
   void Unpin(const oci::Digest& d);
   bool Pinned(const oci::Digest& d);
 
-  // ---- Trust-policy gate state (keys include the policy version) ----
+  // ---- Trust-policy gate state ----
+  // Opaque to the store: proxy/gate.cc builds the keys (policy version,
+  // repository, digest, ...) and encodes the values (verdict, expiry).
   StatusOr<std::optional<std::string>> GetVerdict(const std::string& key);
   Status PutVerdict(const std::string& key, const std::string& value);
-  // `prefix` is "<policy version>|<upstream/repo>": these digests passed the gate there.
-  Status MarkAllowed(const std::string& prefix, const std::vector<oci::Digest>& ds);
-  bool IsAllowed(const std::string& prefix, const oci::Digest& d);
+  // Marks of what passed the gate (blobs named by a passed manifest, children
+  // of a passed index, blobs of signature artifacts): each key gets `value`,
+  // in one write.
+  Status PutGateMarks(const std::vector<std::string>& keys, const std::string& value);
+  StatusOr<std::optional<std::string>> GetGateMark(const std::string& key);
 
   // Reads chunk `index` of `d` into `out` (NOT_FOUND when absent).
   // `verify` re-checks RocksDB's block checksums: off on the serving path (the

@@ -18,52 +18,21 @@ bool IsHex64(std::string_view s) {
   return true;
 }
 
-// The simple-signing layers of a signature manifest, payloads fetched (as
-// FindSignatures does for the .sig tag). Blob problems go into `problem`.
-StatusOr<std::vector<FoundSignature>> ReadLayers(oci::RegistryClient& client, const std::string& repo,
-                                                 const oci::Manifest& m, const std::string& scope,
-                                                 const std::string& source) {
-  std::vector<FoundSignature> out;
-  for (const oci::Descriptor& d : m.layers) {
-    if (d.media_type != kSimpleSigningMediaType) continue;
-    FoundSignature f;
-    f.source = source;
-    f.layer_digest = d.digest;
-    f.size = d.size;
-    f.annotations = d.annotations;
-    if (auto it = d.annotations.find(std::string(kSignatureAnnotation)); it != d.annotations.end()) {
-      f.signature_b64 = it->second;
-    }
-    if (d.size > static_cast<int64_t>(kMaxPayloadBytes)) {
-      f.problem = "payload is " + std::to_string(d.size) + " bytes, over the limit";
-    } else {
-      auto blob = GetBlob(client, repo, d.digest, kMaxPayloadBytes, scope);
-      if (!blob.ok()) {
-        const Status& st = blob.status();
-        if (!st.Is(Code::kBlobUnknown) && !st.Is(Code::kDigestInvalid) && !st.Is(Code::kSizeInvalid)) return st;
-        f.problem = st.message();
-      } else if (static_cast<int64_t>(blob->size()) != d.size) {
-        f.problem = "payload is " + std::to_string(blob->size()) + " bytes, the layer descriptor says " +
-                    std::to_string(d.size);
-      } else {
-        f.payload = std::move(*blob);
-      }
-    }
-    out.push_back(std::move(f));
-  }
-  return out;
-}
-
 // Reads the cosign signature referrers among `descriptors` (from the referrers
 // API or the fallback index) into `out`.
 Status ReadReferrers(oci::RegistryClient& client, const std::string& repo, const std::string& scope,
                      const oci::Digest& subject, const std::vector<oci::Descriptor>& descriptors,
-                     const std::string& via, std::set<oci::Digest>& seen, std::vector<FoundSignature>& out) {
+                     const std::string& via, std::set<oci::Digest>& seen, LookupBudget& budget,
+                     std::vector<FoundSignature>& out) {
   for (const oci::Descriptor& d : descriptors) {
     if (!d.artifact_type.empty() && d.artifact_type != kCosignSignatureArtifactType) continue;
     if (d.media_type != oci::kOciManifest && d.media_type != oci::kDockerManifest && !d.media_type.empty()) continue;
     if (!seen.insert(d.digest).second) continue;
-    if (seen.size() > kMaxReferrerManifests) break;
+    if (seen.size() > budget.limits().max_referrers) {
+      return Status::LimitExceeded("signature lookup exceeded its limits: more than " +
+                                   std::to_string(budget.limits().max_referrers) + " signature referrers");
+    }
+    PC_RETURN_IF_ERROR(budget.CheckTime("reading referrer " + d.digest.ToString()));
     PC_ASSIGN_OR_RETURN(std::optional<FetchedManifest> fetched, GetManifest(client, repo, d.digest.ToString(), scope));
     if (!fetched) continue;  // listed but gone: nothing to verify
     auto m = oci::ParseManifest(fetched->bytes, fetched->media_type);
@@ -73,9 +42,15 @@ Status ReadReferrers(oci::RegistryClient& client, const std::string& repo, const
         (m->artifact_type.empty() && m->config && m->config->media_type == kCosignSignatureArtifactType);
     if (!cosign) continue;
     if (!m->subject || m->subject->digest != subject) continue;  // not about this image
-    PC_ASSIGN_OR_RETURN(std::vector<FoundSignature> layers,
-                        ReadLayers(client, repo, *m, scope, via + d.digest.ToString()));
-    for (auto& f : layers) out.push_back(std::move(f));
+    const std::string where = via + d.digest.ToString();
+    PC_ASSIGN_OR_RETURN(std::vector<SignatureLayer> layers,
+                        ReadSignatureLayers(client, repo, *m, scope, where, budget));
+    for (auto& l : layers) {
+      FoundSignature f;
+      static_cast<SignatureLayer&>(f) = std::move(l);
+      f.source = where;
+      out.push_back(std::move(f));
+    }
   }
   return Status::Ok();
 }
@@ -95,14 +70,16 @@ bool IsSignatureArtifactTag(std::string_view tag) {
   return suffix == ".sig" || suffix == ".att" || suffix == ".sbom";
 }
 
-RegistrySignatureSource::RegistrySignatureSource(oci::RegistryClient& client, std::string repo, std::string scope)
-    : client_(client), repo_(std::move(repo)), scope_(std::move(scope)) {
+RegistrySignatureSource::RegistrySignatureSource(oci::RegistryClient& client, std::string repo, std::string scope,
+                                                 LookupLimits limits)
+    : client_(client), repo_(std::move(repo)), scope_(std::move(scope)), limits_(limits) {
   if (scope_.empty()) scope_ = PullScope(repo_);
 }
 
 StatusOr<std::vector<FoundSignature>> RegistrySignatureSource::Find(const oci::Digest& digest) {
   std::vector<FoundSignature> out;
   std::set<oci::Digest> seen;
+  LookupBudget budget(limits_);
 
   // 1. The referrers API.
   oci::HttpRequest req;
@@ -121,22 +98,23 @@ StatusOr<std::vector<FoundSignature>> RegistrySignatureSource::Find(const oci::D
   }
   referrers_api_ = index.has_value();
   if (index) {
-    PC_RETURN_IF_ERROR(ReadReferrers(client_, repo_, scope_, digest, index->manifests, "referrer ", seen, out));
+    PC_RETURN_IF_ERROR(ReadReferrers(client_, repo_, scope_, digest, index->manifests, "referrer ", seen, budget, out));
   } else {
     // 2. No referrers API: the fallback tag.
     const std::string tag = ReferrersFallbackTag(digest);
+    PC_RETURN_IF_ERROR(budget.CheckTime("reading " + tag));
     PC_ASSIGN_OR_RETURN(std::optional<FetchedManifest> fetched, GetManifest(client_, repo_, tag, scope_));
     if (fetched) {
       auto m = oci::ParseManifest(fetched->bytes, fetched->media_type);
       if (m.ok() && m->IsIndex()) {
         PC_RETURN_IF_ERROR(
-            ReadReferrers(client_, repo_, scope_, digest, m->manifests, "fallback tag " + tag + " -> ", seen, out));
+            ReadReferrers(client_, repo_, scope_, digest, m->manifests, "fallback tag " + tag + " -> ", seen, budget, out));
       }
     }
   }
 
   // 3. The legacy .sig tag.
-  PC_ASSIGN_OR_RETURN(std::vector<SignatureLayer> legacy, FindSignatures(client_, repo_, digest, scope_));
+  PC_ASSIGN_OR_RETURN(std::vector<SignatureLayer> legacy, FindSignatures(client_, repo_, digest, scope_, &budget));
   for (SignatureLayer& l : legacy) {
     FoundSignature f;
     static_cast<SignatureLayer&>(f) = std::move(l);

@@ -10,7 +10,8 @@
 //   3. the legacy tag sha256-<hex>.sig (FindSignatures).
 // Referrer manifests are fetched by digest (bytes checked) and must name the
 // image as their subject; others are skipped. Sigstore bundle referrers (cosign
-// v3's default) are not read.
+// v3's default) are not read. Errors only for real failures; LIMIT_EXCEEDED when
+// the lookup passes a bound of its LookupLimits (the policy refuses then).
 #pragma once
 
 #include <string>
@@ -25,9 +26,6 @@
 namespace portcullis::verifier {
 
 inline constexpr std::string_view kCosignSignatureArtifactType = "application/vnd.dev.cosign.artifact.sig.v1+json";
-
-// At most this many referrer manifests are read per image.
-inline constexpr size_t kMaxReferrerManifests = 64;
 
 // One signature found for an image: the simple-signing layer (payload bytes,
 // base64 signature, annotations, or the `problem` that kept the payload from
@@ -50,11 +48,13 @@ class SignatureSource {
 
 // Finds signatures in a registry repository, in all three places above.
 // `client` must outlive this object. `scope` is the token scope ("" =
-// repository:<repo>:pull). Not thread-safe by itself (RegistryClient is); use one
-// per evaluation or guard it.
+// repository:<repo>:pull). Each Find is bounded by `limits` (signatures.h):
+// past a bound it fails with LIMIT_EXCEEDED. Not thread-safe by itself
+// (RegistryClient is); use one per evaluation or guard it.
 class RegistrySignatureSource : public SignatureSource {
  public:
-  RegistrySignatureSource(oci::RegistryClient& client, std::string repo, std::string scope = "");
+  RegistrySignatureSource(oci::RegistryClient& client, std::string repo, std::string scope = "",
+                          LookupLimits limits = LookupLimits());
   StatusOr<std::vector<FoundSignature>> Find(const oci::Digest& digest) override;
 
   // After Find: whether the registry answered the referrers API (false: the
@@ -65,6 +65,7 @@ class RegistrySignatureSource : public SignatureSource {
   oci::RegistryClient& client_;
   std::string repo_;
   std::string scope_;
+  LookupLimits limits_;
   bool referrers_api_ = false;
 };
 

@@ -100,8 +100,17 @@ StatusOr<DockerRef> ParseNormalizedRef(std::string_view s) {
 
 DockerRef IntendedRef(const std::string& name, const std::string& tag, const oci::Digest& digest) {
   DockerRef r;
-  auto n = ParseNormalizedRef(name);
-  r.name = n.ok() && n->NameOnly() ? n->name : name;
+  // `name` is canonical: its first component IS the registry, also when it has
+  // no dot (a proxy upstream named "internal"). Docker's normalisation would
+  // read such a name as a Docker Hub namespace, so that docker.io scopes would
+  // govern another registry's images (review M3): only Docker Hub's own names
+  // are normalised (docker.io/alpine -> docker.io/library/alpine).
+  const std::string host = name.substr(0, name.find('/'));
+  r.name = name;
+  if (host == "docker.io" || host == "index.docker.io" || host == "registry-1.docker.io") {
+    auto n = ParseNormalizedRef(name);
+    if (n.ok() && n->NameOnly()) r.name = n->name;
+  }
   if (!tag.empty()) {
     r.tag = tag;
   } else {

@@ -29,7 +29,9 @@ struct DockerRef {
 StatusOr<DockerRef> ParseNormalizedRef(std::string_view s);
 
 // The image being served, as containers/image's "intended" identity: by tag when
-// a tag is known (name:tag), else by digest (name@digest).
+// a tag is known (name:tag), else by digest (name@digest). `name` is canonical
+// ("<registry>/<repository>"); its first component is taken as the registry even
+// without a dot or port (only Docker Hub's names are normalised).
 DockerRef IntendedRef(const std::string& name, const std::string& tag, const oci::Digest& digest);
 
 // A containers-policy.json signedIdentity.

@@ -54,6 +54,10 @@ struct Decision {
 
   // "accept", "reject" or "warn".
   std::string verdict() const;
+  // Accepted because signatures by trusted keys verified (not by an accept rule,
+  // insecureAcceptAnything or warn mode). Only such a verdict on an index covers
+  // the index's children (proxy gate).
+  bool verified_by_signature() const { return allowed && !warn_only && !keys_matched.empty(); }
 };
 
 class Policy {
@@ -87,6 +91,14 @@ class Policy {
   // insecureAcceptAnything, a default without keys): the proxy may then skip the
   // signature lookup. Evaluate never calls the source in that case either.
   virtual bool NeedsSignatures(const std::string& name, const std::string& tag, const oci::Digest& digest) const = 0;
+
+  // True when a decision may depend on the tag the image is asked by (scopes
+  // and identities of containers-policy.json do; Portcullis rules match names
+  // and digests only): the proxy then keys cached verdicts by tag too.
+  virtual bool DecisionDependsOnTag() const = 0;
+  // True when no image can ever be refused (everything accepted or only
+  // warned about): the proxy warns that its gate stops nothing.
+  virtual bool AcceptsEverything() const = 0;
 
   // Decides whether the image `name` (canonical "<upstream>/<repo>"), referenced
   // by `tag` (may be empty: by digest) with manifest `digest`, may be served.

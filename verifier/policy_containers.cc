@@ -291,6 +291,22 @@ class ContainersPolicy : public Policy {
     return sigstore;
   }
 
+  bool DecisionDependsOnTag() const override { return true; }
+
+  bool AcceptsEverything() const override {
+    auto anything = [](const Requirements& reqs) {
+      for (const Requirement& r : reqs) {
+        if (r.type != Requirement::Type::kInsecureAcceptAnything) return false;
+      }
+      return true;
+    };
+    if (!anything(default_)) return false;
+    for (const auto& [scope, reqs] : docker_) {
+      if (!anything(reqs)) return false;
+    }
+    return true;
+  }
+
   StatusOr<Decision> Evaluate(const std::string& name, const std::string& tag, const oci::Digest& digest,
                               SignatureSource& sigs) const override;
   std::string Explain() const override;
@@ -405,7 +421,14 @@ StatusOr<Decision> ContainersPolicy::Evaluate(const std::string& name, const std
   for (const Requirement& r : *reqs) {
     if (r.type != Requirement::Type::kSigstoreSigned) continue;
     if (!found) {
-      PC_ASSIGN_OR_RETURN(found, sigs.Find(digest));
+      auto f = sigs.Find(digest);
+      if (!f.ok()) {
+        // A lookup past its bounds is a refusal, not an outage (review M5).
+        if (!f.status().Is(Code::kLimitExceeded)) return f.status();
+        d.reason = f.status().message();
+        return d;
+      }
+      found = std::move(*f);
       d.signatures_found = found->size();
     }
     std::string why;

@@ -84,6 +84,16 @@ class PortcullisPolicy : public Policy {
     return r != nullptr && r->action == Action::kRequire;
   }
 
+  bool DecisionDependsOnTag() const override { return false; }
+
+  bool AcceptsEverything() const override {
+    if (default_ == DefaultAction::kReject) return false;
+    for (const Rule& r : rules_) {
+      if (r.action != Action::kAccept && !r.warn) return false;
+    }
+    return true;
+  }
+
   StatusOr<Decision> Evaluate(const std::string& name, const std::string& tag, const oci::Digest& digest,
                               SignatureSource& sigs) const override;
 
@@ -137,8 +147,15 @@ StatusOr<Decision> PortcullisPolicy::Evaluate(const std::string& name, const std
       d.reason = "rejected by rule " + r->match.text();
       break;
     case Action::kRequire: {
-      PC_ASSIGN_OR_RETURN(std::vector<FoundSignature> found, sigs.Find(digest));
-      d = Require(*r, digest, found);
+      auto found = sigs.Find(digest);
+      if (!found.ok()) {
+        // A lookup past its bounds is a refusal, not an outage (review M5).
+        if (!found.status().Is(Code::kLimitExceeded)) return found.status();
+        d.rule = r->match.text();
+        d.reason = found.status().message();
+        break;
+      }
+      d = Require(*r, digest, *found);
       break;
     }
   }

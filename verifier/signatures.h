@@ -1,11 +1,18 @@
 // Discovering cosign signatures of an image and verifying them by key.
 //
-// Discovery today is the legacy tag mode (formats.md §2): the OCI manifest
+// FindSignatures reads the legacy tag mode (formats.md §2): the OCI manifest
 // tagged sha256-<hex>.sig in the image's repository, one simple-signing layer
-// per signature. Referrers and the fallback tag (§3) plug in beside
-// FindSignatures later; VerifySignatures works on whatever they find.
+// per signature. discovery.h adds the referrers API and the fallback tag (§3) on
+// top of the same layer reader; VerifySignatures works on whatever they find.
+//
+// Every lookup is bounded (LookupLimits): whoever can push to the upstream
+// chooses how many layers a signature manifest has, so the number of layers,
+// distinct payload blobs fetched, referrer manifests read and the wall time of
+// one lookup are capped. Past a bound the lookup fails with LIMIT_EXCEEDED,
+// which the policy engines turn into a refusal.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -15,6 +22,7 @@
 #include "keys/key.h"
 #include "oci/digest.h"
 #include "oci/http_client.h"
+#include "oci/manifest.h"
 #include "oci/status.h"
 #include "verifier/simple_signing.h"
 
@@ -27,7 +35,45 @@ inline constexpr std::string_view kChainAnnotation = "dev.sigstore.cosign/chain"
 inline constexpr std::string_view kBundleAnnotation = "dev.sigstore.cosign/bundle";
 
 // Largest payload blob fetched (cosign's payloads are a few hundred bytes).
-inline constexpr size_t kMaxPayloadBytes = 1 << 20;
+inline constexpr size_t kMaxPayloadBytes = 64 << 10;
+
+// Bounds on the work of one signature lookup (one policy decision).
+struct LookupLimits {
+  size_t max_layers_per_manifest = 128;  // signature layers in one .sig / referrer manifest
+  size_t max_payloads = 64;              // distinct payload blobs fetched
+  size_t max_referrers = 64;             // referrer manifests read
+  std::chrono::milliseconds time_budget{30000};
+};
+
+// The state of one lookup against its limits: the deadline, and the payloads
+// already fetched (a payload digest named by many layers is fetched once).
+// Not thread-safe; one per lookup.
+class LookupBudget {
+ public:
+  explicit LookupBudget(const LookupLimits& limits = LookupLimits());
+  const LookupLimits& limits() const { return limits_; }
+  // LIMIT_EXCEEDED once the time budget is spent; `what` names the step.
+  Status CheckTime(const std::string& what) const;
+  // LIMIT_EXCEEDED when `n` signature layers in one manifest are too many.
+  Status CheckLayerCount(size_t n, const std::string& where) const;
+
+  struct Payload {
+    std::string bytes;
+    std::string problem;
+  };
+  // The payload already fetched for `digest`, or nullptr.
+  const Payload* Cached(const oci::Digest& digest) const;
+  // Records a fetched payload; LIMIT_EXCEEDED past max_payloads distinct ones
+  // (checked before fetching: call Reserve first).
+  Status Reserve(const oci::Digest& digest);
+  void Store(const oci::Digest& digest, Payload p);
+
+ private:
+  LookupLimits limits_;
+  std::chrono::steady_clock::time_point deadline_;
+  std::map<oci::Digest, Payload> payloads_;
+  size_t reserved_ = 0;
+};
 
 // "sha256-<hex>.sig": the tag cosign stores the signatures of `digest` under.
 std::string SignatureTag(const oci::Digest& digest);
@@ -46,9 +92,18 @@ struct SignatureLayer {
 // in manifest order (layers of other media types are skipped). Empty when the
 // tag does not exist. A payload blob that is missing, of the wrong size or
 // digest sets that layer's `problem` and the others are still returned.
-// Errors: transport, auth, a .sig manifest that is not an image manifest.
+// Errors: transport, auth, a .sig manifest that is not an image manifest;
+// LIMIT_EXCEEDED past a bound of `budget` (a fresh default budget when null).
 StatusOr<std::vector<SignatureLayer>> FindSignatures(oci::RegistryClient& client, const std::string& repo,
-                                                     const oci::Digest& digest, const std::string& scope = "");
+                                                     const oci::Digest& digest, const std::string& scope = "",
+                                                     LookupBudget* budget = nullptr);
+
+// The simple-signing layers of the signature manifest `m` in `repo`, payloads
+// fetched (each distinct payload once) and checked against their descriptors;
+// payload problems go into each layer's `problem`. Errors as FindSignatures.
+StatusOr<std::vector<SignatureLayer>> ReadSignatureLayers(oci::RegistryClient& client, const std::string& repo,
+                                                          const oci::Manifest& m, const std::string& scope,
+                                                          const std::string& where, LookupBudget& budget);
 
 struct VerifiedSignature {
   oci::Digest layer_digest;

@@ -1,5 +1,6 @@
 #include "verifier/strict_json.h"
 
+#include <cctype>
 #include <set>
 #include <string>
 #include <vector>
@@ -8,7 +9,7 @@ namespace portcullis::verifier {
 
 using nlohmann::json;
 
-StatusOr<json> ParseStrictJson(std::string_view text) {
+StatusOr<json> ParseStrictJson(std::string_view text, KeyMatch match) {
   std::vector<std::set<std::string>> open_objects;
   std::string duplicate;
   json::parser_callback_t cb = [&](int, json::parse_event_t ev, json& parsed) {
@@ -19,12 +20,16 @@ StatusOr<json> ParseStrictJson(std::string_view text) {
       case json::parse_event_t::object_end:
         if (!open_objects.empty()) open_objects.pop_back();
         break;
-      case json::parse_event_t::key:
-        if (!open_objects.empty() && !open_objects.back().insert(parsed.get<std::string>()).second &&
-            duplicate.empty()) {
+      case json::parse_event_t::key: {
+        std::string key = parsed.get<std::string>();
+        if (match == KeyMatch::kCaseInsensitive) {
+          for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+        if (!open_objects.empty() && !open_objects.back().insert(key).second && duplicate.empty()) {
           duplicate = parsed.get<std::string>();
         }
         break;
+      }
       default:
         break;
     }

@@ -9,8 +9,14 @@
 
 namespace portcullis::verifier {
 
+// How object keys are compared for duplicates. Go's encoding/json matches
+// struct fields case-insensitively, so a document with both "layers" and
+// "Layers" means one thing to nlohmann and another to dockerd or containerd:
+// where a structural decision is taken on the parse, refuse such keys too.
+enum class KeyMatch { kExact, kCaseInsensitive };
+
 // INVALID_ARGUMENT "not valid JSON: <nlohmann's line/column message>" or
-// "duplicate key \"<key>\"".
-StatusOr<nlohmann::json> ParseStrictJson(std::string_view text);
+// "duplicate key \"<key>\"". Never throws.
+StatusOr<nlohmann::json> ParseStrictJson(std::string_view text, KeyMatch match = KeyMatch::kExact);
 
 }  // namespace portcullis::verifier
