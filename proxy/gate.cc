@@ -53,17 +53,41 @@ std::optional<std::pair<verifier::Decision, int64_t>> DecodeVerdict(const std::s
   return std::make_pair(std::move(d), expires);
 }
 
-// Mark values: "<expires>" or "<expires>|<rule>". nullopt when malformed.
-std::optional<int64_t> MarkExpiry(const std::string& v, std::string* rule) {
-  size_t bar = v.find('|');
-  std::string num = v.substr(0, bar);
-  if (num.empty() || num.size() > 18) return std::nullopt;
-  for (char c : num) {
-    if (c < '0' || c > '9') return std::nullopt;
-  }
-  if (rule) *rule = bar == std::string::npos ? "" : v.substr(bar + 1);
-  return std::stoll(num);
+// A mark: what passed (a blob, an index child) and because of which manifest.
+// Encoded "<expires>|<parent digest>|<tag>|<rule>" (tags hold no '|'; the rule,
+// last, may).
+struct Mark {
+  int64_t expires = 0;
+  oci::Digest parent;  // the manifest whose pass made it
+  std::string tag;     // the tag that manifest was asked by ("" by digest)
+  std::string rule;    // children: the rule that accepted the index
+};
+
+std::string EncodeMark(int64_t expires, const oci::Digest& parent, const std::string& tag, const std::string& rule) {
+  return std::to_string(expires) + "|" + parent.ToString() + "|" + tag + "|" + rule;
 }
+
+std::optional<Mark> DecodeMark(const std::string& v) {
+  size_t a = v.find('|');
+  if (a == std::string::npos) return std::nullopt;
+  size_t b = v.find('|', a + 1);
+  if (b == std::string::npos) return std::nullopt;
+  size_t c = v.find('|', b + 1);
+  if (c == std::string::npos) return std::nullopt;
+  std::string num = v.substr(0, a);
+  if (num.empty() || num.size() > 18 || num.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  auto parent = oci::Digest::Parse(v.substr(a + 1, b - a - 1));
+  if (!parent.ok()) return std::nullopt;
+  Mark m;
+  m.expires = std::stoll(num);
+  m.parent = *parent;
+  m.tag = v.substr(b + 1, c - b - 1);
+  m.rule = v.substr(c + 1);
+  return m;
+}
+
+// How deep a revalidation may chain (a blob's image, its index, theirs...).
+constexpr int kMaxRevalidationDepth = 4;
 
 }  // namespace
 
@@ -120,24 +144,40 @@ std::atomic<double>* Gate::HotCounter(bool warn) {
   return c;
 }
 
-StatusOr<std::optional<std::string>> Gate::LiveMark(const std::string& key, int64_t now) {
-  PC_ASSIGN_OR_RETURN(std::optional<std::string> v, store_->GetGateMark(key));
-  if (!v) return v;
-  std::string rule;
-  std::optional<int64_t> expires = MarkExpiry(*v, &rule);
-  if (!expires || *expires <= now) return std::optional<std::string>();
-  return v;
+StatusOr<bool> Gate::LiveMark(const Route& route, const std::string& key, int64_t now, int depth, std::string* rule) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    PC_ASSIGN_OR_RETURN(std::optional<std::string> v, store_->GetGateMark(key));
+    if (!v) return false;
+    std::optional<Mark> m = DecodeMark(*v);
+    if (!m) return false;  // written by an older version: not trusted
+    if (m->expires > now) {
+      if (rule) *rule = m->rule;
+      return true;
+    }
+    // Expired with the verdict of the manifest that made it: ask that manifest
+    // again (a pull in progress when the verdict lapses goes on while the
+    // signature holds; a revoked one stops here).
+    if (attempt > 0 || depth >= kMaxRevalidationDepth) return false;
+    PC_ASSIGN_OR_RETURN(std::optional<StoredManifest> parent, store_->GetManifest(m->parent));
+    if (!parent) return false;
+    Status st = Check(route, m->tag, m->parent, parent->media_type, parent->bytes, "(revalidation)", depth + 1,
+                      /*use_hot=*/false);
+    if (st.Is(Code::kUpstreamUnavailable) || st.Is(Code::kIoError)) return st;
+    if (!st.ok()) return false;
+  }
+  return false;
 }
 
-Status Gate::Record(const std::string& version, const std::string& repo, const oci::Manifest& m, int64_t expires,
-                    bool covers_children, const std::string& rule) {
+Status Gate::Record(const std::string& version, const std::string& repo, const oci::Manifest& m,
+                    const oci::Digest& digest, const std::string& tag, int64_t expires, bool covers_children,
+                    const std::string& rule) {
   std::vector<std::string> blobs;
   for (const auto& b : m.Blobs()) blobs.push_back(BlobMarkKey(version, repo, b.digest));
-  if (!blobs.empty()) PC_RETURN_IF_ERROR(store_->PutGateMarks(blobs, std::to_string(expires)));
+  if (!blobs.empty()) PC_RETURN_IF_ERROR(store_->PutGateMarks(blobs, EncodeMark(expires, digest, tag, "")));
   if (covers_children && m.IsIndex() && !m.manifests.empty()) {
     std::vector<std::string> children;
     for (const auto& c : m.manifests) children.push_back(ChildMarkKey(version, repo, c.digest));
-    PC_RETURN_IF_ERROR(store_->PutGateMarks(children, std::to_string(expires) + "|" + rule));
+    PC_RETURN_IF_ERROR(store_->PutGateMarks(children, EncodeMark(expires, digest, tag, rule)));
   }
   return Status::Ok();
 }
@@ -151,6 +191,11 @@ StatusOr<verifier::Decision> Gate::Test(const Route& route, const std::string& t
 
 Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci::Digest& digest,
                            const std::string& media_type, const std::string& bytes, const std::string& client) {
+  return Check(route, tag, digest, media_type, bytes, client, 0, /*use_hot=*/true);
+}
+
+Status Gate::Check(const Route& route, const std::string& tag, const oci::Digest& digest, const std::string& media_type,
+                   const std::string& bytes, const std::string& client, int depth, bool use_hot) {
   const std::string image = route.Key() + (tag.empty() ? "" : ":" + tag);
   auto log_decision = [&](const verifier::Decision& d, const char* how, const std::string& policy_version) {
     const LogLevel level = d.allowed && !d.warn_only ? LogLevel::kInfo : LogLevel::kWarn;
@@ -168,7 +213,7 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
                {"policy_version", policy_version}});
   };
   const int64_t now = opt_.clock();
-  {
+  if (use_hot) {
     // The hot path: an accepting verdict in memory needs nothing else (what it
     // makes servable was recorded, with the same expiry, when it was reached).
     // All of it runs under one shared lock: no reference counts, no copies.
@@ -197,7 +242,9 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
   if (shape.is_artifact()) {
     std::vector<std::string> keys;
     for (const auto& b : shape.blobs) keys.push_back(ArtifactBlobMarkKey(version, route.Key(), b.digest));
-    if (!keys.empty()) PC_RETURN_IF_ERROR(store_->PutGateMarks(keys, std::to_string(now + opt_.verdict_ttl_seconds)));
+    if (!keys.empty()) {
+      PC_RETURN_IF_ERROR(store_->PutGateMarks(keys, EncodeMark(now + opt_.verdict_ttl_seconds, digest, tag, "")));
+    }
     verifier::Decision d;
     d.allowed = true;
     d.rule = "(signature artifact)";
@@ -211,16 +258,19 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
 
   // 2. A child of an index that passed by a verified signature, while that
   // verdict lives, unless another rule decides for this child.
-  PC_ASSIGN_OR_RETURN(std::optional<std::string> child, LiveMark(ChildMarkKey(version, route.Key(), digest), now));
+  std::string covering_rule;
+  PC_ASSIGN_OR_RETURN(bool child,
+                      LiveMark(route, ChildMarkKey(version, route.Key(), digest), now, depth, &covering_rule));
   if (child) {
-    std::string covering_rule;
-    const int64_t expires = *MarkExpiry(*child, &covering_rule);
-    if (covering_rule == policy->MatchedRule(route.Key(), tag, digest)) {
+    std::optional<Mark> mark;
+    if (auto v = store_->GetGateMark(ChildMarkKey(version, route.Key(), digest)); v.ok() && *v) mark = DecodeMark(**v);
+    const int64_t expires = mark ? mark->expires : now;
+    if (mark && covering_rule == policy->MatchedRule(route.Key(), tag, digest)) {
       verifier::Decision d;
       d.allowed = true;
       d.rule = covering_rule;
       d.reason = "covered by a signed index in " + route.Key() + " (rule " + covering_rule + ")";
-      PC_RETURN_IF_ERROR(Record(version, route.Key(), m, expires, /*covers_children=*/true, covering_rule));
+      PC_RETURN_IF_ERROR(Record(version, route.Key(), m, digest, tag, expires, /*covers_children=*/true, covering_rule));
       count("accept", "covered");
       log_decision(d, "covered", version);
       Remember(key, d, expires);
@@ -237,6 +287,10 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
   if (stored) {
     d = std::move(stored->first);
     how = "cache";
+    // Marks may have lapsed before this verdict (another tag's pass wrote them).
+    if (d.allowed) {
+      PC_RETURN_IF_ERROR(Record(version, route.Key(), m, digest, tag, stored->second, d.verified_by_signature(), d.rule));
+    }
     Remember(key, d, stored->second);
   } else {
     auto sigs = opt_.signatures(route);
@@ -251,7 +305,9 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
     d = *ev;
     const int64_t expires = now + opt_.verdict_ttl_seconds;
     // What it makes servable first: a verdict on disk always has its marks.
-    if (d.allowed) PC_RETURN_IF_ERROR(Record(version, route.Key(), m, expires, d.verified_by_signature(), d.rule));
+    if (d.allowed) {
+      PC_RETURN_IF_ERROR(Record(version, route.Key(), m, digest, tag, expires, d.verified_by_signature(), d.rule));
+    }
     PC_RETURN_IF_ERROR(store_->PutVerdict(key, EncodeVerdict(d, expires)));
     Remember(key, d, expires);
   }
@@ -266,7 +322,7 @@ StatusOr<Gate::BlobGrant> Gate::CheckBlob(const Route& route, const oci::Digest&
   if (!policy || !opt_.blob_gate_referenced) return BlobGrant::kServe;
   const int64_t now = opt_.clock();
   const std::string& version = policy->version();
-  PC_ASSIGN_OR_RETURN(std::optional<std::string> mark, LiveMark(BlobMarkKey(version, route.Key(), digest), now));
+  PC_ASSIGN_OR_RETURN(bool mark, LiveMark(route, BlobMarkKey(version, route.Key(), digest), now, 0, nullptr));
   if (mark) return BlobGrant::kServe;
   // A repository whose rule accepts without signatures (accept,
   // insecureAcceptAnything, a warning default): any of its blobs may be served,
@@ -276,7 +332,7 @@ StatusOr<Gate::BlobGrant> Gate::CheckBlob(const Route& route, const oci::Digest&
     auto d = policy->Evaluate(route.Key(), "", digest, none);
     if (d.ok() && d->allowed) return BlobGrant::kServe;
   }
-  PC_ASSIGN_OR_RETURN(mark, LiveMark(ArtifactBlobMarkKey(version, route.Key(), digest), now));
+  PC_ASSIGN_OR_RETURN(mark, LiveMark(route, ArtifactBlobMarkKey(version, route.Key(), digest), now, 0, nullptr));
   if (mark) return BlobGrant::kServeArtifactJson;
   return Status::Denied("blob " + digest.ToString() + " is not named by any manifest that passed the trust policy in " +
                         route.Key() + " (fetch an image's manifest before its blobs)");

@@ -13,7 +13,10 @@
 // - An accepted manifest makes the blobs it names servable in its repository
 //   until its verdict expires. An index accepted BY A VERIFIED SIGNATURE also
 //   covers its children in the same repository until then, unless another
-//   (more specific) rule decides for the child.
+//   (more specific) rule decides for the child. When such a mark has expired,
+//   the manifest that made it (kept in the store) is checked again before the
+//   blob or child is refused: a pull goes on while the signature holds, and
+//   stops once it is revoked.
 // - Each decision is logged as one JSON line ("policy decision").
 //
 // Thread-safe. `store` and `metrics` must outlive the gate.
@@ -86,11 +89,17 @@ class Gate {
     verifier::Decision decision;
     int64_t expires = 0;
   };
-  // What one accepted manifest makes servable until `expires`.
-  Status Record(const std::string& version, const std::string& repo, const oci::Manifest& m, int64_t expires,
-                bool covers_children, const std::string& rule);
-  // A mark's expiry (and rule, for children) when present and unexpired.
-  StatusOr<std::optional<std::string>> LiveMark(const std::string& key, int64_t now);
+  // CheckManifest; `depth` counts revalidations in progress, `use_hot` is false
+  // for them (they must refresh the marks).
+  Status Check(const Route& route, const std::string& tag, const oci::Digest& digest, const std::string& media_type,
+               const std::string& bytes, const std::string& client, int depth, bool use_hot);
+  // What the accepted manifest `digest` (asked by `tag`) makes servable until `expires`.
+  Status Record(const std::string& version, const std::string& repo, const oci::Manifest& m, const oci::Digest& digest,
+                const std::string& tag, int64_t expires, bool covers_children, const std::string& rule);
+  // True when the mark `key` is live. An expired mark is renewed when the
+  // manifest that made it (from the store) passes the gate again now.
+  // `rule` receives a child mark's covering rule.
+  StatusOr<bool> LiveMark(const Route& route, const std::string& key, int64_t now, int depth, std::string* rule);
   void Remember(const std::string& key, const verifier::Decision& d, int64_t expires);
   std::atomic<double>* HotCounter(bool warn);
 

@@ -138,7 +138,9 @@ struct Fixture {
   }
   void Sign(const Manifest& m) { sigs[m.digest].push_back(key.SignImage("up.test/team/app", m.digest)); }
 
+  // As the registry does: the manifest is in the store before the gate sees it.
   Status Check(const Manifest& m, const std::string& tag = "") {
+    REQUIRE(store->PutManifest(m.digest, StoredManifest{m.media_type, m.bytes}).ok());
     return gate->CheckManifest(route, tag, m.digest, m.media_type, m.bytes, "test");
   }
   StatusOr<Gate::BlobGrant> Blob(const oci::Digest& d) { return gate->CheckBlob(route, d); }
@@ -254,6 +256,10 @@ TEST_CASE("gate: a signed index covers its children while its verdict lives, unl
   CHECK(Serves(f.Blob(kLayer)));                // named by child1, which passed
   CHECK(Denied(f.Blob(layer2)));                // child2 was refused
 
+  // The TTL passes while the signature holds: a child asked for again revalidates the index.
+  f.now += 61;
+  CHECK(f.Check(child1).ok());
+  CHECK(Serves(f.Blob(kLayer)));
   // The signature is deleted upstream: once the TTL passes, nothing of it is servable.
   f.sigs.clear();
   f.now += 61;
@@ -282,22 +288,38 @@ TEST_CASE("gate: an index that passed without a verified signature covers nothin
   CHECK(Denied(f.Check(child)));
 }
 
-TEST_CASE("gate: blobs of an accepted image stop being servable when its verdict expires (review M1)") {
+TEST_CASE("gate: blobs of an accepted image are servable while its signature holds, and stop once it is revoked (review M1)") {
   Fixture f(/*ttl=*/10);
   f.RequireKey();
   const Manifest image = Make(ImageJson());
   f.Sign(image);
   CHECK(f.Check(image, "v1").ok());
+  CHECK(f.lookups == 1);
   CHECK(Serves(f.Blob(kLayer)));
   CHECK(Serves(f.Blob(kConfigDigest)));
+  // The verdict lapses in the middle of a pull: the next blob asks the image's
+  // signature again (one lookup) and the pull goes on.
+  f.now += 11;
+  CHECK(Serves(f.Blob(kLayer)));
+  CHECK(f.lookups == 2);
+  CHECK(Serves(f.Blob(kConfigDigest)));
+  CHECK(f.lookups == 2);
+  // Revoked upstream: once the TTL passes, neither the manifest nor its blobs.
+  f.sigs.clear();
   f.now += 11;
   CHECK(Denied(f.Blob(kLayer)));
   CHECK(Denied(f.Blob(kConfigDigest)));
-  // Asking for the manifest again evaluates again, and the signature is still there.
-  const int before = f.lookups;
-  CHECK(f.Check(image, "v1").ok());
-  CHECK(f.lookups == before + 1);
-  CHECK(Serves(f.Blob(kLayer)));
+  CHECK(Denied(f.Check(image, "v1")));
+}
+
+TEST_CASE("gate: marks of an older version, or malformed, are not trusted") {
+  Fixture f;
+  f.RequireKey();
+  const std::string v = f.gate->policy()->version();
+  REQUIRE(f.store->PutGateMarks({BlobMarkKey(v, "up.test/team/app", kLayer)}, "").ok());  // 684bc4b wrote ""
+  CHECK(Denied(f.Blob(kLayer)));
+  REQUIRE(f.store->PutGateMarks({BlobMarkKey(v, "up.test/team/app", kLayer)}, "99999999999|garbage|x|").ok());
+  CHECK(Denied(f.Blob(kLayer)));
 }
 
 TEST_CASE("gate: containers-policy verdicts are keyed by tag: one tag's refusal or acceptance never decides another's (review M2)") {

@@ -111,6 +111,40 @@ TEST_CASE("policy: containers-policy insecureAcceptAnything and reject") {
   CHECK(src.calls == 0);
 }
 
+TEST_CASE("policy: containers-policy never reads a dotless registry name as a Docker Hub namespace (review M3)") {
+  // A proxy upstream named "internal" is a registry of its own: docker.io scopes
+  // must not govern it.
+  auto p = MustParse(R"({"default":[{"type":"reject"}],"transports":{"docker":{
+      "docker.io":[{"type":"insecureAcceptAnything"}]}}})");
+  FakeSource src;
+  Decision d = MustEvaluate(*p, "internal/team/app", "v1", src);
+  CHECK(d.verdict() == "reject");
+  CHECK(d.rule == "default");
+  CHECK(p->MatchedRule("internal/team/app", "", kImage) == "default");
+  CHECK(MustEvaluate(*p, "docker.io/library/alpine", "3.20", src).verdict() == "accept");
+  // Docker Hub's own names are still normalised.
+  CHECK(MustEvaluate(*p, "docker.io/alpine", "3.20", src).verdict() == "accept");
+}
+
+TEST_CASE("policy: decisions that depend on the tag, and policies that accept everything") {
+  auto open = MustParse(R"({"default":[{"type":"insecureAcceptAnything"}]})");
+  CHECK(open->DecisionDependsOnTag());
+  CHECK(open->AcceptsEverything());
+  auto scoped = MustParse(R"({"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{
+      "r.example/a:debug":[{"type":"reject"}]}}})");
+  CHECK_FALSE(scoped->AcceptsEverything());
+  auto portcullis = Policy::Parse(R"({"rules":[{"match":"**","action":"accept"}],"default":"accept"})", "p.json", "");
+  REQUIRE(portcullis.ok());
+  CHECK_FALSE((*portcullis)->DecisionDependsOnTag());
+  CHECK((*portcullis)->AcceptsEverything());
+  auto warns = Policy::Parse(R"({"rules":[],"default":"warn"})", "p.json", "");
+  REQUIRE(warns.ok());
+  CHECK((*warns)->AcceptsEverything());
+  auto strict = Policy::Parse(R"({"rules":[{"match":"a.example/**","action":"accept"}],"default":"reject"})", "p.json", "");
+  REQUIRE(strict.ok());
+  CHECK_FALSE((*strict)->AcceptsEverything());
+}
+
 TEST_CASE("policy: containers-policy sigstoreSigned with keyPath, keyPaths, keyData, keyDatas") {
   TestKey a = TestKey::Make(keys::KeyType::kEcdsaP256), b = TestKey::Make(keys::KeyType::kEcdsaP256),
           c = TestKey::Make(keys::KeyType::kEd25519);

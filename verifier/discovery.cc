@@ -10,14 +10,6 @@ namespace portcullis::verifier {
 
 namespace {
 
-bool IsHex64(std::string_view s) {
-  if (s.size() != 64) return false;
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
 // Reads the cosign signature referrers among `descriptors` (from the referrers
 // API or the fallback index) into `out`.
 Status ReadReferrers(oci::RegistryClient& client, const std::string& repo, const std::string& scope,
@@ -60,15 +52,6 @@ Status ReadReferrers(oci::RegistryClient& client, const std::string& repo, const
 SignatureSource::~SignatureSource() = default;
 
 std::string ReferrersFallbackTag(const oci::Digest& digest) { return digest.algorithm() + "-" + digest.hex(); }
-
-bool IsSignatureArtifactTag(std::string_view tag) {
-  if (!tag.starts_with("sha256-")) return false;
-  std::string_view rest = tag.substr(7);
-  if (rest.size() == 64) return IsHex64(rest);
-  if (rest.size() < 64 || !IsHex64(rest.substr(0, 64))) return false;
-  std::string_view suffix = rest.substr(64);
-  return suffix == ".sig" || suffix == ".att" || suffix == ".sbom";
-}
 
 RegistrySignatureSource::RegistrySignatureSource(oci::RegistryClient& client, std::string repo, std::string scope,
                                                  LookupLimits limits)

@@ -72,9 +72,5 @@ class RegistrySignatureSource : public SignatureSource {
 // "sha256-<hex>": the referrers fallback tag of `digest`.
 std::string ReferrersFallbackTag(const oci::Digest& digest);
 
-// True for the tags that hold signature artifacts rather than images:
-// "sha256-<64 hex>.sig" and the fallback tag "sha256-<64 hex>" (the proxy
-// serves those without asking for a signature of their own).
-bool IsSignatureArtifactTag(std::string_view tag);
 
 }  // namespace portcullis::verifier

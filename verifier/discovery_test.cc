@@ -218,15 +218,106 @@ TEST_CASE("verifier: RegistrySignatureSource: nothing found is empty, a failing 
   CHECK(unreachable.Find(kImage).status().Is(Code::kUpstreamUnavailable));
 }
 
-TEST_CASE("verifier: signature artifact tags") {
-  const std::string hex = kImage.hex();
-  CHECK(IsSignatureArtifactTag("sha256-" + hex + ".sig"));
-  CHECK(IsSignatureArtifactTag("sha256-" + hex));
-  CHECK(IsSignatureArtifactTag("sha256-" + hex + ".att"));
-  CHECK(!IsSignatureArtifactTag("sha256-" + hex + ".sig2"));
-  CHECK(!IsSignatureArtifactTag("sha256-" + hex.substr(1) + ".sig"));
-  CHECK(!IsSignatureArtifactTag("latest"));
-  CHECK(ReferrersFallbackTag(kImage) == "sha256-" + hex);
+TEST_CASE("verifier: a signature bomb is refused within the lookup's bounds (review M5)") {
+  // 15000 layers naming one payload: refused before any payload is fetched.
+  CannedRegistry reg;
+  TestKey a = TestKey::Make();
+  const std::string payload = CosignPayload("r.example/r", kImage);
+  reg.Blob(payload);
+  reg.Blob("{}");
+  std::string layer = Desc(std::string(kSimpleSigningMediaType), payload,
+                           R"(,"annotations":{"dev.cosignproject.cosign/signature":"MEUCIQ=="})");
+  std::string layers;
+  for (int i = 0; i < 15000; ++i) layers += (i ? "," : "") + layer;
+  const std::string bomb = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":)" +
+                           Desc("application/vnd.oci.image.config.v1+json", "{}") + R"(,"layers":[)" + layers + "]}";
+  reg.Manifest(bomb, "application/vnd.oci.image.manifest.v1+json", "sha256-" + kImage.hex() + ".sig");
+  oci::RegistryClient client(reg.url(), std::nullopt, oci::ClientOptions());
+  RegistrySignatureSource src(client, "r");
+  auto found = src.Find(kImage);
+  REQUIRE(!found.ok());
+  CHECK(found.status().Is(Code::kLimitExceeded));
+  CHECK(found.status().message().find("15000 signature layers") != std::string::npos);
+  size_t blob_gets = 0;
+  for (const auto& r : reg.requests) blob_gets += r.find("/blobs/") != std::string::npos;
+  CHECK(blob_gets == 0);
+
+  // 100 layers with 100 distinct payloads: at most max_payloads are fetched.
+  CannedRegistry reg2;
+  std::string many;
+  for (int i = 0; i < 100; ++i) {
+    const std::string p = CosignPayload("r.example/r" + std::to_string(i), kImage);
+    reg2.Blob(p);
+    many += (i ? "," : "") + Desc(std::string(kSimpleSigningMediaType), p);
+  }
+  reg2.Blob("{}");
+  reg2.Manifest(R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":)" +
+                    Desc("application/vnd.oci.image.config.v1+json", "{}") + R"(,"layers":[)" + many + "]}",
+                "application/vnd.oci.image.manifest.v1+json", "sha256-" + kImage.hex() + ".sig");
+  oci::RegistryClient client2(reg2.url(), std::nullopt, oci::ClientOptions());
+  RegistrySignatureSource src2(client2, "r");
+  found = src2.Find(kImage);
+  REQUIRE(!found.ok());
+  CHECK(found.status().Is(Code::kLimitExceeded));
+  blob_gets = 0;
+  for (const auto& r : reg2.requests) blob_gets += r.find("/blobs/") != std::string::npos;
+  CHECK(blob_gets == LookupLimits().max_payloads);
+
+  // The same payload named by many layers is fetched once.
+  CannedRegistry reg3;
+  std::string repeated;
+  const std::string sig = a.Sign(payload).signature_b64;
+  reg3.Blob(payload);
+  reg3.Blob("{}");
+  for (int i = 0; i < 50; ++i) {
+    repeated += (i ? "," : "") + Desc(std::string(kSimpleSigningMediaType), payload,
+                                      R"(,"annotations":{"dev.cosignproject.cosign/signature":")" + sig + R"("})");
+  }
+  reg3.Manifest(R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":)" +
+                    Desc("application/vnd.oci.image.config.v1+json", "{}") + R"(,"layers":[)" + repeated + "]}",
+                "application/vnd.oci.image.manifest.v1+json", "sha256-" + kImage.hex() + ".sig");
+  oci::RegistryClient client3(reg3.url(), std::nullopt, oci::ClientOptions());
+  RegistrySignatureSource src3(client3, "r");
+  found = src3.Find(kImage);
+  REQUIRE_MESSAGE(found.ok(), found.status().ToString());
+  CHECK(found->size() == 50);
+  blob_gets = 0;
+  for (const auto& r : reg3.requests) blob_gets += r.find("/blobs/") != std::string::npos;
+  CHECK(blob_gets == 1);
+
+  // A spent time budget stops the lookup.
+  LookupLimits none;
+  none.time_budget = std::chrono::milliseconds(0);
+  RegistrySignatureSource late(client3, "r", "", none);
+  std::this_thread::sleep_for(2ms);
+  auto timed_out = late.Find(kImage);
+  REQUIRE(!timed_out.ok());
+  CHECK(timed_out.status().Is(Code::kLimitExceeded));
+}
+
+TEST_CASE("verifier: a lookup past its bounds is a refusal in both policy formats") {
+  TestKey a = TestKey::Make();
+  FakeSource src;
+  src.error = Status::LimitExceeded("signature lookup exceeded its limits: too many");
+  auto p = Policy::Parse(R"({"keys":{"a":{"data":)" + JsonQuote(a.pub_pem) +
+                             R"(}},"rules":[{"match":"r.example/**","require":{"keys":["a"]}}],"default":"reject"})",
+                         "p.json", "");
+  REQUIRE(p.ok());
+  auto d = (*p)->Evaluate("r.example/r", "", kImage, src);
+  REQUIRE_MESSAGE(d.ok(), d.status().ToString());
+  CHECK_FALSE(d->allowed);
+  CHECK(d->reason.find("exceeded its limits") != std::string::npos);
+  const std::string cp = R"({"default":[{"type":"sigstoreSigned","keyData":")" +
+                         oci::Base64Encode(a.pub_pem) + R"(","signedIdentity":{"type":"matchRepository"}}]})";
+  auto c = Policy::Parse(cp, "c.json", "");
+  REQUIRE_MESSAGE(c.ok(), c.status().ToString());
+  d = (*c)->Evaluate("r.example/r", "v1", kImage, src);
+  REQUIRE_MESSAGE(d.ok(), d.status().ToString());
+  CHECK_FALSE(d->allowed);
+  CHECK(d->reason.find("exceeded its limits") != std::string::npos);
+  // Any other failure stays an error (the proxy fails closed with 503).
+  src.error = Status::UpstreamUnavailable("down");
+  CHECK((*p)->Evaluate("r.example/r", "", kImage, src).status().Is(Code::kUpstreamUnavailable));
 }
 
 }  // namespace
