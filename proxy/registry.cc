@@ -140,12 +140,15 @@ StatusOr<ManifestResult> Registry::FetchManifest(const Route& route, const std::
   auto parsed = oci::ParseManifest(resp->body, content_type);
   if (!parsed.ok()) return parsed.status().Annotate("upstream manifest " + route.Key() + ":" + ref);
   PC_RETURN_IF_ERROR(store_->PutManifest(got, {parsed->media_type, resp->body}));
-  // The upstream holds every blob and child a manifest names in this repo.
-  std::vector<oci::Digest> links = {got};
-  for (const auto& b : parsed->Blobs()) links.push_back(b.digest);
-  for (const auto& c : parsed->manifests) links.push_back(c.digest);
-  PC_RETURN_IF_ERROR(store_->PutLinks(route.Key(), links));
-  PC_RETURN_IF_ERROR(store_->PutRefs(got, std::vector<oci::Digest>(links.begin() + 1, links.end())));
+  // The repository holds this manifest. What it names is linked only when the
+  // upstream shows the repository holds it (a fetch there, or a HEAD): a
+  // registry that accepts dangling references would otherwise let a manifest
+  // in one repository claim another repository's cached layers (review L12).
+  PC_RETURN_IF_ERROR(store_->PutLinks(route.Key(), {got}));
+  std::vector<oci::Digest> needed;
+  for (const auto& b : parsed->Blobs()) needed.push_back(b.digest);
+  for (const auto& c : parsed->manifests) needed.push_back(c.digest);
+  PC_RETURN_IF_ERROR(store_->PutRefs(got, needed));
   ManifestResult r;
   r.media_type = parsed->media_type;
   r.bytes = std::move(resp->body);
@@ -286,6 +289,9 @@ StatusOr<BlobSource> Registry::OpenBlob(const Route& route, const oci::Digest& d
   }
   int64_t size = -1;
   PC_RETURN_IF_ERROR(src.fetch->WaitForHeaders(std::chrono::seconds(cfg_.upstream_timeout_seconds), &size));
+  // The upstream is sending it from this repository: later clients of the same
+  // repository need no HEAD of their own.
+  if (started) PC_RETURN_IF_ERROR(store_->PutLinks(route.Key(), {d}));
   src.size = size;
   src.chunk_bytes = static_cast<uint64_t>(cfg_.chunk_bytes);
   return src;

@@ -563,6 +563,36 @@ TEST_CASE("proxy: server serves blobs, ranges and HEAD") {
   CHECK(other_head->status == 404);
 }
 
+TEST_CASE("proxy: a manifest naming another repository's cached layer does not make it servable there (review L12)") {
+  QuietLogs quiet;
+  FakeRegistry up;
+  Image img;
+  img.Publish(up, "private");
+  Proxy proxy({{"upstream.test", up.url()}});
+  auto cli = proxy.Client();
+  // The private repository's layer gets cached through a client that may read it.
+  REQUIRE(cli->Get("/v2/private/manifests/v1"));
+  auto cached = cli->Get("/v2/private/blobs/" + img.layer_digest.ToString());
+  REQUIRE(cached);
+  CHECK(cached->status == 200);
+  proxy.Settle();
+  // A permissive upstream accepts a manifest in "evil" that names the layer
+  // without holding it; the proxy fetches that manifest fine.
+  up.SetTagged("evil", "v1", img.manifest);
+  auto m = cli->Get("/v2/evil/manifests/v1");
+  REQUIRE(m);
+  CHECK(m->status == 200);
+  // The layer is not served in "evil": the upstream does not hold it there.
+  auto leak = cli->Get("/v2/evil/blobs/" + img.layer_digest.ToString());
+  REQUIRE(leak);
+  CHECK(leak->status == 404);
+  CHECK(ErrorCode(leak) == "BLOB_UNKNOWN");
+  CHECK(leak->body.find(img.layer.substr(0, 64)) == std::string::npos);
+  auto head = cli->Head("/v2/evil/blobs/" + img.layer_digest.ToString());
+  REQUIRE(head);
+  CHECK(head->status == 404);
+}
+
 TEST_CASE("proxy: server streams a blob the upstream sends without Content-Length") {
   QuietLogs quiet;
   FakeRegistry up;
