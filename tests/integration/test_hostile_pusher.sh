@@ -269,7 +269,7 @@ alive "9" main
 
 # ================================================================ 13. signature bombs (M5)
 # blob_gets_in REPO : upstream blob GETs in that repository so far (distribution's access log)
-blob_gets_in() { grep -cE "^127\.0\.0\.1 - - \[[^]]*\] \"GET /v2/$1/blobs/sha256:[0-9a-f]{64}" "$T/upstream.log" || true; }
+blob_gets_in() { grep -F " /v2/$1/blobs/" "$T/upstream.log" >"$T/repo-access.log"; upstream_blob_gets "$T/repo-access.log"; }
 # settled_gets REPO : the count once it stayed the same for a second (at most 60 s)
 settled_gets() {
   local a b i
