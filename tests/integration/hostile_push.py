@@ -18,9 +18,10 @@ its own unsigned image. Every command prints one JSON object on stdout.
       an OCI index listing the children (with artifactType AT on every descriptor that
       does not name its own), merged with the JSON object --extra.
       -> {"digest", "size"}
-  hostile_push.py REG REPO fakesig --target DIGEST --payload DIGEST:SIZE
+  hostile_push.py REG REPO fakesig --target DIGEST --payload DIGEST:SIZE [--tag T]... [--extra JSON]
       a manifest shaped like a cosign .sig (OCI image config media type, one
-      simple-signing layer) whose "payload" is any blob, under sha256-<target hex>.sig.
+      simple-signing layer) whose "payload" is any blob, merged with --extra, under the
+      tags given (default: sha256-<target hex>.sig).
       -> {"digest", "size", "tag"}
   hostile_push.py REG REPO sigbomb --target DIGEST --layers N [--distinct]
       a cosign .sig for TARGET (tag sha256-<hex>.sig) with N simple-signing layers carrying
@@ -143,12 +144,17 @@ def sig_config(reg, repo):
 def cmd_fakesig(a):
     pd, ps = a.payload.rsplit(":", 1)
     cd, cs = sig_config(a.reg, a.repo)
-    body = dumps({"schemaVersion": 2, "mediaType": OCI_M,
-                  "config": {"mediaType": OCI_CONFIG, "digest": cd, "size": cs},
-                  "layers": [{"mediaType": SIMPLESIGNING, "digest": pd, "size": int(ps),
-                              "annotations": {"dev.cosignproject.cosign/signature": "MEUCIQ=="}}]})
-    tag = sig_tag(a.target)
-    return {"digest": put_manifest(a.reg, a.repo, tag, body, OCI_M), "size": len(body), "tag": tag}
+    m = {"schemaVersion": 2, "mediaType": OCI_M,
+         "config": {"mediaType": OCI_CONFIG, "digest": cd, "size": cs},
+         "layers": [{"mediaType": SIMPLESIGNING, "digest": pd, "size": int(ps),
+                     "annotations": {"dev.cosignproject.cosign/signature": "MEUCIQ=="}}]}
+    if a.extra:
+        m.update(json.loads(a.extra))
+    body = dumps(m)
+    tags = a.tag or [sig_tag(a.target)]
+    for tag in tags:
+        put_manifest(a.reg, a.repo, tag, body, OCI_M)
+    return {"digest": sha(body), "size": len(body), "tag": tags[0]}
 
 
 def cmd_sigbomb(a):
@@ -190,6 +196,8 @@ def main():
     p = sub.add_parser("fakesig")
     p.add_argument("--target", required=True)
     p.add_argument("--payload", required=True)
+    p.add_argument("--tag", action="append", default=[])
+    p.add_argument("--extra", default="")
     p = sub.add_parser("sigbomb")
     p.add_argument("--target", required=True)
     p.add_argument("--layers", type=int, required=True)

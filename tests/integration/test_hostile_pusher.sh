@@ -24,6 +24,9 @@
 #   6. team/a6: the unsigned image also under sha256-<own hex>.sig, .att, .sbom: each 403
 #   7. team/a7: a .sig-shaped manifest (sha256-<v1 hex>.sig) whose payload is the tar layer:
 #      the manifest may be 200 or 403 (not asserted); the layer 403; v1 403
+#  7b. team/a7b: the same .sig-shaped manifest as a referrer (artifactType cosign .sig, subject
+#      v1) listed in the fallback index sha256-<v1 hex> (an index child that is an artifact):
+#      index and referrer may be 200 or 403 (not asserted); the tar 403; v1 403
 #   8. team/a8: index (outer, carrying a `subject`) -> index (inner) -> image (v1), all
 #      unsigned: every level 403 (plain nesting was refused at 684bc4b already; the bait on
 #      the outer index checks that nothing it names becomes "covered", transitively)
@@ -131,7 +134,7 @@ UP=${ADDR[upstream]}
 gen_keys release || finish
 
 pushed=1
-for v in SIG A1 A2 A3 A4 A5 A5I A5B A5BI A6 A7 A7S A8 A8I A8O A9A A9B A9I A10 A10I APP B1 B2 B1S B2S; do
+for v in SIG A1 A2 A3 A4 A5 A5I A5B A5BI A6 A7 A7S A7B A7BS A7BI A8 A8I A8O A9A A9B A9I A10 A10I APP B1 B2 B1S B2S; do
   printf -v "$v" '{}'   # a failed push leaves '{}' (checks then fail instead of aborting on set -u)
 done
 push() { # VAR REPO CMD ARGS... : VAR=the JSON hostile_push.py printed
@@ -152,6 +155,10 @@ push A5BI team/a5b index --child "$(ref "$A5B")" --artifact-type "$SIGTYPE" --ta
 push A6 team/a6 image --seed a6 --tag v1 --tag 'sha256-{hex}.sig' --tag 'sha256-{hex}.att' --tag 'sha256-{hex}.sbom'
 push A7 team/a7 image --seed a7 --tag v1
 push A7S team/a7 fakesig --target "$(j "$A7" digest)" --payload "$(j "$A7" layer):$(j "$A7" layer_size)"
+push A7B team/a7b image --seed a7b --tag v1
+push A7BS team/a7b fakesig --target "$(j "$A7B" digest)" --payload "$(j "$A7B" layer):$(j "$A7B" layer_size)" \
+  --tag 'sig-artifact' --extra '{"artifactType":"'$SIGTYPE'","subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"'"$(j "$A7B" digest)"'","size":'"$(j "$A7B" size)"'}}'
+push A7BI team/a7b index --child "$(ref "$A7BS")::$SIGTYPE" --tag "sha256-$(j "$A7B" digest | cut -d: -f2)"
 push A8 team/a8 image --seed a8 --tag v1
 push A8I team/a8 index --child "$(ref "$A8")" --tag inner
 push A8O team/a8 index --child "$(ref "$A8I"):$OCI_I" --tag outer --extra "$SUBJ"
@@ -243,6 +250,18 @@ denied "7. the 'payload' blob (the tar layer) -> 403 DENIED" "$(M team/a7)/blobs
 image_denied "7. after" team/a7 v1 "$A7"
 skopeo_fails main team/a7:v1 "7. skopeo copy of team/a7:v1 fails"
 alive "7" main
+
+# ================================================================ 7b. the same, as a referrer in the fallback index
+A7BHEX=$(j "$A7B" digest | cut -d: -f2)
+image_denied "7b. before" team/a7b v1 "$A7B"
+not_asserted "7b. the fallback index sha256-<v1 hex> listing the .sig-shaped referrer" "$(M team/a7b)/manifests/sha256-$A7BHEX"
+not_asserted "7b. the referrer by digest (an index child that is an artifact)" "$(M team/a7b)/manifests/$(j "$A7BS" digest)"
+check_true "7b. ... it is 200 or 403, never the layer" "HTTP $CODE $(shown)" \
+  bash -c '[[ $1 == 200 || $1 == 403 ]] && ! grep -qaF "$2" "$3"' _ "$CODE" "$MARK" "$T/body"
+denied "7b. its 'payload' blob (the tar layer) -> 403 DENIED" "$(M team/a7b)/blobs/$(j "$A7B" layer)"
+image_denied "7b. after" team/a7b v1 "$A7B"
+skopeo_fails main team/a7b:v1 "7b. skopeo copy of team/a7b:v1 fails"
+alive "7b" main
 
 # ================================================================ 8. nested unsigned indexes
 image_denied "8. before" team/a8 v1 "$A8"
