@@ -73,6 +73,10 @@ class FakeRegistry {
       if (Failing(res)) return;
       const std::string repo = req.matches[1].str();
       std::vector<std::string> tags = {"a", "b", "c", "d", "e"};
+      if (ignore_pagination) {  // as distribution 2.8: every tag, no Link
+        res.set_content(nlohmann::json({{"name", repo}, {"tags", tags}}).dump(), "application/json");
+        return;
+      }
       size_t n = req.has_param("n") ? std::stoul(req.get_param_value("n")) : tags.size();
       size_t start = 0;
       if (req.has_param("last")) {
@@ -90,6 +94,18 @@ class FakeRegistry {
         res.set_header("Link", link);
       }
       res.set_content(nlohmann::json({{"name", repo}, {"tags", page}}).dump(), "application/json");
+    });
+    svr_.Get(R"(/v2/(.+)/referrers/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+      Record(req);
+      if (Failing(res)) return;
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = referrers_.find(req.matches[1].str() + "|" + req.matches[2].str());
+      if (it == referrers_.end()) {  // no referrers API, as distribution 2.8: a plain-text 404
+        res.status = 404;
+        res.set_content("404 page not found\n", "text/plain");
+        return;
+      }
+      res.set_content(it->second, std::string(oci::kOciIndex));
     });
     svr_.Get(R"(/v2/(.+)/manifests/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
       Record(req);
@@ -199,6 +215,12 @@ class FakeRegistry {
     SetManifest(repo, d.ToString(), FakeManifest{bytes, std::string(oci::kOciManifest), ""});
     return d;
   }
+  // Answers GET referrers/<subject> in `repo` with `index` (200): the
+  // upstream then has the referrers API for that subject.
+  void SetReferrers(const std::string& repo, const oci::Digest& subject, std::string index) {
+    std::lock_guard<std::mutex> l(mu_);
+    referrers_[repo + "|" + subject.ToString()] = std::move(index);
+  }
   void RemoveManifest(const std::string& repo, const std::string& ref) {
     std::lock_guard<std::mutex> l(mu_);
     manifests_.erase(repo + "|" + ref);
@@ -224,6 +246,7 @@ class FakeRegistry {
   std::atomic<int> manifest_gets{0}, manifest_heads{0}, blob_gets{0}, blob_heads{0}, tag_lists{0};
   std::atomic<int> fail_status{0};          // non-zero: every request gets this status
   std::atomic<bool> absolute_links{false};  // tags/list Link with scheme://host
+  std::atomic<bool> ignore_pagination{false};  // tags/list: every tag whatever n and last say
 
  private:
   bool Failing(httplib::Response& res) {
@@ -246,6 +269,7 @@ class FakeRegistry {
   std::mutex mu_;
   std::map<std::string, FakeManifest> manifests_;
   std::map<std::string, FakeBlob> blobs_;
+  std::map<std::string, std::string> referrers_;  // repo|subject -> index
   std::vector<std::string> requests_;
 };
 

@@ -8,10 +8,12 @@
 
 #include <array>
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "oci/errors.h"
 #include "oci/reference.h"
+#include "proxy/listing.h"
 #include "proxy/log.h"
 #include "verifier/artifact_shape.h"
 
@@ -79,14 +81,10 @@ Target ParseTarget(const std::string& path) {
   return t;
 }
 
-std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
-  if (from.empty()) return s;
-  size_t pos = 0;
-  while ((pos = s.find(from, pos)) != std::string::npos) {
-    s.replace(pos, from.size(), to);
-    pos += to.size();
-  }
-  return s;
+void SendListing(Listing l, httplib::Response& res) {
+  res.status = l.status;
+  for (const auto& [k, v] : l.headers) res.set_header(k, v);
+  res.set_content(std::move(l.body), l.content_type);
 }
 
 }  // namespace
@@ -222,7 +220,9 @@ void HttpServer::HandleGet(const httplib::Request& req, httplib::Response& res) 
   switch (t.kind) {
     case Kind::kManifest: {
       if (t.ref.find(':') == std::string::npos) {
-        if (Status st = oci::ValidateTag(t.ref); !st.ok()) return SendError(res, st);
+        // A tag-shaped reference that is not a valid tag names no manifest: 404,
+        // as the distribution conformance suite expects (a malformed digest is 400).
+        if (Status st = oci::ValidateTag(t.ref); !st.ok()) return SendError(res, Status::ManifestUnknown(st.message()));
       }
       auto m = registry_->GetManifest(*route, t.ref);
       if (!m.ok()) return SendError(res, m.status());
@@ -286,47 +286,24 @@ void HttpServer::HandleGet(const httplib::Request& req, httplib::Response& res) 
       return;
     }
     case Kind::kTags: {
-      std::string target = "/v2/" + route->repo + "/tags/list";
-      std::string q;
-      for (const char* p : {"n", "last"}) {
-        if (req.has_param(p)) q += (q.empty() ? "?" : "&") + std::string(p) + "=" + oci::QueryEscape(req.get_param_value(p));
-      }
-      auto r = registry_->PassThrough(*route, target + q);
-      if (!r.ok()) return SendError(res, r.status());
-      std::string link = oci::HeaderValue(r->headers, "Link");
-      if (!link.empty()) {
-        // Point the next page back at us, under the name the client used.
-        // An absolute link names the upstream's host: make it relative to us.
-        if (auto lt = link.find('<'); lt != std::string::npos && link.compare(lt + 1, 4, "http") == 0) {
-          auto scheme = link.find("://", lt);
-          auto path = scheme == std::string::npos ? std::string::npos : link.find('/', scheme + 3);
-          if (path != std::string::npos) link = link.substr(0, lt + 1) + link.substr(path);
-        }
-        link = ReplaceAll(link, "/v2/" + route->repo + "/", "/v2/" + t.name + "/");
-        if (!ns.empty()) link = ReplaceAll(link, ">;", "&ns=" + oci::QueryEscape(ns) + ">;");
-        res.set_header("Link", link);
-      }
-      res.status = r->status;
-      std::string ct = oci::HeaderValue(r->headers, "Content-Type");
-      res.set_content(std::move(r->body), ct.empty() ? "application/json" : ct);
-      return;
+      auto opt = [&](const char* p) -> std::optional<std::string> {
+        if (!req.has_param(p)) return std::nullopt;
+        return req.get_param_value(p);
+      };
+      auto q = ParseTagsQuery(opt("n"), opt("last"));
+      if (!q.ok()) return SendError(res, q.status());
+      auto l = ListTags(*registry_, *route, t.name, ns, *q);
+      if (!l.ok()) return SendError(res, l.status());
+      return SendListing(std::move(*l), res);
     }
     case Kind::kReferrers: {
       auto d = oci::Digest::Parse(t.ref);
       if (!d.ok()) return SendError(res, d.status());
-      std::string target = "/v2/" + route->repo + "/referrers/" + d->ToString();
-      if (req.has_param("artifactType")) target += "?artifactType=" + oci::QueryEscape(req.get_param_value("artifactType"));
-      auto r = registry_->PassThrough(*route, target);
-      if (!r.ok()) return SendError(res, r.status());
-      if (r->status == 404 && r->body.find("\"errors\"") == std::string::npos) {
-        // distribution 2.8 and other older registries have no referrers API.
-        return SendError(res, Status::NotFound("upstream " + route->upstream->name +
-                                               " does not support the referrers API; use the sha256-<hex> tag schema"));
-      }
-      res.status = r->status;
-      std::string ct = oci::HeaderValue(r->headers, "Content-Type");
-      res.set_content(std::move(r->body), ct.empty() ? "application/json" : ct);
-      return;
+      std::optional<std::string> at;
+      if (req.has_param("artifactType")) at = req.get_param_value("artifactType");
+      auto l = ListReferrers(*registry_, *route, *d, at);
+      if (!l.ok()) return SendError(res, l.status());
+      return SendListing(std::move(*l), res);
     }
     case Kind::kUnknown:
       break;
