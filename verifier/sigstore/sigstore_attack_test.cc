@@ -246,3 +246,25 @@ TEST_CASE("sigstore: RFC 6962 inclusion proofs over a 7-leaf tree") {
 
 }  // namespace
 }  // namespace portcullis::verifier::sigstore
+
+namespace portcullis::verifier::sigstore {
+namespace {
+
+TEST_CASE("sigstore attack: a Rekor v1 entry timed only by a TSA needs its log key valid at that time") {
+  json b = Load(kCases / "managed-key-happy-path" / "bundle.sigstore.json");
+  b["verificationMaterial"]["tlogEntries"][0].erase("inclusionPromise");  // no SET: the TSA time alone
+  auto key = ParsePublicKeyPem(Slurp(kCases / "managed-key-happy-path" / "key.pub"));
+  REQUIRE(key.ok());
+  VerifyOptions opt;
+  opt.key_der = *PublicKeyDer(*key);
+  CHECK(Verify(b, V1Root(), opt).ok());
+  json r = V1Root();
+  for (auto& t : r["tlogs"]) t["publicKey"]["validFor"]["start"] = "2030-01-01T00:00:00Z";
+  CheckRefused(Verify(b, r, opt), "is not valid at");
+  json nots = b;
+  nots["verificationMaterial"].erase("timestampVerificationData");
+  CheckRefused(Verify(nots, V1Root(), opt), "no verified signing time");
+}
+
+}  // namespace
+}  // namespace portcullis::verifier::sigstore

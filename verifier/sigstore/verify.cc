@@ -50,6 +50,14 @@ StatusOr<std::vector<int64_t>> SigningTimes(const Bundle& b, const TlogEntry& en
     times.push_back(t);
   } else if (times.empty()) {
     return Status::Denied("no verified signing time: the log entry has no signed entry timestamp and there is no RFC 3161 timestamp");
+  } else {
+    // A Rekor v1 entry without a SET: its checkpoint is only trusted if the log key
+    // was valid at the (TSA) signing times.
+    for (int64_t t : times) {
+      if (!log.valid_for.Contains(t)) {
+        return Status::Denied("the log key of " + log.base_url + " is not valid at " + FormatTime(t));
+      }
+    }
   }
   for (int64_t t : times) {
     if (t > now + kClockSkewSeconds) return Status::Denied("signing time " + FormatTime(t) + " is in the future");
