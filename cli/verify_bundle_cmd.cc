@@ -27,11 +27,11 @@ constexpr const char* kUsage =
                                  [--trusted-root FILE] FILE_OR_DIGEST
        portcullis verify-bundle --bundle FILE --key PUB.pem [--trusted-root FILE] FILE_OR_DIGEST
 
-Verifies a Sigstore bundle (v0.1, v0.2, v0.3) over FILE_OR_DIGEST (a file, or
-sha256:<hex> of it) offline: the signing time (Rekor signed entry timestamp or
-RFC 3161 timestamp), the Fulcio certificate chain at that time, its SCT, the
-identity, the transparency log entry, its inclusion proof and checkpoint, and the
-signature. Nothing is fetched from the network.
+Verifies a Sigstore bundle (v0.1, v0.2, v0.3) over FILE_OR_DIGEST (a file of at
+most 256 MiB, or sha256:<hex> of it) offline: the signing time (Rekor signed entry
+timestamp or RFC 3161 timestamp), the Fulcio certificate chain at that time, its
+SCT, the identity, the transparency log entry, its inclusion proof and checkpoint,
+and the signature. Nothing is fetched from the network.
 
 Flags:
   --bundle FILE                          the bundle (.sigstore.json)

@@ -268,3 +268,30 @@ TEST_CASE("sigstore attack: a Rekor v1 entry timed only by a TSA needs its log k
 
 }  // namespace
 }  // namespace portcullis::verifier::sigstore
+
+namespace portcullis::verifier::sigstore {
+namespace {
+
+TEST_CASE("sigstore: RFC 3339 times, closed validity ranges, sha256 digests") {
+  CHECK(*ParseRfc3339("2023-07-12T15:56:36Z") == 1689177396);
+  CHECK(*ParseRfc3339("2023-07-12T15:56:36.123Z") == 1689177396);
+  CHECK(*ParseRfc3339("2023-07-12T17:56:36+02:00") == 1689177396);
+  for (const char* bad : {"2023-07-12", "2023-07-12T15:56:36", "2023-13-12T15:56:36Z", "2023-07-12T15:56:36Zjunk",
+                          "2023-07-12 15:56:36Z", "2023-07-12T15:56:36.Z"}) {
+    INFO(bad);
+    CHECK_FALSE(ParseRfc3339(bad).ok());
+  }
+  TimeRange r{100, 200};
+  CHECK(r.Contains(100));
+  CHECK(r.Contains(200));  // the end is inclusive
+  CHECK_FALSE(r.Contains(99));
+  CHECK_FALSE(r.Contains(201));
+  CHECK(TimeRange{100, std::nullopt}.Contains(1LL << 40));
+  CHECK(Artifact::FromDigest("sha256:" + std::string(64, 'a')).ok());
+  CHECK_FALSE(Artifact::FromDigest("sha256:" + std::string(64, 'A')).ok());
+  CHECK_FALSE(Artifact::FromDigest("sha256:" + std::string(63, 'a')).ok());
+  CHECK_FALSE(Artifact::FromDigest("sha512:" + std::string(128, 'a')).ok());
+}
+
+}  // namespace
+}  // namespace portcullis::verifier::sigstore
