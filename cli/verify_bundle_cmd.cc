@@ -51,12 +51,25 @@ int Fail(int code, const std::string& message) {
   return code;
 }
 
+// The trusted root in `path`, or the built-in public-good root when `path` is empty.
+StatusOr<verifier::sigstore::TrustedRoot> LoadTrustedRoot(const std::string& path) {
+  if (path.empty()) return verifier::sigstore::TrustedRoot::PublicGood();
+  auto text = keys::ReadSmallFile(path, 4 << 20);
+  if (!text.ok()) return text.status();
+  return verifier::sigstore::TrustedRoot::Parse(*text);
+}
+
 }  // namespace
 
 int RunVerifyBundle(const std::vector<std::string>& args) {
   FlagSpec spec;
-  spec.values = {"--bundle", "--certificate-identity", "--certificate-identity-regexp", "--certificate-oidc-issuer",
-                 "--certificate-oidc-issuer-regexp", "--key", "--trusted-root"};
+  spec.values = {"--bundle",
+                 "--certificate-identity",
+                 "--certificate-identity-regexp",
+                 "--certificate-oidc-issuer",
+                 "--certificate-oidc-issuer-regexp",
+                 "--key",
+                 "--trusted-root"};
   auto flags = ParseFlags(args, spec);
   if (!flags.ok()) return Fail(kExitError, flags.status().message() + " (see portcullis verify-bundle --help)");
   if (flags->help) {
@@ -102,11 +115,7 @@ int RunVerifyBundle(const std::vector<std::string>& args) {
     artifact = verifier::sigstore::Artifact::FromBytes(std::move(*data));
   }
 
-  auto root = flags->Has("--trusted-root") ? [&]() -> StatusOr<verifier::sigstore::TrustedRoot> {
-    auto text = keys::ReadSmallFile(flags->Value("--trusted-root"), 4 << 20);
-    if (!text.ok()) return text.status();
-    return verifier::sigstore::TrustedRoot::Parse(*text);
-  }() : verifier::sigstore::TrustedRoot::PublicGood();
+  auto root = LoadTrustedRoot(flags->Value("--trusted-root"));
   if (!root.ok()) return Fail(kExitError, root.status().message());
 
   auto bundle_text = keys::ReadSmallFile(flags->Value("--bundle"), verifier::sigstore::kMaxBundleBytes);

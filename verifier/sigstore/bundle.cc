@@ -39,7 +39,9 @@ StatusOr<TlogEntry> ParseTlogEntry(const json& j, const std::string& where, int 
     PC_ASSIGN_OR_RETURN(e.tree_size, Int64(*proof, "treeSize", w));
     PC_ASSIGN_OR_RETURN(e.root_hash, Bytes(*proof, "rootHash", w));
     if (const json* hs = Field(*proof, "hashes")) {
-      if (!hs->is_array() || hs->size() > kMaxProofHashes) return Status::InvalidArgument(w + ".hashes is not a bounded array");
+      if (!hs->is_array() || hs->size() > kMaxProofHashes) {
+        return Status::InvalidArgument(w + ".hashes is not a bounded array");
+      }
       for (const auto& h : *hs) {
         if (!h.is_string()) return Status::InvalidArgument(w + ".hashes holds a non-string");
         PC_ASSIGN_OR_RETURN(std::string raw, DecodeBase64(h.get_ref<const std::string&>(), w + ".hashes[]"));
@@ -95,11 +97,16 @@ StatusOr<Bundle> ParseImpl(std::string_view text) {
   if (!j.is_object()) return Status::InvalidArgument("bundle is not a JSON object");
   Bundle b;
   PC_ASSIGN_OR_RETURN(std::string mt, String(j, "mediaType", "bundle"));
-  if (mt == "application/vnd.dev.sigstore.bundle+json;version=0.1") b.minor_version = 1;
-  else if (mt == "application/vnd.dev.sigstore.bundle+json;version=0.2") b.minor_version = 2;
-  else if (mt == "application/vnd.dev.sigstore.bundle+json;version=0.3" ||
-           mt == "application/vnd.dev.sigstore.bundle.v0.3+json") b.minor_version = 3;
-  else return Status::Unsupported("unsupported: bundle media type \"" + mt.substr(0, 100) + "\"");
+  if (mt == "application/vnd.dev.sigstore.bundle+json;version=0.1") {
+    b.minor_version = 1;
+  } else if (mt == "application/vnd.dev.sigstore.bundle+json;version=0.2") {
+    b.minor_version = 2;
+  } else if (mt == "application/vnd.dev.sigstore.bundle+json;version=0.3" ||
+             mt == "application/vnd.dev.sigstore.bundle.v0.3+json") {
+    b.minor_version = 3;
+  } else {
+    return Status::Unsupported("unsupported: bundle media type \"" + mt.substr(0, 100) + "\"");
+  }
 
   PC_ASSIGN_OR_RETURN(const json* vm, Object(j, "verificationMaterial", "bundle"));
   PC_RETURN_IF_ERROR(ParseCertificates(*vm, b));
@@ -109,7 +116,8 @@ StatusOr<Bundle> ParseImpl(std::string_view text) {
       return Status::InvalidArgument("verificationMaterial.tlogEntries is not a bounded array");
     }
     for (size_t i = 0; i < entries->size(); ++i) {
-      PC_ASSIGN_OR_RETURN(TlogEntry e, ParseTlogEntry((*entries)[i], "tlogEntries[" + std::to_string(i) + "]", b.minor_version));
+      PC_ASSIGN_OR_RETURN(TlogEntry e,
+                          ParseTlogEntry((*entries)[i], "tlogEntries[" + std::to_string(i) + "]", b.minor_version));
       b.tlog_entries.push_back(std::move(e));
     }
   }

@@ -42,7 +42,7 @@ struct DsseEnvelope {
 };
 
 struct Bundle {
-  int minor_version = 0;  // 1, 2 or 3
+  int minor_version = 0;                  // 1, 2 or 3
   std::vector<std::string> certificates;  // DER, leaf first (v0.3: the single leaf)
   bool has_public_key = false;            // publicKey hint instead of a certificate
   std::string public_key_hint;

@@ -106,7 +106,9 @@ StatusOr<Cert> LeafFromBundle(const std::vector<std::string>& certificates_der) 
     certs.push_back(*c);
   }
   for (const auto& c : certs) {
-    if (SelfSigned(c.get())) return Status::Denied("bundle certificate chain contains a root (self-signed) certificate");
+    if (SelfSigned(c.get())) {
+      return Status::Denied("bundle certificate chain contains a root (self-signed) certificate");
+    }
   }
   if (X509_check_ca(certs[0].get()) != 0) return Status::Denied("bundle leaf certificate is a CA certificate");
   ERR_clear_error();
@@ -188,8 +190,8 @@ Status VerifyEmbeddedSct(const Cert& leaf, const Cert& issuer, const TrustedRoot
     data.append(tbs);
     PutU64(data, ext_len, 2);
     data.append(reinterpret_cast<char*>(ext), ext_len);
-    Status st = VerifyPrehashed(log->key, "sha256", Sha256(data),
-                                std::string_view(reinterpret_cast<char*>(sig), sig_len));
+    Status st =
+        VerifyPrehashed(log->key, "sha256", Sha256(data), std::string_view(reinterpret_cast<char*>(sig), sig_len));
     if (st.ok()) return Status::Ok();
     last = "the SCT signature does not verify with the CT log key of " + log->base_url;
   }
@@ -241,12 +243,13 @@ Status MatchIdentity(const FulcioIdentity& id, const IdentityPolicy& policy) {
     if (!error.ok()) return error;
   }
   if (!san_ok) {
-    return Status::Denied("certificate identity \"" + id.sans[0].substr(0, 300) + "\" does not match " +
-                          (policy.identity.empty() ? "/" + policy.identity_regexp + "/" : "\"" + policy.identity + "\""));
+    return Status::Denied(
+        "certificate identity \"" + id.sans[0].substr(0, 300) + "\" does not match " +
+        (policy.identity.empty() ? "/" + policy.identity_regexp + "/" : "\"" + policy.identity + "\""));
   }
-  bool issuer_ok = id.issuer.size() <= kMaxIdentityBytes &&
-                   (!policy.issuer.empty() ? id.issuer == policy.issuer
-                                           : RegexFullMatch(policy.issuer_regexp, id.issuer, error));
+  bool issuer_ok =
+      id.issuer.size() <= kMaxIdentityBytes &&
+      (!policy.issuer.empty() ? id.issuer == policy.issuer : RegexFullMatch(policy.issuer_regexp, id.issuer, error));
   if (!error.ok()) return error;
   if (!issuer_ok) {
     return Status::Denied("certificate OIDC issuer \"" + id.issuer.substr(0, 300) + "\" does not match " +

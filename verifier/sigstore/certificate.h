@@ -22,12 +22,12 @@ namespace portcullis::verifier::sigstore {
 
 // What the certificate says about the signer (Fulcio OIDs 1.3.6.1.4.1.57264.1.*).
 struct FulcioIdentity {
-  std::vector<std::string> sans;     // URI and email SANs, in order
-  std::string issuer;                // .1.8 (DER UTF8String), else legacy .1.1 (raw)
-  std::string build_signer_uri;      // .1.9
-  std::string runner_environment;    // .1.11
-  std::string source_repository_uri; // .1.12
-  std::string source_repository_ref; // .1.14
+  std::vector<std::string> sans;      // URI and email SANs, in order
+  std::string issuer;                 // .1.8 (DER UTF8String), else legacy .1.1 (raw)
+  std::string build_signer_uri;       // .1.9
+  std::string runner_environment;     // .1.11
+  std::string source_repository_uri;  // .1.12
+  std::string source_repository_ref;  // .1.14
 };
 
 // Expected identity: exactly one of identity / identity_regexp and one of issuer

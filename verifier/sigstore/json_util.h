@@ -3,9 +3,8 @@
 // naming the field (`where`) instead of throwing on a missing or mistyped value.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
@@ -22,13 +21,17 @@ inline const nlohmann::json* Field(const nlohmann::json& obj, std::string_view k
 
 inline StatusOr<const nlohmann::json*> Object(const nlohmann::json& obj, std::string_view key, std::string_view where) {
   const nlohmann::json* v = Field(obj, key);
-  if (v == nullptr || !v->is_object()) return Status::InvalidArgument(std::string(where) + "." + std::string(key) + " missing or not an object");
+  if (v == nullptr || !v->is_object()) {
+    return Status::InvalidArgument(std::string(where) + "." + std::string(key) + " missing or not an object");
+  }
   return v;
 }
 
 inline StatusOr<std::string> String(const nlohmann::json& obj, std::string_view key, std::string_view where) {
   const nlohmann::json* v = Field(obj, key);
-  if (v == nullptr || !v->is_string()) return Status::InvalidArgument(std::string(where) + "." + std::string(key) + " missing or not a string");
+  if (v == nullptr || !v->is_string()) {
+    return Status::InvalidArgument(std::string(where) + "." + std::string(key) + " missing or not a string");
+  }
   return v->get_ref<const std::string&>();
 }
 

@@ -73,7 +73,9 @@ Status CheckHashedRekordV2(const json& spec, const EntryExpectation& want) {
   PC_ASSIGN_OR_RETURN(const json* data, Object(*h, "data", "hashedRekordV002"));
   auto alg = String(*data, "algorithm", "hashedRekordV002.data");
   if (!alg.ok()) return alg.status();
-  if (*alg != "SHA2_256") return Status::Unsupported("unsupported: hashedRekordV002 digest algorithm " + alg->substr(0, 20));
+  if (*alg != "SHA2_256") {
+    return Status::Unsupported("unsupported: hashedRekordV002 digest algorithm " + alg->substr(0, 20));
+  }
   PC_ASSIGN_OR_RETURN(std::string digest, Bytes(*data, "digest", "hashedRekordV002.data"));
   std::string want_digest =
       want.is_dsse ? Sha256(DssePae(want.dsse.payload_type, want.dsse.payload)) : want.artifact_sha256;
@@ -146,8 +148,8 @@ Status CheckImpl(const TlogEntry& entry, const EntryExpectation& want) {
   PC_ASSIGN_OR_RETURN(std::string kind, String(body, "kind", "log entry body"));
   PC_ASSIGN_OR_RETURN(std::string api, String(body, "apiVersion", "log entry body"));
   if (kind != entry.kind || api != entry.version) {
-    return Status::Denied("log entry body is " + kind.substr(0, 40) + " " + api.substr(0, 20) +
-                          ", the bundle says " + entry.kind.substr(0, 40) + " " + entry.version.substr(0, 20));
+    return Status::Denied("log entry body is " + kind.substr(0, 40) + " " + api.substr(0, 20) + ", the bundle says " +
+                          entry.kind.substr(0, 40) + " " + entry.version.substr(0, 20));
   }
   PC_ASSIGN_OR_RETURN(const json* spec, Object(body, "spec", "log entry body"));
   if (kind == "hashedrekord" && api == "0.0.1") return CheckHashedRekordV1(*spec, want);

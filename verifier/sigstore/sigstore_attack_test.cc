@@ -1,16 +1,14 @@
 // Attacks on the Sigstore verifier: each test changes one thing in a bundle,
 // trusted root or policy that verifies, and asserts the refusal and its reason.
 #include <doctest/doctest.h>
-
-#include <nlohmann/json.hpp>
+#include <openssl/asn1.h>
+#include <openssl/x509.h>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include <openssl/asn1.h>
-#include <openssl/x509.h>
 
 #include "oci/base64.h"
 #include "verifier/sigstore/crypto.h"
@@ -94,8 +92,9 @@ TEST_CASE("sigstore attack: a tampered message signature is refused") {
 }
 
 TEST_CASE("sigstore attack: another identity, a partial regex match, another issuer are refused") {
-  CheckRefused(Verify(V1Bundle(), V1Root(), Keyless("https://github.com/evil/repo/.github/workflows/x.yml@refs/heads/main")),
-               "does not match");
+  CheckRefused(
+      Verify(V1Bundle(), V1Root(), Keyless("https://github.com/evil/repo/.github/workflows/x.yml@refs/heads/main")),
+      "does not match");
   VerifyOptions partial;
   partial.identity.identity_regexp = "https://github\\.com/sigstore-conformance";  // prefix only: must match all
   partial.identity.issuer = kIssuer;
@@ -133,7 +132,9 @@ TEST_CASE("sigstore attack: a log key that is not the log's refuses the signed e
   CheckRefused(Verify(V1Bundle(), r, Keyless()), "signed entry timestamp does not verify");
   json r2 = V2Root();
   for (auto& t : r2["tlogs"]) {
-    if (t["baseUrl"] == "https://log2025-alpha1.rekor.sigstage.dev") t["publicKey"]["rawBytes"] = "MCowBQYDK2VwAyEAT6NekGRbOAFFIOISI5N1iKn12j1hW204WK7jUhFsZQ8=";
+    if (t["baseUrl"] == "https://log2025-alpha1.rekor.sigstage.dev") {
+      t["publicKey"]["rawBytes"] = "MCowBQYDK2VwAyEAT6NekGRbOAFFIOISI5N1iKn12j1hW204WK7jUhFsZQ8=";
+    }
   }
   CheckRefused(Verify(V2Bundle(), r2, Keyless()), "checkpoint is not signed by the log");
 }
@@ -185,8 +186,7 @@ TEST_CASE("sigstore attack: the artifact must be the signed one (message and DSS
   REQUIRE(root.ok());
   auto bundle = ParseBundle(V1Bundle().dump());
   REQUIRE(bundle.ok());
-  CheckRefused(VerifyBundle(*bundle, *root, Artifact::FromBytes("another file\n"), Keyless()).status(),
-               "artifact");
+  CheckRefused(VerifyBundle(*bundle, *root, Artifact::FromBytes("another file\n"), Keyless()).status(), "artifact");
   auto dsse = ParseBundle(Slurp(kCases / "happy-path-intoto-in-dsse-v3" / "bundle.sigstore.json"));
   REQUIRE(dsse.ok());
   CHECK(VerifyBundle(*dsse, *root, Artifact::FromBytes(Slurp(kCases / "a.txt")), Keyless()).ok());
@@ -194,7 +194,8 @@ TEST_CASE("sigstore attack: the artifact must be the signed one (message and DSS
                "not among the in-toto statement's subjects");
 }
 
-TEST_CASE("sigstore attack: key and keyless bundles are not interchangeable; root certificates in the bundle are refused") {
+TEST_CASE(
+    "sigstore attack: key and keyless bundles are not interchangeable; root certificates in the bundle are refused") {
   VerifyOptions with_key;
   auto root = TrustedRoot::PublicGood();
   REQUIRE(root.ok());
@@ -236,12 +237,12 @@ TEST_CASE("sigstore: RFC 6962 inclusion proofs over a 7-leaf tree") {
   CHECK(VerifyMerkleInclusion(data(3), 3, 7, {h[2], h01, right}, root).ok());
   CHECK(VerifyMerkleInclusion(data(6), 6, 7, {h45, left}, root).ok());
   CHECK(VerifyMerkleInclusion(data(5), 5, 7, {h[4], h[6], left}, root).ok());
-  CHECK_FALSE(VerifyMerkleInclusion(data(6), 5, 7, {h45, left}, root).ok());   // wrong index
-  CHECK_FALSE(VerifyMerkleInclusion(data(6), 6, 8, {h45, left}, root).ok());   // wrong size
-  CHECK_FALSE(VerifyMerkleInclusion(data(6), 6, 7, {h45}, root).ok());         // too few hashes
+  CHECK_FALSE(VerifyMerkleInclusion(data(6), 5, 7, {h45, left}, root).ok());        // wrong index
+  CHECK_FALSE(VerifyMerkleInclusion(data(6), 6, 8, {h45, left}, root).ok());        // wrong size
+  CHECK_FALSE(VerifyMerkleInclusion(data(6), 6, 7, {h45}, root).ok());              // too few hashes
   CHECK_FALSE(VerifyMerkleInclusion(data(6), 6, 7, {h45, left, h[0]}, root).ok());  // too many
-  CHECK_FALSE(VerifyMerkleInclusion(data(6), 7, 7, {h45, left}, root).ok());   // index out of the tree
-  CHECK_FALSE(VerifyMerkleInclusion(data(1), 6, 7, {h45, left}, root).ok());   // another leaf
+  CHECK_FALSE(VerifyMerkleInclusion(data(6), 7, 7, {h45, left}, root).ok());        // index out of the tree
+  CHECK_FALSE(VerifyMerkleInclusion(data(1), 6, 7, {h45, left}, root).ok());        // another leaf
 }
 
 }  // namespace

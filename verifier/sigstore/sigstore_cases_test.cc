@@ -47,7 +47,7 @@ Status RunCase(const fs::path& dir, bool by_digest) {
     CHECK_FALSE(artifact.bytes.has_value());
   }
   auto root = fs::exists(dir / "trusted_root.json") ? TrustedRoot::Parse(Slurp(dir / "trusted_root.json"))
-                                                      : TrustedRoot::PublicGood();
+                                                    : TrustedRoot::PublicGood();
   if (!root.ok()) return root.status();
   VerifyOptions opt;
   if (fs::exists(dir / "key.pub")) {

@@ -6,9 +6,8 @@
 // another origin. Signatures are made with keys/ (not with the code under test).
 #include <doctest/doctest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <ctime>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "keys/key.h"
@@ -30,8 +29,8 @@ std::string Pem(const keys::PublicKey& k) { return *k.Pem(); }
 struct Options {
   keys::KeyType key_type = keys::KeyType::kEcdsaP256;
   bool dsse = false;
-  bool corrupt_signature = false;    // the bundle and the log both hold a wrong signature
-  std::string statement_digest;      // DSSE subject digest (default: the artifact's)
+  bool corrupt_signature = false;  // the bundle and the log both hold a wrong signature
+  std::string statement_digest;    // DSSE subject digest (default: the artifact's)
   int64_t integrated_time = kTime;
   std::string log_valid_from = "2020-01-01T00:00:00Z";
   std::string checkpoint_origin = std::string(kHost) + " - 42";
@@ -77,13 +76,15 @@ Made Make(const Options& o) {
             {"kind", "dsse"},
             {"spec",
              {{"payloadHash", {{"algorithm", "sha256"}, {"value", Hex(Sha256(payload))}}},
-              {"signatures", json::array({{{"signature", Base64Encode(sig)}, {"verifier", Base64Encode(Pem(*signer_pub))}}})}}}};
+              {"signatures",
+               json::array({{{"signature", Base64Encode(sig)}, {"verifier", Base64Encode(Pem(*signer_pub))}}})}}}};
   } else {
     body = {{"apiVersion", "0.0.1"},
             {"kind", "hashedrekord"},
             {"spec",
              {{"data", {{"hash", {{"algorithm", "sha256"}, {"value", Hex(Sha256(kArtifact))}}}}},
-              {"signature", {{"content", Base64Encode(sig)}, {"publicKey", {{"content", Base64Encode(Pem(*signer_pub))}}}}}}}};
+              {"signature",
+               {{"content", Base64Encode(sig)}, {"publicKey", {{"content", Base64Encode(Pem(*signer_pub))}}}}}}}};
   }
   std::string body_bytes = body.dump();
 
@@ -94,8 +95,9 @@ Made Make(const Options& o) {
   std::string note = o.checkpoint_origin + "\n2\n" + Base64Encode(root_hash) + "\n";
   std::string note_sig = *log_key->Sign(note);
   std::string checkpoint = note + "\n\xE2\x80\x94 " + kHost + " " + Base64Encode(log_id.substr(0, 4) + note_sig) + "\n";
-  std::string set_payload = "{\"body\":\"" + Base64Encode(body_bytes) + "\",\"integratedTime\":" +
-                            std::to_string(o.integrated_time) + ",\"logID\":\"" + Hex(log_id) + "\",\"logIndex\":7}";
+  std::string set_payload = "{\"body\":\"" + Base64Encode(body_bytes) +
+                            "\",\"integratedTime\":" + std::to_string(o.integrated_time) + ",\"logID\":\"" +
+                            Hex(log_id) + "\",\"logIndex\":7}";
   std::string set = *log_key->Sign(set_payload);
 
   json entry = {{"logIndex", "7"},
@@ -117,8 +119,9 @@ Made Make(const Options& o) {
                               {"payloadType", o.payload_type},
                               {"signatures", json::array({{{"sig", Base64Encode(sig)}}})}};
   } else {
-    bundle["messageSignature"] = {{"messageDigest", {{"algorithm", "SHA2_256"}, {"digest", Base64Encode(Sha256(kArtifact))}}},
-                                  {"signature", Base64Encode(sig)}};
+    bundle["messageSignature"] = {
+        {"messageDigest", {{"algorithm", "SHA2_256"}, {"digest", Base64Encode(Sha256(kArtifact))}}},
+        {"signature", Base64Encode(sig)}};
   }
   json root = {{"mediaType", "application/vnd.dev.sigstore.trustedroot+json;version=0.1"},
                {"tlogs", json::array({{{"baseUrl", std::string("https://") + kHost},

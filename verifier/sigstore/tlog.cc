@@ -36,7 +36,9 @@ bool ParseDecimal(std::string_view s, int64_t& out) {
 
 Status VerifySignedEntryTimestamp(const TlogEntry& entry, const LogInstance& log) {
   if (entry.signed_entry_timestamp.empty()) return Status::Denied("the log entry has no signed entry timestamp");
-  if (!entry.integrated_time) return Status::Denied("the log entry has a signed entry timestamp but no integrated time");
+  if (!entry.integrated_time) {
+    return Status::Denied("the log entry has a signed entry timestamp but no integrated time");
+  }
   // Canonical JSON: keys sorted, no spaces (what Rekor signs).
   nlohmann::json payload = {{"body", oci::Base64Encode(entry.body)},
                             {"integratedTime", *entry.integrated_time},
@@ -77,14 +79,18 @@ Status VerifyMerkleInclusion(std::string_view leaf_data, int64_t index, int64_t 
     sn >>= 1;
   }
   if (sn != 0) return Status::Denied("inclusion proof: too few hashes");
-  if (r != root_hash) return Status::Denied("inclusion proof: the computed root hash does not match the proof's root hash");
+  if (r != root_hash) {
+    return Status::Denied("inclusion proof: the computed root hash does not match the proof's root hash");
+  }
   return Status::Ok();
 }
 
 StatusOr<Checkpoint> VerifyCheckpoint(std::string_view envelope, const LogInstance& log) {
   if (envelope.size() > kMaxCheckpointBytes) return Status::InvalidArgument("checkpoint is too large");
   size_t split = envelope.find("\n\n");
-  if (split == std::string_view::npos) return Status::InvalidArgument("checkpoint: no blank line before the signatures");
+  if (split == std::string_view::npos) {
+    return Status::InvalidArgument("checkpoint: no blank line before the signatures");
+  }
   std::string_view note = envelope.substr(0, split + 1);
   std::string_view sigs = envelope.substr(split + 2);
 
@@ -104,7 +110,9 @@ StatusOr<Checkpoint> VerifyCheckpoint(std::string_view envelope, const LogInstan
     return Status::InvalidArgument("checkpoint: the line after the origin is not a tree size (origin line missing?)");
   }
   auto root = DecodeBase64(lines[2], "checkpoint root hash");
-  if (!root.ok() || root->size() != 32) return Status::InvalidArgument("checkpoint: root hash line is not 32 base64 bytes");
+  if (!root.ok() || root->size() != 32) {
+    return Status::InvalidArgument("checkpoint: root hash line is not 32 base64 bytes");
+  }
   cp.root_hash = *root;
   if (cp.origin != log.host && !cp.origin.starts_with(log.host + " - ")) {
     return Status::Denied("checkpoint origin \"" + cp.origin.substr(0, 100) + "\" is not the log " + log.host);
@@ -136,8 +144,8 @@ StatusOr<Checkpoint> VerifyCheckpoint(std::string_view envelope, const LogInstan
 
 Status VerifyInclusion(const TlogEntry& entry, const LogInstance& log) {
   if (!entry.has_inclusion_proof) return Status::Denied("the log entry has no inclusion proof");
-  PC_RETURN_IF_ERROR(VerifyMerkleInclusion(entry.body, entry.proof_log_index, entry.tree_size, entry.hashes,
-                                           entry.root_hash));
+  PC_RETURN_IF_ERROR(
+      VerifyMerkleInclusion(entry.body, entry.proof_log_index, entry.tree_size, entry.hashes, entry.root_hash));
   if (entry.checkpoint.empty()) return Status::Denied("the inclusion proof has no checkpoint");
   auto cp = VerifyCheckpoint(entry.checkpoint, log);
   if (!cp.ok()) return Status::Denied(cp.status().message());

@@ -95,7 +95,9 @@ StatusOr<TrustedRoot> ParseImpl(std::string_view text) {
   PC_ASSIGN_OR_RETURN(json j, ParseStrictJson(text));
   if (!j.is_object()) return Status::InvalidArgument("trusted root is not a JSON object");
   PC_ASSIGN_OR_RETURN(std::string media_type, String(j, "mediaType", "trusted root"));
-  if (media_type != kMediaType) return Status::InvalidArgument("unsupported: trusted root media type \"" + media_type + "\"");
+  if (media_type != kMediaType) {
+    return Status::InvalidArgument("unsupported: trusted root media type \"" + media_type + "\"");
+  }
   TrustedRoot root;
   PC_RETURN_IF_ERROR(ParseList(j, "tlogs", root.tlogs, ParseLog));
   PC_RETURN_IF_ERROR(ParseList(j, "ctlogs", root.ctlogs, ParseLog));

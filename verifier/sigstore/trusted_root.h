@@ -29,9 +29,9 @@ struct TimeRange {
 
 // A Rekor log (v1 or v2) or a CT log.
 struct LogInstance {
-  std::string base_url;   // "https://rekor.sigstore.dev"
-  std::string host;       // "rekor.sigstore.dev": the checkpoint origin's name
-  std::string log_id;     // raw key id bytes (logId.keyId)
+  std::string base_url;  // "https://rekor.sigstore.dev"
+  std::string host;      // "rekor.sigstore.dev": the checkpoint origin's name
+  std::string log_id;    // raw key id bytes (logId.keyId)
   std::string key_details;
   PKey key;
   TimeRange valid_for;

@@ -21,9 +21,7 @@ using nlohmann::json;
 constexpr int64_t kClockSkewSeconds = 60;
 constexpr std::string_view kInTotoPayloadType = "application/vnd.in-toto+json";
 
-bool IsRekorV2(const TlogEntry& e) {
-  return (e.kind == "hashedrekord" || e.kind == "dsse") && e.version == "0.0.2";
-}
+bool IsRekorV2(const TlogEntry& e) { return (e.kind == "hashedrekord" || e.kind == "dsse") && e.version == "0.0.2"; }
 
 // Step 1: the verified signing times.
 StatusOr<std::vector<int64_t>> SigningTimes(const Bundle& b, const TlogEntry& entry, const LogInstance& log,
@@ -46,10 +44,13 @@ StatusOr<std::vector<int64_t>> SigningTimes(const Bundle& b, const TlogEntry& en
     if (!log.valid_for.Contains(t)) {
       return Status::Denied("the log key of " + log.base_url + " is not valid at the integrated time " + FormatTime(t));
     }
-    if (t > now + kClockSkewSeconds) return Status::Denied("the log's integrated time " + FormatTime(t) + " is in the future");
+    if (t > now + kClockSkewSeconds) {
+      return Status::Denied("the log's integrated time " + FormatTime(t) + " is in the future");
+    }
     times.push_back(t);
   } else if (times.empty()) {
-    return Status::Denied("no verified signing time: the log entry has no signed entry timestamp and there is no RFC 3161 timestamp");
+    return Status::Denied(
+        "no verified signing time: the log entry has no signed entry timestamp and there is no RFC 3161 timestamp");
   } else {
     // A Rekor v1 entry without a SET: its checkpoint is only trusted if the log key
     // was valid at the (TSA) signing times.
@@ -110,8 +111,12 @@ Status CheckMessageSignature(const Bundle& b, const PKey& key, const Artifact& a
 StatusOr<VerifyResult> VerifyImpl(const Bundle& b, const TrustedRoot& root, const Artifact& artifact,
                                   const VerifyOptions& opt) {
   const bool keyless = !opt.key_der.has_value();
-  if (keyless && b.has_public_key) return Status::Denied("the bundle is signed with a key, not a certificate: verify it with a key");
-  if (!keyless && !b.has_public_key) return Status::Denied("the bundle carries a certificate: verify it with an identity, not a key");
+  if (keyless && b.has_public_key) {
+    return Status::Denied("the bundle is signed with a key, not a certificate: verify it with a key");
+  }
+  if (!keyless && !b.has_public_key) {
+    return Status::Denied("the bundle carries a certificate: verify it with an identity, not a key");
+  }
   if (artifact.sha256.size() != 32) return Status::InvalidArgument("artifact digest is not a sha256");
   if (b.tlog_entries.empty()) return Status::Denied("the bundle has no transparency log entry");
   if (b.tlog_entries.size() != 1) {
@@ -165,7 +170,9 @@ StatusOr<VerifyResult> VerifyImpl(const Bundle& b, const TrustedRoot& root, cons
   want.artifact_sha256 = artifact.sha256;
   want.dsse = b.dsse;
   PC_RETURN_IF_ERROR(CheckEntryBody(entry, want));
-  if (IsRekorV2(entry) && !entry.has_inclusion_proof) return Status::Denied("a Rekor v2 entry needs an inclusion proof");
+  if (IsRekorV2(entry) && !entry.has_inclusion_proof) {
+    return Status::Denied("a Rekor v2 entry needs an inclusion proof");
+  }
   if (entry.has_inclusion_proof) PC_RETURN_IF_ERROR(VerifyInclusion(entry, *log));
   result.log_url = log->base_url;
   result.log_index = entry.log_index;

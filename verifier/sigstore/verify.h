@@ -53,12 +53,12 @@ struct VerifyOptions {
 
 struct VerifyResult {
   bool keyless = false;
-  FulcioIdentity identity;            // keyless only
-  std::vector<int64_t> signing_times; // verified (TSA and/or log) times
+  FulcioIdentity identity;             // keyless only
+  std::vector<int64_t> signing_times;  // verified (TSA and/or log) times
   std::string log_url;
   int64_t log_index = 0;
   bool dsse = false;
-  std::string predicate_type;         // DSSE in-toto statements
+  std::string predicate_type;  // DSSE in-toto statements
 };
 
 StatusOr<VerifyResult> VerifyBundle(const Bundle& bundle, const TrustedRoot& root, const Artifact& artifact,
