@@ -296,3 +296,19 @@ TEST_CASE("sigstore: RFC 3339 times, closed validity ranges, sha256 digests") {
 
 }  // namespace
 }  // namespace portcullis::verifier::sigstore
+
+namespace portcullis::verifier::sigstore {
+namespace {
+
+TEST_CASE("sigstore attack: a certificate that is not for code signing is refused as a signing leaf") {
+  auto root = TrustedRoot::Parse(V2Root().dump());
+  REQUIRE(root.ok());
+  REQUIRE_FALSE(root->timestamp_authorities.empty());
+  // The TSA's own leaf certificate (timeStamping only), at a time inside its validity.
+  const Cert& tsa_leaf = root->timestamp_authorities[0].chain.front();
+  CheckRefused(VerifyChainAt(tsa_leaf, *root, *ParseRfc3339("2025-06-12T12:02:20Z")).status(),
+               "not for code signing");
+}
+
+}  // namespace
+}  // namespace portcullis::verifier::sigstore
