@@ -2,13 +2,18 @@
 // trusted root or policy that verifies, and asserts the refusal and its reason.
 #include <doctest/doctest.h>
 #include <openssl/asn1.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "oci/base64.h"
 #include "verifier/sigstore/crypto.h"
@@ -306,8 +311,77 @@ TEST_CASE("sigstore attack: a certificate that is not for code signing is refuse
   REQUIRE_FALSE(root->timestamp_authorities.empty());
   // The TSA's own leaf certificate (timeStamping only), at a time inside its validity.
   const Cert& tsa_leaf = root->timestamp_authorities[0].chain.front();
-  CheckRefused(VerifyChainAt(tsa_leaf, *root, *ParseRfc3339("2025-06-12T12:02:20Z")).status(),
-               "not for code signing");
+  CheckRefused(VerifyChainAt(tsa_leaf, *root, *ParseRfc3339("2025-06-12T12:02:20Z")).status(), "not for code signing");
+}
+
+}  // namespace
+}  // namespace portcullis::verifier::sigstore
+
+namespace portcullis::verifier::sigstore {
+namespace {
+
+// A throwaway self-signed certificate with the given SAN and raw extension values
+// (OID -> DER content of the extnValue OCTET STRING), for ExtractIdentity alone.
+Cert MakeIdentityCert(const std::string& san, const std::vector<std::pair<std::string, std::string>>& exts) {
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* x = X509_new();
+  X509_set_version(x, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x), 0);
+  X509_gmtime_adj(X509_getm_notAfter(x), 600);
+  X509_set_pubkey(x, key);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
+  X509_EXTENSION* e = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, san.c_str());
+  X509_add_ext(x, e, -1);
+  X509_EXTENSION_free(e);
+  for (const auto& [oid, value] : exts) {
+    ASN1_OBJECT* obj = OBJ_txt2obj(oid.c_str(), 1);
+    ASN1_OCTET_STRING* os = ASN1_OCTET_STRING_new();
+    ASN1_OCTET_STRING_set(os, reinterpret_cast<const unsigned char*>(value.data()), static_cast<int>(value.size()));
+    X509_EXTENSION* ext = X509_EXTENSION_create_by_OBJ(nullptr, obj, 0, os);
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    ASN1_OCTET_STRING_free(os);
+    ASN1_OBJECT_free(obj);
+  }
+  X509_sign(x, key, EVP_sha256());
+  EVP_PKEY_free(key);
+  return Cert(x, X509_free);
+}
+
+std::string Utf8Der(const std::string& s) { return std::string("\x0c", 1) + static_cast<char>(s.size()) + s; }
+
+TEST_CASE("sigstore: identity from the Fulcio extensions (v2 UTF8String, legacy raw issuer, email SAN)") {
+  const std::string gh = "https://token.actions.githubusercontent.com";
+  auto id = ExtractIdentity(MakeIdentityCert("URI:https://example.com/wf@refs/heads/main",
+                                             {{"1.3.6.1.4.1.57264.1.8", Utf8Der(gh)},
+                                              {"1.3.6.1.4.1.57264.1.1", "https://legacy.example"},
+                                              {"1.3.6.1.4.1.57264.1.9", Utf8Der("https://example.com/signer")},
+                                              {"1.3.6.1.4.1.57264.1.11", Utf8Der("github-hosted")},
+                                              {"1.3.6.1.4.1.57264.1.12", Utf8Der("https://example.com/repo")},
+                                              {"1.3.6.1.4.1.57264.1.14", Utf8Der("refs/tags/v1")}}));
+  REQUIRE(id.ok());
+  CHECK(id->issuer == gh);  // .8 wins over the legacy .1
+  CHECK(id->sans == std::vector<std::string>{"https://example.com/wf@refs/heads/main"});
+  CHECK(id->build_signer_uri == "https://example.com/signer");
+  CHECK(id->runner_environment == "github-hosted");
+  CHECK(id->source_repository_uri == "https://example.com/repo");
+  CHECK(id->source_repository_ref == "refs/tags/v1");
+
+  auto legacy = ExtractIdentity(MakeIdentityCert("email:dev@example.com", {{"1.3.6.1.4.1.57264.1.1", gh}}));
+  REQUIRE(legacy.ok());
+  CHECK(legacy->issuer == gh);
+  CHECK(MatchIdentity(*legacy, {"dev@example.com", "", gh, ""}).ok());
+  CheckRefused(MatchIdentity(*legacy, {"dev@example.org", "", gh, ""}), "does not match");
+  CHECK(MatchIdentity(*legacy, {"", ".*@example\\.com", "", "https://token\\..*"}).ok());
+  CheckRefused(MatchIdentity(*legacy, {"", "example\\.com", "", "https://token\\..*"}), "does not match");
+
+  // A .8 value that is not a DER UTF8String, and a certificate with no issuer at all.
+  CheckRefused(ExtractIdentity(MakeIdentityCert("URI:https://x", {{"1.3.6.1.4.1.57264.1.8", gh}})).status(),
+               "not a DER UTF8String");
+  CheckRefused(ExtractIdentity(MakeIdentityCert("URI:https://x", {})).status(), "no Fulcio OIDC issuer");
 }
 
 }  // namespace
