@@ -386,3 +386,26 @@ TEST_CASE("sigstore: identity from the Fulcio extensions (v2 UTF8String, legacy 
 
 }  // namespace
 }  // namespace portcullis::verifier::sigstore
+
+namespace portcullis::verifier::sigstore {
+namespace {
+
+TEST_CASE("sigstore attack: an RFC 3161 timestamp over another signature is refused") {
+  json b = V2Bundle();
+  json other = Load(kCases / "rekor2-dsse-happy-path" / "bundle.sigstore.json");
+  b["verificationMaterial"]["timestampVerificationData"] = other["verificationMaterial"]["timestampVerificationData"];
+  CheckRefused(Verify(b, V2Root(), Keyless()), "RFC 3161 timestamp does not verify");
+}
+
+TEST_CASE("sigstore: chain certificates in the bundle that are not the trusted root's are ignored") {
+  json b = Load(kCases / "happy-path-v0.1" / "bundle.sigstore.json");
+  auto root = TrustedRoot::Parse(V2Root().dump());
+  REQUIRE(root.ok());
+  // Some unrelated, not self-signed CA-issued certificate as a would-be intermediate.
+  std::string der = *CertDer(root->timestamp_authorities[0].chain.front());
+  b["verificationMaterial"]["x509CertificateChain"]["certificates"].push_back({{"rawBytes", oci::Base64Encode(der)}});
+  CHECK(Verify(b, V1Root(), Keyless()).ok());
+}
+
+}  // namespace
+}  // namespace portcullis::verifier::sigstore
