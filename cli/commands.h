@@ -18,5 +18,7 @@ int RunPush(const std::vector<std::string>& args);
 int RunAdmin(const std::vector<std::string>& args);
 // policy check / policy test live in policy_cmd.cc.
 int RunPolicy(const std::vector<std::string>& args);
+// verify-bundle lives in verify_bundle_cmd.cc (issue 12).
+int RunVerifyBundle(const std::vector<std::string>& args);
 
 }  // namespace portcullis::cli

@@ -17,6 +17,7 @@ Commands:
   key        generate, import and inspect signing keys; sign and verify blobs (see: portcullis key --help)
   sign       sign an image in a registry, as cosign sign --key does (see: portcullis sign --help)
   verify     verify an image's cosign signatures with a public key (see: portcullis verify --help)
+  verify-bundle  verify a Sigstore bundle (keyless or key-based) for a file or digest, offline (see: portcullis verify-bundle --help)
   push       upload an OCI image layout to a registry, optionally signing it (see: portcullis push --help)
   config     check a proxy config file (portcullis config check FILE)
   policy     check a trust policy, or test what it decides for an image (see: portcullis policy --help)
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
   if (cmd == "config") return portcullis::cli::RunConfig(rest);
   if (cmd == "sign") return portcullis::cli::RunSign(rest);
   if (cmd == "verify") return portcullis::cli::RunVerify(rest);
+  if (cmd == "verify-bundle") return portcullis::cli::RunVerifyBundle(rest);
   if (cmd == "push") return portcullis::cli::RunPush(rest);
   if (cmd == "admin") return portcullis::cli::RunAdmin(rest);
   if (cmd == "policy") return portcullis::cli::RunPolicy(rest);
