@@ -93,6 +93,7 @@ class FakeRegistry {
                 ">; rel=\"next\"";
         res.set_header("Link", link);
       }
+      if (unsorted_pages) std::reverse(page.begin(), page.end());
       res.set_content(nlohmann::json({{"name", repo}, {"tags", page}}).dump(), "application/json");
     });
     svr_.Get(R"(/v2/(.+)/referrers/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
@@ -247,6 +248,7 @@ class FakeRegistry {
   std::atomic<int> fail_status{0};          // non-zero: every request gets this status
   std::atomic<bool> absolute_links{false};  // tags/list Link with scheme://host
   std::atomic<bool> ignore_pagination{false};  // tags/list: every tag whatever n and last say
+  std::atomic<bool> unsorted_pages{false};     // tags/list: each page in reverse order
 
  private:
   bool Failing(httplib::Response& res) {

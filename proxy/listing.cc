@@ -147,18 +147,19 @@ StatusOr<Listing> ListTags(Registry& registry, const Route& route, const std::st
   out.status = r.status;
   std::string ct = oci::HeaderValue(r.headers, "Content-Type");
   out.content_type = ct.empty() ? "application/json" : ct;
+  std::string link = oci::HeaderValue(r.headers, "Link");
+  if (!link.empty()) link = RewriteTagsLink(link, route.repo, client_name, ns);
+  out.body = std::move(r.body);
   if (r.status == 200) {
     const std::string extra = ns.empty() ? "" : "&ns=" + oci::QueryEscape(ns);
-    if (auto page = PaginateTags(r.body, q, "/v2/" + client_name + "/tags/list", extra)) {
+    if (auto page = PaginateTags(out.body, q, "/v2/" + client_name + "/tags/list", extra)) {
       out.body = std::move(page->body);
       out.content_type = "application/json";
-      if (!page->link.empty()) out.headers.emplace_back("Link", page->link);
-      return out;
+      // Our cut has the next page; else (only sorted or dropped) the upstream's Link still holds.
+      if (!page->link.empty()) link = page->link;
     }
   }
-  std::string link = oci::HeaderValue(r.headers, "Link");
-  if (!link.empty()) out.headers.emplace_back("Link", RewriteTagsLink(link, route.repo, client_name, ns));
-  out.body = std::move(r.body);
+  if (!link.empty()) out.headers.emplace_back("Link", link);
   return out;
 }
 

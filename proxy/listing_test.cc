@@ -176,6 +176,23 @@ TEST_CASE("proxy: tags/list pages an upstream that ignores n and last") {
   }
 }
 
+TEST_CASE("proxy: tags/list sorts an unsorted page and keeps the upstream's Link") {
+  QuietLogs quiet;
+  FakeRegistry up;
+  up.unsorted_pages = true;
+  Proxy proxy({{"upstream.test", up.url()}});
+  auto cli = proxy.Client();
+  auto r = cli->Get("/v2/upstream.test/team/app/tags/list?n=2");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(Tags(r) == json::array({"a", "b"}));
+  CHECK(r->get_header_value("Link") == "</v2/upstream.test/team/app/tags/list?n=2&last=b>; rel=\"next\"");
+  r = cli->Get(LinkTarget(r->get_header_value("Link")));
+  REQUIRE(r);
+  CHECK(Tags(r) == json::array({"c", "d"}));
+  CHECK(r->get_header_value("Link") == "</v2/upstream.test/team/app/tags/list?n=2&last=d>; rel=\"next\"");
+}
+
 TEST_CASE("proxy: referrers always answer an OCI index") {
   QuietLogs quiet;
   FakeRegistry up;
