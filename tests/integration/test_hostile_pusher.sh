@@ -42,6 +42,8 @@
 #      at most 100 upstream blob GETs in team/bomb1; team/bomb2: 500 distinct payloads, same
 #  14. L11: a config-file policy dropped by a SIGHUP reload logs a line at level warn that
 #      mentions the policy; a policy accepting everything logs one at start
+#  15. OCI answers under the gate: a blob the upstream lacks is 404 BLOB_UNKNOWN; an accept
+#      rule serves blobs before any manifest; the same blob under a require rule is 403
 source "$(dirname "$0")/lib.sh"
 suite_init hostile_pusher
 signing_env 'hostile pusher it pass'
@@ -395,6 +397,36 @@ if start_proxy acc --upstream "upstream.test=http://$UP" --policy "$T/pol/accept
   alive "14" acc
 else not_ok "14. proxy with an accept-everything policy starts" "$(tail -3 "$T/acc.log")"; fi
 stop_bg acc
+
+# ================================================================ 15. OCI answers under the gate
+# A blob the upstream does not have is 404 BLOB_UNKNOWN under a policy too (not 403); where the
+# matching rule accepts without signatures, blobs are served before any manifest was asked for
+# (the distribution conformance suite's pull workflow asks blobs first).
+# status_is DESC URL STATUS CODE
+status_is() {
+  fetch "$2"
+  if [[ $CODE == "$3" && $ERR == "$4" ]]; then ok "$1"; else not_ok "$1" "want HTTP $3 code $4; got HTTP $CODE code '$ERR'"; fi
+}
+NOPE="sha256:$(printf 'no such blob' | sha256sum | cut -d' ' -f1)"
+status_is "15. a blob the upstream lacks, under the require rule: 404 BLOB_UNKNOWN" \
+  "http://${ADDR[main]}/v2/upstream.test/team/signed/blobs/$NOPE" 404 BLOB_UNKNOWN
+printf 'open blob %s\n' "$RANDOM$RANDOM" >"$T/open.blob"
+OPEN_D=$(sha_of "$T/open.blob")
+if curl_push_blob "$UP" open/app "$T/open.blob" && curl_push_blob "$UP" team/closed "$T/open.blob"; then
+  printf '{"keys":{"release":{"path":"%s"}},"rules":[{"match":"upstream.test/open/**","action":"accept"},%s' \
+    "$T/release.pub" '{"match":"upstream.test/team/**","require":{"keys":["release"]}}],"default":"reject"}' \
+    >"$T/pol/open.json"
+  if start_proxy open --upstream "upstream.test=http://$UP" --policy "$T/pol/open.json" --admin-listen off; then
+    served "15. accept rule: a blob before any manifest: 200 with its bytes" \
+      "http://${ADDR[open]}/v2/upstream.test/open/app/blobs/$OPEN_D" "$OPEN_D"
+    status_is "15. accept rule: a blob the upstream lacks: 404 BLOB_UNKNOWN" \
+      "http://${ADDR[open]}/v2/upstream.test/open/app/blobs/$NOPE" 404 BLOB_UNKNOWN
+    status_is "15. the same blob where signatures are required and no manifest passed: 403 DENIED" \
+      "http://${ADDR[open]}/v2/upstream.test/team/closed/blobs/$OPEN_D" 403 DENIED
+    alive "15" open
+  else not_ok "15. proxy with an accept rule starts" "$(tail -3 "$T/open.log")"; fi
+  stop_bg open
+else not_ok "15. pushing the open blob upstream" "curl_push_blob failed"; fi
 
 check_true "the main proxy ran to the end of the suite" "it exited" is_running main
 finish
