@@ -31,6 +31,15 @@ void WarnIfAcceptsEverything(const verifier::Policy& policy, const std::string& 
   Log(LogLevel::kWarn, "the trust policy accepts every image: the gate refuses nothing",
       {{"policy", path}, {"format", policy.format()}});
 }
+// Verdicts and marks of other policy versions are dead weight once a policy is in force.
+void CollectGateGarbage(proxy::Gate& gate) {
+  auto dropped = gate.CollectGarbage();
+  if (!dropped.ok()) {
+    Log(LogLevel::kWarn, "could not collect old trust-policy records", {{"error", dropped.status().ToString()}});
+  } else if (*dropped > 0) {
+    Log(LogLevel::kInfo, "collected old trust-policy records", {{"count", static_cast<long long>(*dropped)}});
+  }
+}
 }  // namespace
 
 int RunServe(const std::vector<std::string>& args) {
@@ -89,6 +98,7 @@ int RunServe(const std::vector<std::string>& args) {
   std::shared_ptr<proxy::Store> shared_store(std::move(*store));
   proxy::Registry registry(*cfg, shared_store, std::move(*router));
   registry.gate().SetPolicy(policy);
+  CollectGateGarbage(registry.gate());
   if (policy) {
     Log(LogLevel::kInfo, "trust policy loaded",
         {{"policy", cfg->policy}, {"format", policy->format()}, {"version", policy->version()},
@@ -123,6 +133,7 @@ int RunServe(const std::vector<std::string>& args) {
       Log(LogLevel::kWarn, "reload removed the trust policy: every image is now served unverified");
     }
     if (next_policy) WarnIfAcceptsEverything(*next_policy, next->policy);
+    CollectGateGarbage(registry.gate());
     Log(LogLevel::kInfo, "reloaded: upstream settings and policy",
         {{"upstreams", ups}, {"default_upstream", next->default_upstream}, {"policy", next->policy},
          {"policy_version", next_policy ? next_policy->version() : ""}});

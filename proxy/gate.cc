@@ -182,6 +182,29 @@ Status Gate::Record(const std::string& version, const std::string& repo, const o
   return Status::Ok();
 }
 
+StatusOr<uint64_t> Gate::CollectGarbage() {
+  auto policy = this->policy();
+  const std::string version = policy ? policy->version() : std::string();
+  const int64_t now = opt_.clock();
+  uint64_t dropped = 0;
+  PC_RETURN_IF_ERROR(store_->DropGateRecords(
+      [&](std::string_view key, std::string_view value) {
+        // Current keys: "v2|<version>|..." (verdicts), "b|", "c|", "a|" + "<version>|..." (marks).
+        size_t bar = key.find('|');
+        if (bar == std::string_view::npos || version.empty()) return true;
+        std::string_view kind = key.substr(0, bar);
+        if (kind != "v2" && kind != "b" && kind != "c" && kind != "a") return true;  // an older format
+        if (key.substr(bar + 1, version.size()) != version) return true;
+        if (kind == "v2") return !DecodeVerdict(std::string(value), now).has_value();
+        // Expired marks still name the manifest to revalidate a pull with; a
+        // day later nobody is pulling through them.
+        std::optional<Mark> m = DecodeMark(std::string(value));
+        return !m || m->expires + 86400 <= now;
+      },
+      &dropped));
+  return dropped;
+}
+
 StatusOr<verifier::Decision> Gate::Test(const Route& route, const std::string& tag, const oci::Digest& digest) {
   auto policy = this->policy();
   if (!policy) return Status::InvalidArgument("the proxy runs without a policy (--policy)");

@@ -81,6 +81,11 @@ class Gate {
   // repository's rule accepts without signatures.
   StatusOr<BlobGrant> CheckBlob(const Route& route, const oci::Digest& digest);
 
+  // Deletes the verdicts and marks of other policy versions (all of them
+  // without a policy), expired verdicts, and marks expired for over a day
+  // (review L5: gate state must not grow forever). Returns how many went.
+  StatusOr<uint64_t> CollectGarbage();
+
   // Evaluates without caching or recording anything (admin `policy test`).
   StatusOr<verifier::Decision> Test(const Route& route, const std::string& tag, const oci::Digest& digest);
 

@@ -387,6 +387,39 @@ TEST_CASE("gate: cached verdicts are reused within the TTL and survive a new gat
   CHECK(again.CheckBlob(f.route, kLayer).ok());
 }
 
+TEST_CASE("gate: records of other policy versions and expired verdicts are collected (review L5)") {
+  Fixture f(/*ttl=*/10);
+  f.RequireKey();
+  const Manifest image = Make(ImageJson());
+  f.Sign(image);
+  CHECK(f.Check(image, "v1").ok());
+  const std::string old_version = f.gate->policy()->version();
+  REQUIRE(f.store->PutGateMarks({old_version + "|up.test/team/app@" + kLayer.ToString()}, "").ok());  // 684bc4b's format
+  auto kept = f.gate->CollectGarbage();
+  REQUIRE(kept.ok());
+  CHECK(*kept == 1);  // only the old-format mark
+  CHECK(Serves(f.Blob(kLayer)));
+  // A new policy version: everything of the old one goes.
+  f.RequireKey(R"(,{"match":"up.test/other/**","action":"accept"})");
+  auto dropped = f.gate->CollectGarbage();
+  REQUIRE(dropped.ok());
+  CHECK(*dropped == 3);  // the verdict and the two blob marks
+  auto v = f.store->GetVerdict(VerdictKey(old_version, "up.test/team/app", image.digest, ""));
+  REQUIRE(v.ok());
+  CHECK_FALSE(v->has_value());
+  // Expired verdicts of the current version go; marks stay a day for revalidation.
+  CHECK(f.Check(image, "v1").ok());
+  f.now += 11;
+  dropped = f.gate->CollectGarbage();
+  REQUIRE(dropped.ok());
+  CHECK(*dropped == 1);
+  CHECK(Serves(f.Blob(kLayer)));  // revalidated through the kept mark
+  f.now += 86400 + 20;
+  dropped = f.gate->CollectGarbage();
+  REQUIRE(dropped.ok());
+  CHECK(*dropped == 3);  // the re-evaluated verdict and both marks
+}
+
 TEST_CASE("gate: without a policy or with --blob-gate any everything passes") {
   Fixture f(300, /*referenced=*/false);
   const Manifest image = Make(ImageJson());

@@ -537,4 +537,25 @@ StatusOr<std::optional<std::string>> Store::GetGateMark(const std::string& key) 
   return std::optional<std::string>(v);
 }
 
+Status Store::DropGateRecords(const std::function<bool(std::string_view key, std::string_view value)>& drop,
+                              uint64_t* dropped) {
+  *dropped = 0;
+  for (rocksdb::ColumnFamilyHandle* cf : {verdicts_, allowed_}) {
+    rocksdb::WriteBatch b;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (!drop(it->key().ToStringView(), it->value().ToStringView())) continue;
+      b.Delete(cf, it->key());
+      ++*dropped;
+      if (b.Count() >= 10000) {
+        PC_RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "collecting gate records"));
+        b.Clear();
+      }
+    }
+    PC_RETURN_IF_ERROR(FromRocks(it->status(), "scanning gate records"));
+    PC_RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "collecting gate records"));
+  }
+  return Status::Ok();
+}
+
 }  // namespace portcullis::proxy

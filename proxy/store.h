@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -147,6 +148,10 @@ class Store {
   // in one write.
   Status PutGateMarks(const std::vector<std::string>& keys, const std::string& value);
   StatusOr<std::optional<std::string>> GetGateMark(const std::string& key);
+  // Deletes every verdict and mark for which `drop(key, value)` is true (a scan
+  // of both; for garbage collection after a policy change). Counts what it deleted.
+  Status DropGateRecords(const std::function<bool(std::string_view key, std::string_view value)>& drop,
+                         uint64_t* dropped);
 
   // Reads chunk `index` of `d` into `out` (NOT_FOUND when absent).
   // `verify` re-checks RocksDB's block checksums: off on the serving path (the

@@ -47,10 +47,14 @@ decision_since() {
     jq -cR --arg i "$3" 'fromjson? | select(.image == $i)' 2>/dev/null | tail -1
 }
 # check_decision DESC LOGNAME MARK IMAGE JQ-EXPR [jq args...]
+# (log lines reach the file a few milliseconds after the answer: polls for up to 5 s)
 check_decision() {
-  local desc=$1 logn=$2 m=$3 img=$4 expr=$5 line; shift 5
-  line=$(decision_since "$logn" "$m" "$img")
-  if [[ -n $line ]] && jq -e "$@" "$expr" <<<"$line" >/dev/null 2>&1; then ok "$desc"; return 0; fi
+  local desc=$1 logn=$2 m=$3 img=$4 expr=$5 line i; shift 5
+  for i in $(seq 25); do
+    line=$(decision_since "$logn" "$m" "$img")
+    if [[ -n $line ]] && jq -e "$@" "$expr" <<<"$line" >/dev/null 2>&1; then ok "$desc"; return 0; fi
+    sleep 0.2
+  done
   not_ok "$desc" "decision line for $img: ${line:-<none>}"; return 1
 }
 # wait_log LOGNAME MARK FIXED-STRING [SECONDS] : until a line after MARK contains the string
