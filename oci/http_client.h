@@ -135,6 +135,19 @@ std::string QueryEscape(std::string_view s);
 // characters, which servers read back as the original bytes. The path is kept.
 std::string RepairDecodedLocation(const std::string& location);
 
+// A token service's answer ({"token": "...", "expires_in": N}).
+struct TokenReply {
+  std::string token;
+  int expires_in = 60;  // seconds, clamped to [10, 86400]
+};
+// Tokens longer than this are refused (they travel in every request header).
+inline constexpr size_t kMaxTokenBytes = 64 * 1024;
+// Parses a token service's answer body; `realm` names the service in messages.
+// UPSTREAM_INVALID when the body is not a JSON object, has no non-empty
+// "token"/"access_token", holds one that is not a string, is over
+// kMaxTokenBytes or holds control characters. Never throws.
+StatusOr<TokenReply> ParseTokenReply(std::string_view body, const std::string& realm);
+
 // Parses a WWW-Authenticate challenge: scheme and its key="value" parameters.
 struct Challenge {
   std::string scheme;  // lowercased: "bearer" or "basic"

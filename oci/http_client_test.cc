@@ -435,6 +435,17 @@ TEST_CASE("oci: RegistryClient token service failures") {
       {"server error", 500, "{}", Code::kUpstreamUnavailable},
       {"not JSON", 200, "<html>", Code::kUpstreamInvalid},
       {"no token", 200, R"({"expires_in":60})", Code::kUpstreamInvalid},
+      // Attacks (review M4): wrong JSON types once threw nlohmann::type_error
+      // out of the client, which ended the process on a blob fetch thread.
+      {"token is a number", 200, R"({"token":1})", Code::kUpstreamInvalid},
+      {"token is null", 200, R"({"token":null})", Code::kUpstreamInvalid},
+      {"token is an object", 200, R"({"token":{}})", Code::kUpstreamInvalid},
+      {"access_token is a number", 200, R"({"access_token":5})", Code::kUpstreamInvalid},
+      {"empty token, access_token an array", 200, R"({"token":"","access_token":[]})", Code::kUpstreamInvalid},
+      {"array", 200, "[]", Code::kUpstreamInvalid},
+      {"string", 200, R"("x")", Code::kUpstreamInvalid},
+      {"truncated", 200, R"({"token":"ab)", Code::kUpstreamInvalid},
+      {"token with a newline", 200, R"({"token":"a\r\nX-Evil: 1"})", Code::kUpstreamInvalid},
   };
   for (const auto& c : cases) {
     CAPTURE(c.name);
@@ -450,10 +461,32 @@ TEST_CASE("oci: RegistryClient token service failures") {
     });
     reg.Start();
     RegistryClient client(MustParse(reg.url()), portcullis::oci::Credentials{"alice", "wrong"}, FastOptions());
-    auto r = client.Do(Get("/v2/x/manifests/t", "repository:x:pull"));
+    portcullis::StatusOr<HttpResponse> r = portcullis::Status::Internal("not run");
+    REQUIRE_NOTHROW(r = client.Do(Get("/v2/x/manifests/t", "repository:x:pull")));
     REQUIRE_FALSE(r.ok());
     CHECK(r.status().code() == c.want);
   }
+}
+
+TEST_CASE("oci: ParseTokenReply names the problem and never throws") {
+  auto ok = ParseTokenReply(R"({"token":"t1","expires_in":300})", "https://auth.test/token");
+  REQUIRE(ok.ok());
+  CHECK(ok->token == "t1");
+  CHECK(ok->expires_in == 300);
+  auto oauth = ParseTokenReply(R"({"access_token":"t2","expires_in":1e9})", "r");
+  REQUIRE(oauth.ok());
+  CHECK(oauth->token == "t2");
+  CHECK(oauth->expires_in == 60);  // a float is not an integer: the default stays
+  CHECK(ParseTokenReply(R"({"token":"t","expires_in":99999999999999})", "r")->expires_in == 86400);
+  CHECK(ParseTokenReply(R"({"token":"t","expires_in":-5})", "r")->expires_in == 10);
+  auto bad = ParseTokenReply(R"({"token":1})", "https://auth.test/token");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().code() == Code::kUpstreamInvalid);
+  CHECK(bad.status().message().find("token service https://auth.test/token answered a token that is not a string") !=
+        std::string::npos);
+  CHECK(ParseTokenReply(R"({"token":")" + std::string(kMaxTokenBytes + 1, 'a') + R"("})", "r").status().code() ==
+        Code::kUpstreamInvalid);
+  CHECK(ParseTokenReply("\xff\xfe", "r").status().code() == Code::kUpstreamInvalid);
 }
 
 TEST_CASE("oci: RegistryClient Basic challenge") {

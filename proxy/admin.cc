@@ -10,7 +10,9 @@
 #include <fstream>
 
 #include "oci/errors.h"
+#include "oci/json_fields.h"
 #include "oci/reference.h"
+#include "proxy/handler_guard.h"
 #include "proxy/log.h"
 
 namespace portcullis::proxy {
@@ -22,7 +24,9 @@ void SendError(httplib::Response& res, const Status& st) {
   res.set_content(oci::ErrorJson(st), "application/json");
 }
 
-void SendJson(httplib::Response& res, const nlohmann::json& j) { res.set_content(j.dump() + "\n", "application/json"); }
+void SendJson(httplib::Response& res, const nlohmann::json& j) {
+  res.set_content(oci::DumpSafe(j) + "\n", "application/json");
+}
 
 bool TokenMatches(const std::string& header, const std::string& token) {
   const std::string prefix = "Bearer ";
@@ -128,6 +132,7 @@ void AdminServer::Install() {
     }
     SendError(res, Status::NotFound("no admin endpoint " + req.method + " " + req.path.substr(0, 200)));
   });
+  svr_->set_exception_handler(AnswerException);
   svr_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
     if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics") return;
     Log(LogLevel::kInfo, "admin", {{"method", req.method}, {"path", req.path}, {"status", res.status},
@@ -245,19 +250,33 @@ void AdminServer::Install() {
     if (!route.ok()) return SendError(res, route.status());
     Registry* reg = registry_;
     Route r = *route;
+    // httplib calls content providers outside its handler try/catch: nothing
+    // may escape this one, or the process ends.
     res.set_chunked_content_provider("application/x-ndjson", [reg, r, ref, image](size_t, httplib::DataSink& sink) {
       auto emit = [&](const nlohmann::json& j) {
-        std::string line = j.dump() + "\n";
+        std::string line = oci::DumpSafe(j) + "\n";
         sink.write(line.data(), line.size());
       };
+      Status st;
       nlohmann::json summary;
-      Status st = reg->Prefetch(r, ref, emit, &summary);
-      if (st.ok()) {
-        summary["image"] = image;
-        emit(summary);
-        Log(LogLevel::kInfo, "prefetched", summary);
-      } else {
-        emit({{"event", "error"}, {"code", std::string(oci::CodeName(st.code()))}, {"message", st.message()}});
+      try {
+        st = reg->Prefetch(r, ref, emit, &summary);
+      } catch (const std::exception& e) {
+        Log(LogLevel::kError, "prefetch failed with an exception", {{"image", image}, {"error", e.what()}});
+        st = Status::Internal("prefetch of " + image + " failed on an internal error (see the server log)");
+      } catch (...) {
+        st = Status::Internal("prefetch of " + image + " failed on an internal error");
+      }
+      try {
+        if (st.ok()) {
+          summary["image"] = image;
+          emit(summary);
+          Log(LogLevel::kInfo, "prefetched", summary);
+        } else {
+          emit({{"event", "error"}, {"code", std::string(oci::CodeName(st.code()))}, {"message", st.message()}});
+        }
+      } catch (...) {
+        return false;  // cut the connection: the client sees no final line
       }
       sink.done();
       return true;

@@ -12,6 +12,7 @@
 
 #include "oci/errors.h"
 #include "oci/reference.h"
+#include "proxy/handler_guard.h"
 #include "proxy/log.h"
 
 namespace portcullis::proxy {
@@ -154,6 +155,12 @@ void HttpServer::Install() {
   svr_->Put(".*", refuse_write);
   svr_->Patch(".*", refuse_write);
   svr_->Delete(".*", refuse_write);
+
+  svr_->set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    AnswerException(req, res, ep);
+    t_info.error = "INTERNAL";
+    t_info.message = "exception in the request handler";
+  });
 
   Metrics* metrics = &registry_->metrics();
   svr_->set_logger([this, metrics](const httplib::Request& req, const httplib::Response& res) {

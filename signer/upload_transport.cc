@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "oci/base64.h"
@@ -158,14 +157,8 @@ Status UploadTransport::Authorize(const oci::HttpResponse& r) {
   if (tr.status != 200) {
     return Status::UpstreamUnavailable("token service " + realm + " answered HTTP " + std::to_string(tr.status));
   }
-  auto j = nlohmann::json::parse(tr.body, nullptr, false);
-  std::string token;
-  if (!j.is_discarded() && j.is_object()) {
-    token = j.value("token", "");
-    if (token.empty()) token = j.value("access_token", "");
-  }
-  if (token.empty()) return Status::UpstreamInvalid("token service " + realm + " sent no token");
-  authorization_ = "Bearer " + token;
+  PC_ASSIGN_OR_RETURN(oci::TokenReply reply, oci::ParseTokenReply(tr.body, realm));
+  authorization_ = "Bearer " + reply.token;
   return Status::Ok();
 }
 
