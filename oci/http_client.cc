@@ -51,6 +51,11 @@ std::string Describe(httplib::Error e) {
   }
 }
 
+// Bounds of the per-client caches (review L4): any client can name new
+// repositories, and each name would otherwise add an entry for good.
+constexpr size_t kMaxCachedTokens = 512;
+constexpr size_t kMaxCachedChallenges = 4096;
+
 }  // namespace
 
 StatusOr<TokenReply> ParseTokenReply(std::string_view body, const std::string& realm) {
@@ -80,6 +85,13 @@ StatusOr<TokenReply> ParseTokenReply(std::string_view body, const std::string& r
   }
   if (auto e = IntField(j, "expires_in")) out.expires_in = static_cast<int>(std::clamp<int64_t>(*e, 10, 24 * 3600));
   return out;
+}
+
+bool RedirectAllowed(const Url& from, const Url& to) { return from.scheme != "https" || to.scheme == "https"; }
+
+bool CredentialsMayGoTo(const Url& upstream, const Url& realm) {
+  if (upstream.scheme == "https" && realm.scheme != "https") return false;  // never downgraded to plain http
+  return realm.scheme == "https" || Lower(realm.host) == Lower(upstream.host);
 }
 
 std::string Url::Origin() const { return scheme + "://" + host + ":" + std::to_string(port); }
@@ -342,6 +354,7 @@ StatusOr<std::string> RegistryClient::FetchToken(const std::string& challenge_he
   std::string key = realm + "|" + service + "|" + scope;
   {
     std::lock_guard<std::mutex> l(mu_);
+    if (challenge_.size() >= kMaxCachedChallenges && challenge_.count(scope) == 0) challenge_.erase(challenge_.begin());
     challenge_[scope] = realm + "|" + service;
     auto tok = tokens_.find(key);
     if (tok != tokens_.end() && tok->second.expires > std::chrono::steady_clock::now()) return tok->second.value;
@@ -360,7 +373,9 @@ StatusOr<std::string> RegistryClient::FetchToken(const std::string& challenge_he
   HttpRequest treq;
   treq.target = target;
   std::string auth;
-  if (creds_) auth = "Basic " + Base64Encode(creds_->username + ":" + creds_->password);
+  if (creds_ && CredentialsMayGoTo(base_, loc.first)) {
+    auth = "Basic " + Base64Encode(creds_->username + ":" + creds_->password);
+  }
   bool aborted = false;
   PC_ASSIGN_OR_RETURN(HttpResponse r, Once(loc.first, target, treq, auth, nullptr, nullptr, 1 << 20, &aborted));
   if (r.status == 401 || r.status == 403) {
@@ -372,6 +387,16 @@ StatusOr<std::string> RegistryClient::FetchToken(const std::string& challenge_he
   }
   PC_ASSIGN_OR_RETURN(TokenReply reply, ParseTokenReply(r.body, realm));
   std::lock_guard<std::mutex> l(mu_);
+  if (tokens_.size() >= kMaxCachedTokens && tokens_.count(key) == 0) {
+    // Full: drop the expired ones, and if that frees nothing the one that expires first.
+    const auto now = std::chrono::steady_clock::now();
+    std::erase_if(tokens_, [&](const auto& kv) { return kv.second.expires <= now; });
+    if (tokens_.size() >= kMaxCachedTokens) {
+      tokens_.erase(std::min_element(tokens_.begin(), tokens_.end(), [](const auto& a, const auto& b) {
+        return a.second.expires < b.second.expires;
+      }));
+    }
+  }
   // Renew a little early so a token never expires between check and use.
   tokens_[key] = Token{reply.token, std::chrono::steady_clock::now() + std::chrono::seconds(reply.expires_in - 5)};
   return reply.token;
@@ -411,6 +436,10 @@ StatusOr<HttpResponse> RegistryClient::Execute(const HttpRequest& req, const Hea
     if (IsRedirect(r.status)) {
       std::string location = HeaderValue(r.headers, "Location");
       PC_ASSIGN_OR_RETURN(auto next, ResolveLocation(origin, location));
+      if (!RedirectAllowed(origin, next.first)) {
+        return Status::UpstreamInvalid("upstream redirected " + req.target.substr(0, 200) +
+                                       " from https to plain http; refused");
+      }
       // Credentials never follow a redirect to another origin (blob storage URLs are pre-signed).
       if (next.first.Origin() != origin.Origin()) same_origin = false;
       origin = next.first;

@@ -4,8 +4,10 @@
 #include <httplib.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -51,6 +53,16 @@ std::pair<std::string, std::string> SplitImage(const std::string& image) {
 
 }  // namespace
 
+std::optional<std::string> TokenFilePermissionProblem(const std::string& path) {
+  struct stat sb {};
+  if (::stat(path.c_str(), &sb) != 0) return std::nullopt;
+  if ((sb.st_mode & 077) == 0) return std::nullopt;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(sb.st_mode & 07777));
+  return "admin token file " + path + " has mode " + mode +
+         ": other users may read or replace the token (chmod 600 " + path + ")";
+}
+
 StatusOr<std::string> LoadOrCreateAdminToken(const std::string& path, const std::string& data_dir,
                                              std::string* used_path) {
   std::string p = path.empty() ? (std::filesystem::path(data_dir) / "admin.token").string() : path;
@@ -66,6 +78,9 @@ StatusOr<std::string> LoadOrCreateAdminToken(const std::string& path, const std:
     bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
     ::close(fd);
     if (!ok) return Status::IoError("cannot write admin token file " + p);
+  }
+  if (auto problem = TokenFilePermissionProblem(p)) {
+    Log(LogLevel::kWarn, "admin token file is open to other users", {{"path", p}, {"problem", *problem}});
   }
   std::ifstream in(p);
   if (!in) return Status::InvalidArgument("cannot read admin token file " + p);

@@ -148,7 +148,10 @@ Status UploadTransport::Authorize(const oci::HttpResponse& r) {
   add("scope", scope_);
   if (!query.empty()) t.path += "?" + query;
   std::string auth;
-  if (credentials_) auth = "Basic " + oci::Base64Encode(credentials_->username + ":" + credentials_->password);
+  // Credentials only to an https realm or this plain-http registry's own host (review L3).
+  if (credentials_ && oci::CredentialsMayGoTo(base_, t.origin)) {
+    auth = "Basic " + oci::Base64Encode(credentials_->username + ":" + credentials_->password);
+  }
   PC_ASSIGN_OR_RETURN(oci::HttpResponse tr, Once(t, "GET", {}, nullptr, auth, nullptr));
   if (tr.status == 401 || tr.status == 403) {
     return Status::Unauthorized("token service " + realm + " refused the credentials (HTTP " +
