@@ -27,6 +27,7 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "oci/http_client.h"
+#include "oci/json_fields.h"
 #include "oci/status.h"
 
 namespace portcullis::cli {
@@ -801,13 +802,13 @@ int Health(const Flags& flags) {
   if (!r.ok()) return Fail(cmd, r.status());
   const bool healthy = h->status == 200;
   auto rj = json::parse(r->body, nullptr, false);
-  const bool ready = r->status == 200 && !rj.is_discarded() && rj.is_object() && rj.value("ready", false) == true;
+  const bool ready = r->status == 200 && !rj.is_discarded() && oci::BoolField(rj, "ready").value_or(false);
   if (flags.Has("--json")) {
     std::string htext = h->body;
     while (!htext.empty() && (htext.back() == '\n' || htext.back() == '\r')) htext.pop_back();
     json out = {{"healthz", htext}, {"healthz_status", h->status}, {"readyz_status", r->status}};
     out["readyz"] = rj.is_discarded() ? json(r->body) : rj;
-    std::cout << out.dump() << "\n";
+    std::cout << oci::DumpSafe(out) << "\n";
   } else {
     std::cout << "healthz  " << (healthy ? "ok" : "FAILING (HTTP " + std::to_string(h->status) + ")");
     if (!healthy && !h->body.empty()) std::cout << ": " << Printable(h->body, 200);
@@ -816,7 +817,7 @@ int Health(const Flags& flags) {
     if (!rj.is_discarded() && rj.is_object() && rj.contains("checks") && rj["checks"].is_object()) {
       std::vector<std::string> checks;
       for (const auto& [k, v] : rj["checks"].items()) {
-        checks.push_back(Printable(k) + ": " + Printable(v.is_string() ? v.get<std::string>() : v.dump(), 200));
+        checks.push_back(Printable(k) + ": " + Printable(v.is_string() ? v.get<std::string>() : oci::DumpSafe(v), 200));
       }
       if (!checks.empty()) std::cout << " (" << Join(checks, ", ") << ")";
     } else if (!ready && !r->body.empty()) {

@@ -3,6 +3,8 @@
 #include <array>
 #include <nlohmann/json.hpp>
 
+#include "oci/json_fields.h"
+
 namespace portcullis {
 
 namespace oci {
@@ -50,7 +52,22 @@ std::string ErrorJson(const Status& status) {
   nlohmann::json err = {{"code", std::string(LookupError(status.code()).wire_code)},
                         {"message", status.message()},
                         {"detail", nullptr}};
-  return nlohmann::json({{"errors", nlohmann::json::array({err})}}).dump();
+  // Messages may quote raw request or upstream bytes: invalid UTF-8 becomes U+FFFD.
+  return DumpSafe(nlohmann::json({{"errors", nlohmann::json::array({err})}}));
+}
+
+Status UpstreamHttpError(int status, const std::string& what) {
+  std::string msg = "upstream answered HTTP " + std::to_string(status) + " for " + what;
+  switch (status) {
+    case 401: return Status::Unauthorized(msg);
+    case 403: return Status::Denied(msg);
+    case 404: return Status::NotFound(msg);
+    case 429: return Status::TooManyRequests(msg + "; retry later");
+    case 408: return Status::UpstreamUnavailable(msg);
+    default: break;
+  }
+  if (status >= 500 && status <= 599) return Status::UpstreamUnavailable(msg);
+  return Status::UpstreamInvalid(msg);
 }
 
 }  // namespace oci

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "oci/base64.h"
+#include "oci/json_fields.h"
 
 namespace portcullis::oci {
 
@@ -50,7 +51,48 @@ std::string Describe(httplib::Error e) {
   }
 }
 
+// Bounds of the per-client caches (review L4): any client can name new
+// repositories, and each name would otherwise add an entry for good.
+constexpr size_t kMaxCachedTokens = 512;
+constexpr size_t kMaxCachedChallenges = 4096;
+
 }  // namespace
+
+StatusOr<TokenReply> ParseTokenReply(std::string_view body, const std::string& realm) {
+  const std::string who = "token service " + realm.substr(0, 200);
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded()) return Status::UpstreamInvalid(who + " answered something that is not JSON");
+  if (!j.is_object()) return Status::UpstreamInvalid(who + " answered " + JsonTypeName(j) + ", not a JSON object");
+  TokenReply out;
+  // "token" wins; "access_token" is the OAuth2 name some services use instead.
+  for (const char* name : {"token", "access_token"}) {
+    const nlohmann::json* v = FindField(j, name);
+    if (v == nullptr || (v->is_string() && v->get_ref<const std::string&>().empty())) continue;
+    if (!v->is_string()) {
+      return Status::UpstreamInvalid(who + " answered a " + name + " that is not a string (" + JsonTypeName(*v) + ")");
+    }
+    out.token = v->get<std::string>();
+    break;
+  }
+  if (out.token.empty()) return Status::UpstreamInvalid(who + " sent no token");
+  if (out.token.size() > kMaxTokenBytes) {
+    return Status::UpstreamInvalid(who + " answered a token of " + std::to_string(out.token.size()) +
+                                   " bytes, over the " + std::to_string(kMaxTokenBytes) + "-byte limit");
+  }
+  // Tokens go into a header: control characters there would split it.
+  for (unsigned char c : out.token) {
+    if (c < 0x20 || c == 0x7f) return Status::UpstreamInvalid(who + " answered a token with control characters");
+  }
+  if (auto e = IntField(j, "expires_in")) out.expires_in = static_cast<int>(std::clamp<int64_t>(*e, 10, 24 * 3600));
+  return out;
+}
+
+bool RedirectAllowed(const Url& from, const Url& to) { return from.scheme != "https" || to.scheme == "https"; }
+
+bool CredentialsMayGoTo(const Url& upstream, const Url& realm) {
+  if (upstream.scheme == "https" && realm.scheme != "https") return false;  // never downgraded to plain http
+  return realm.scheme == "https" || Lower(realm.host) == Lower(upstream.host);
+}
 
 std::string Url::Origin() const { return scheme + "://" + host + ":" + std::to_string(port); }
 
@@ -312,6 +354,7 @@ StatusOr<std::string> RegistryClient::FetchToken(const std::string& challenge_he
   std::string key = realm + "|" + service + "|" + scope;
   {
     std::lock_guard<std::mutex> l(mu_);
+    if (challenge_.size() >= kMaxCachedChallenges && challenge_.count(scope) == 0) challenge_.erase(challenge_.begin());
     challenge_[scope] = realm + "|" + service;
     auto tok = tokens_.find(key);
     if (tok != tokens_.end() && tok->second.expires > std::chrono::steady_clock::now()) return tok->second.value;
@@ -330,7 +373,9 @@ StatusOr<std::string> RegistryClient::FetchToken(const std::string& challenge_he
   HttpRequest treq;
   treq.target = target;
   std::string auth;
-  if (creds_) auth = "Basic " + Base64Encode(creds_->username + ":" + creds_->password);
+  if (creds_ && CredentialsMayGoTo(base_, loc.first)) {
+    auth = "Basic " + Base64Encode(creds_->username + ":" + creds_->password);
+  }
   bool aborted = false;
   PC_ASSIGN_OR_RETURN(HttpResponse r, Once(loc.first, target, treq, auth, nullptr, nullptr, 1 << 20, &aborted));
   if (r.status == 401 || r.status == 403) {
@@ -340,19 +385,21 @@ StatusOr<std::string> RegistryClient::FetchToken(const std::string& challenge_he
   if (r.status != 200) {
     return Status::UpstreamUnavailable("token service " + realm + " answered HTTP " + std::to_string(r.status));
   }
-  auto j = nlohmann::json::parse(r.body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Status::UpstreamInvalid("token service " + realm + " sent no JSON");
-  std::string token = j.value("token", "");
-  if (token.empty()) token = j.value("access_token", "");
-  if (token.empty()) return Status::UpstreamInvalid("token service " + realm + " sent no token");
-  int expires_in = 60;
-  if (auto it = j.find("expires_in"); it != j.end() && it->is_number_integer()) {
-    expires_in = std::max(it->get<int>(), 10);
-  }
+  PC_ASSIGN_OR_RETURN(TokenReply reply, ParseTokenReply(r.body, realm));
   std::lock_guard<std::mutex> l(mu_);
+  if (tokens_.size() >= kMaxCachedTokens && tokens_.count(key) == 0) {
+    // Full: drop the expired ones, and if that frees nothing the one that expires first.
+    const auto now = std::chrono::steady_clock::now();
+    std::erase_if(tokens_, [&](const auto& kv) { return kv.second.expires <= now; });
+    if (tokens_.size() >= kMaxCachedTokens) {
+      tokens_.erase(std::min_element(tokens_.begin(), tokens_.end(), [](const auto& a, const auto& b) {
+        return a.second.expires < b.second.expires;
+      }));
+    }
+  }
   // Renew a little early so a token never expires between check and use.
-  tokens_[key] = Token{token, std::chrono::steady_clock::now() + std::chrono::seconds(expires_in - 5)};
-  return token;
+  tokens_[key] = Token{reply.token, std::chrono::steady_clock::now() + std::chrono::seconds(reply.expires_in - 5)};
+  return reply.token;
 }
 
 StatusOr<HttpResponse> RegistryClient::Execute(const HttpRequest& req, const HeaderHandler* on_headers,
@@ -389,6 +436,10 @@ StatusOr<HttpResponse> RegistryClient::Execute(const HttpRequest& req, const Hea
     if (IsRedirect(r.status)) {
       std::string location = HeaderValue(r.headers, "Location");
       PC_ASSIGN_OR_RETURN(auto next, ResolveLocation(origin, location));
+      if (!RedirectAllowed(origin, next.first)) {
+        return Status::UpstreamInvalid("upstream redirected " + req.target.substr(0, 200) +
+                                       " from https to plain http; refused");
+      }
       // Credentials never follow a redirect to another origin (blob storage URLs are pre-signed).
       if (next.first.Origin() != origin.Origin()) same_origin = false;
       origin = next.first;

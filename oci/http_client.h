@@ -88,7 +88,9 @@ class RegistryClient {
 
   // Sends `req`, reads a body of at most `max_body` bytes (longer: SIZE_INVALID).
   // Transport failures are UPSTREAM_UNAVAILABLE; any HTTP status is returned
-  // as a value for the caller to interpret.
+  // as a value for the caller to interpret. Redirects are followed (8 at most,
+  // never from https to http: UPSTREAM_INVALID). Tokens are cached per scope,
+  // at most 512 (expired ones and then the soonest to expire are dropped).
   StatusOr<HttpResponse> Do(const HttpRequest& req, size_t max_body = 1 << 20);
 
   // Streams a GET: `on_headers` sees the final status and headers, then a 2xx
@@ -125,6 +127,16 @@ class RegistryClient {
   bool basic_preferred_ = false;
 };
 
+// Whether the upstream's Basic credentials may be sent to the token realm
+// `realm` (review L3): over https, or to the upstream's own host when the
+// upstream itself is plain http; never over plain http for an https upstream.
+// Otherwise the token is asked for anonymously.
+bool CredentialsMayGoTo(const Url& upstream, const Url& realm);
+
+// Whether a redirect from `from` to `to` is followed: not from https to plain
+// http (review L3), whatever the hosts.
+bool RedirectAllowed(const Url& from, const Url& to);
+
 // Percent-encodes a query value.
 std::string QueryEscape(std::string_view s);
 
@@ -134,6 +146,19 @@ std::string QueryEscape(std::string_view s);
 // decoded URL: every key and value is percent-encoded except unreserved
 // characters, which servers read back as the original bytes. The path is kept.
 std::string RepairDecodedLocation(const std::string& location);
+
+// A token service's answer ({"token": "...", "expires_in": N}).
+struct TokenReply {
+  std::string token;
+  int expires_in = 60;  // seconds, clamped to [10, 86400]
+};
+// Tokens longer than this are refused (they travel in every request header).
+inline constexpr size_t kMaxTokenBytes = 64 * 1024;
+// Parses a token service's answer body; `realm` names the service in messages.
+// UPSTREAM_INVALID when the body is not a JSON object, has no non-empty
+// "token"/"access_token", holds one that is not a string, is over
+// kMaxTokenBytes or holds control characters. Never throws.
+StatusOr<TokenReply> ParseTokenReply(std::string_view body, const std::string& realm);
 
 // Parses a WWW-Authenticate challenge: scheme and its key="value" parameters.
 struct Challenge {

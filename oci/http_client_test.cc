@@ -435,6 +435,17 @@ TEST_CASE("oci: RegistryClient token service failures") {
       {"server error", 500, "{}", Code::kUpstreamUnavailable},
       {"not JSON", 200, "<html>", Code::kUpstreamInvalid},
       {"no token", 200, R"({"expires_in":60})", Code::kUpstreamInvalid},
+      // Attacks (review M4): wrong JSON types once threw nlohmann::type_error
+      // out of the client, which ended the process on a blob fetch thread.
+      {"token is a number", 200, R"({"token":1})", Code::kUpstreamInvalid},
+      {"token is null", 200, R"({"token":null})", Code::kUpstreamInvalid},
+      {"token is an object", 200, R"({"token":{}})", Code::kUpstreamInvalid},
+      {"access_token is a number", 200, R"({"access_token":5})", Code::kUpstreamInvalid},
+      {"empty token, access_token an array", 200, R"({"token":"","access_token":[]})", Code::kUpstreamInvalid},
+      {"array", 200, "[]", Code::kUpstreamInvalid},
+      {"string", 200, R"("x")", Code::kUpstreamInvalid},
+      {"truncated", 200, R"({"token":"ab)", Code::kUpstreamInvalid},
+      {"token with a newline", 200, R"({"token":"a\r\nX-Evil: 1"})", Code::kUpstreamInvalid},
   };
   for (const auto& c : cases) {
     CAPTURE(c.name);
@@ -450,10 +461,32 @@ TEST_CASE("oci: RegistryClient token service failures") {
     });
     reg.Start();
     RegistryClient client(MustParse(reg.url()), portcullis::oci::Credentials{"alice", "wrong"}, FastOptions());
-    auto r = client.Do(Get("/v2/x/manifests/t", "repository:x:pull"));
+    portcullis::StatusOr<HttpResponse> r = portcullis::Status::Internal("not run");
+    REQUIRE_NOTHROW(r = client.Do(Get("/v2/x/manifests/t", "repository:x:pull")));
     REQUIRE_FALSE(r.ok());
     CHECK(r.status().code() == c.want);
   }
+}
+
+TEST_CASE("oci: ParseTokenReply names the problem and never throws") {
+  auto ok = ParseTokenReply(R"({"token":"t1","expires_in":300})", "https://auth.test/token");
+  REQUIRE(ok.ok());
+  CHECK(ok->token == "t1");
+  CHECK(ok->expires_in == 300);
+  auto oauth = ParseTokenReply(R"({"access_token":"t2","expires_in":1e9})", "r");
+  REQUIRE(oauth.ok());
+  CHECK(oauth->token == "t2");
+  CHECK(oauth->expires_in == 60);  // a float is not an integer: the default stays
+  CHECK(ParseTokenReply(R"({"token":"t","expires_in":99999999999999})", "r")->expires_in == 86400);
+  CHECK(ParseTokenReply(R"({"token":"t","expires_in":-5})", "r")->expires_in == 10);
+  auto bad = ParseTokenReply(R"({"token":1})", "https://auth.test/token");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().code() == Code::kUpstreamInvalid);
+  CHECK(bad.status().message().find("token service https://auth.test/token answered a token that is not a string") !=
+        std::string::npos);
+  CHECK(ParseTokenReply(R"({"token":")" + std::string(kMaxTokenBytes + 1, 'a') + R"("})", "r").status().code() ==
+        Code::kUpstreamInvalid);
+  CHECK(ParseTokenReply("\xff\xfe", "r").status().code() == Code::kUpstreamInvalid);
 }
 
 TEST_CASE("oci: RegistryClient Basic challenge") {
@@ -741,4 +774,79 @@ TEST_CASE("oci: RepairDecodedLocation re-encodes a query that httplib decoded") 
         "/v2/r/blobs/uploads/u?_state=abc%3D&digest=sha256%3A00");
   CHECK(RepairDecodedLocation("/no/query") == "/no/query");
   CHECK(RepairDecodedLocation("/p?flag") == "/p?flag");
+}
+
+TEST_CASE("oci: Basic credentials go only to an https realm or the plain-http upstream's own host (review L3)") {
+  const Url https_up = MustParse("https://registry.example:443");
+  const Url http_up = MustParse("http://127.0.0.1:5000");
+  CHECK(CredentialsMayGoTo(https_up, MustParse("https://auth.example/token")));
+  CHECK_FALSE(CredentialsMayGoTo(https_up, MustParse("http://auth.example/token")));      // downgrade
+  CHECK_FALSE(CredentialsMayGoTo(https_up, MustParse("http://registry.example/token")));  // same host, still clear text
+  CHECK(CredentialsMayGoTo(http_up, MustParse("http://127.0.0.1:5001/token")));
+  CHECK(CredentialsMayGoTo(http_up, MustParse("https://auth.example/token")));
+  CHECK_FALSE(CredentialsMayGoTo(http_up, MustParse("http://evil.example/token")));
+  CHECK(RedirectAllowed(https_up, MustParse("https://storage.example")));
+  CHECK_FALSE(RedirectAllowed(https_up, MustParse("http://169.254.169.254")));
+  CHECK(RedirectAllowed(http_up, MustParse("http://127.0.0.1:9000")));
+}
+
+TEST_CASE("oci: a plain-http token realm on another host gets no credentials (review L3)") {
+  FakeServer tokens, reg;
+  tokens.svr.Get("/token", [&](const httplib::Request& req, httplib::Response& res) {
+    tokens.Record(req);
+    res.set_content(R"({"token":"anon"})", "application/json");
+  });
+  tokens.Start();
+  reg.svr.Get(R"(/v2/.*)", [&](const httplib::Request& req, httplib::Response& res) {
+    if (req.get_header_value("Authorization") == "Bearer anon") {
+      res.set_content("ok", "text/plain");
+      return;
+    }
+    res.status = 401;
+    // "localhost" is another host name than the upstream's 127.0.0.1.
+    res.set_header("WWW-Authenticate", "Bearer realm=\"http://localhost:" + std::to_string(tokens.port()) +
+                                           "/token\",service=\"svc\"");
+  });
+  reg.Start();
+  RegistryClient client(MustParse(reg.url()), portcullis::oci::Credentials{"alice", "s3cret"}, FastOptions());
+  auto r = client.Do(Get("/v2/x/manifests/t", "repository:x:pull"));
+  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  CHECK(r->status == 200);
+  auto hits = tokens.hits();
+  REQUIRE(hits.size() == 1);
+  CHECK(hits[0].authorization.empty());  // before the fix: "Basic alice:s3cret" in clear text
+}
+
+TEST_CASE("oci: the token cache is bounded (review L4)") {
+  FakeServer tokens, reg;
+  std::atomic<int> issued{0};
+  tokens.svr.Get("/token", [&](const httplib::Request& req, httplib::Response& res) {
+    ++issued;
+    res.set_content(R"({"token":"tok-)" + req.get_param_value("scope") + R"(","expires_in":3600})", "application/json");
+  });
+  tokens.Start();
+  reg.svr.Get(R"(/v2/(.+)/manifests/t)", [&](const httplib::Request& req, httplib::Response& res) {
+    const std::string scope = "repository:" + req.matches[1].str() + ":pull";
+    if (req.get_header_value("Authorization") == "Bearer tok-" + scope) {
+      res.set_content("ok", "text/plain");
+      return;
+    }
+    res.status = 401;
+    res.set_header("WWW-Authenticate", "Bearer realm=\"" + tokens.url() + "/token\",service=\"svc\"");
+  });
+  reg.Start();
+  RegistryClient client(MustParse(reg.url()), std::nullopt, FastOptions());
+  auto get = [&](int i) {
+    const std::string repo = "r" + std::to_string(i);
+    auto r = client.Do(Get("/v2/" + repo + "/manifests/t", "repository:" + repo + ":pull"));
+    REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+    CHECK(r->status == 200);
+  };
+  get(0);
+  get(0);
+  CHECK(issued == 1);  // cached
+  for (int i = 1; i <= 600; ++i) get(i);  // more repositories than the cache holds
+  CHECK(issued == 601);
+  get(0);  // the first token was dropped to make room: asked for again
+  CHECK(issued == 602);
 }

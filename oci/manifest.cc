@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "oci/json_fields.h"
+
 namespace portcullis::oci {
 
 using nlohmann::json;
@@ -54,11 +56,17 @@ StatusOr<Descriptor> ParseDescriptor(const json& j, const char* where) {
       if (v.is_string()) d.annotations[k] = v.get<std::string>();
     }
   }
-  if (auto it = j.find("platform"); it != j.end() && it->is_object()) {
+  if (auto it = j.find("platform"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) return Status::ManifestInvalid(std::string(where) + ": platform is not an object");
     Platform p;
-    p.os = it->value("os", "");
-    p.architecture = it->value("architecture", "");
-    p.variant = it->value("variant", "");
+    const std::pair<const char*, std::string*> fields[] = {
+        {"os", &p.os}, {"architecture", &p.architecture}, {"variant", &p.variant}};
+    for (const auto& [name, field] : fields) {
+      if (!FieldPresent(*it, name)) continue;
+      auto v = StringField(*it, name);
+      if (!v) return Status::ManifestInvalid(std::string(where) + ": platform." + name + " is not a string");
+      *field = std::move(*v);
+    }
     d.platform = p;
   }
   return d;

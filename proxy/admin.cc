@@ -4,13 +4,17 @@
 #include <httplib.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
 #include "oci/errors.h"
+#include "oci/json_fields.h"
 #include "oci/reference.h"
+#include "proxy/handler_guard.h"
 #include "proxy/log.h"
 
 namespace portcullis::proxy {
@@ -22,7 +26,9 @@ void SendError(httplib::Response& res, const Status& st) {
   res.set_content(oci::ErrorJson(st), "application/json");
 }
 
-void SendJson(httplib::Response& res, const nlohmann::json& j) { res.set_content(j.dump() + "\n", "application/json"); }
+void SendJson(httplib::Response& res, const nlohmann::json& j) {
+  res.set_content(oci::DumpSafe(j) + "\n", "application/json");
+}
 
 bool TokenMatches(const std::string& header, const std::string& token) {
   const std::string prefix = "Bearer ";
@@ -47,6 +53,16 @@ std::pair<std::string, std::string> SplitImage(const std::string& image) {
 
 }  // namespace
 
+std::optional<std::string> TokenFilePermissionProblem(const std::string& path) {
+  struct stat sb {};
+  if (::stat(path.c_str(), &sb) != 0) return std::nullopt;
+  if ((sb.st_mode & 077) == 0) return std::nullopt;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(sb.st_mode & 07777));
+  return "admin token file " + path + " has mode " + mode +
+         ": other users may read or replace the token (chmod 600 " + path + ")";
+}
+
 StatusOr<std::string> LoadOrCreateAdminToken(const std::string& path, const std::string& data_dir,
                                              std::string* used_path) {
   std::string p = path.empty() ? (std::filesystem::path(data_dir) / "admin.token").string() : path;
@@ -62,6 +78,9 @@ StatusOr<std::string> LoadOrCreateAdminToken(const std::string& path, const std:
     bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
     ::close(fd);
     if (!ok) return Status::IoError("cannot write admin token file " + p);
+  }
+  if (auto problem = TokenFilePermissionProblem(p)) {
+    Log(LogLevel::kWarn, "admin token file is open to other users", {{"path", p}, {"problem", *problem}});
   }
   std::ifstream in(p);
   if (!in) return Status::InvalidArgument("cannot read admin token file " + p);
@@ -128,6 +147,7 @@ void AdminServer::Install() {
     }
     SendError(res, Status::NotFound("no admin endpoint " + req.method + " " + req.path.substr(0, 200)));
   });
+  svr_->set_exception_handler(AnswerException);
   svr_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
     if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics") return;
     Log(LogLevel::kInfo, "admin", {{"method", req.method}, {"path", req.path}, {"status", res.status},
@@ -245,19 +265,33 @@ void AdminServer::Install() {
     if (!route.ok()) return SendError(res, route.status());
     Registry* reg = registry_;
     Route r = *route;
+    // httplib calls content providers outside its handler try/catch: nothing
+    // may escape this one, or the process ends.
     res.set_chunked_content_provider("application/x-ndjson", [reg, r, ref, image](size_t, httplib::DataSink& sink) {
       auto emit = [&](const nlohmann::json& j) {
-        std::string line = j.dump() + "\n";
+        std::string line = oci::DumpSafe(j) + "\n";
         sink.write(line.data(), line.size());
       };
+      Status st;
       nlohmann::json summary;
-      Status st = reg->Prefetch(r, ref, emit, &summary);
-      if (st.ok()) {
-        summary["image"] = image;
-        emit(summary);
-        Log(LogLevel::kInfo, "prefetched", summary);
-      } else {
-        emit({{"event", "error"}, {"code", std::string(oci::CodeName(st.code()))}, {"message", st.message()}});
+      try {
+        st = reg->Prefetch(r, ref, emit, &summary);
+      } catch (const std::exception& e) {
+        Log(LogLevel::kError, "prefetch failed with an exception", {{"image", image}, {"error", e.what()}});
+        st = Status::Internal("prefetch of " + image + " failed on an internal error (see the server log)");
+      } catch (...) {
+        st = Status::Internal("prefetch of " + image + " failed on an internal error");
+      }
+      try {
+        if (st.ok()) {
+          summary["image"] = image;
+          emit(summary);
+          Log(LogLevel::kInfo, "prefetched", summary);
+        } else {
+          emit({{"event", "error"}, {"code", std::string(oci::CodeName(st.code()))}, {"message", st.message()}});
+        }
+      } catch (...) {
+        return false;  // cut the connection: the client sees no final line
       }
       sink.done();
       return true;

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "config/config.h"
@@ -32,6 +33,12 @@ namespace portcullis::proxy {
 // hex) when absent. Returns the token; never logs it.
 StatusOr<std::string> LoadOrCreateAdminToken(const std::string& path, const std::string& data_dir,
                                              std::string* used_path);
+
+// A sentence naming the problem when other users have access to the token
+// file at `path` (any group or other permission bit set), else nullopt (also
+// when it cannot be stat()ed: reading it will say so). LoadOrCreateAdminToken
+// logs it as a warning.
+std::optional<std::string> TokenFilePermissionProblem(const std::string& path);
 
 class AdminServer {
  public:

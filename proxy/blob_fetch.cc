@@ -1,6 +1,9 @@
 #include "proxy/blob_fetch.h"
 
+#include <system_error>
 #include <thread>
+
+#include "oci/errors.h"
 
 namespace portcullis::proxy {
 
@@ -85,6 +88,18 @@ void BlobFetch::Fail(Status st) {
 }
 
 void BlobFetch::Run(oci::RegistryClient* client, const std::string& repo) {
+  // This runs on a thread of its own: an exception escaping it would end the
+  // process. Whatever throws (a library, an allocation), the fetch fails cleanly.
+  try {
+    Fetch(client, repo);
+  } catch (const std::exception& e) {
+    Fail(Status::Internal("blob fetch of " + digest_.ToString() + " failed: " + std::string(e.what()).substr(0, 200)));
+  } catch (...) {
+    Fail(Status::Internal("blob fetch of " + digest_.ToString() + " failed with an unknown exception"));
+  }
+}
+
+void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
   auto hasher = oci::Hasher::Create(digest_.algorithm());
   Status answer;  // the mapped upstream status when not 200
   Status write_error;
@@ -99,15 +114,8 @@ void BlobFetch::Run(oci::RegistryClient* client, const std::string& repo) {
     if (status != 200) {
       if (status == 404) {
         answer = Status::BlobUnknown("blob " + digest_.ToString() + " is not in " + repo + " upstream");
-      } else if (status == 401) {
-        answer = Status::Unauthorized("upstream refused access to " + repo);
-      } else if (status == 403) {
-        answer = Status::Denied("upstream denied access to " + repo);
-      } else if (status == 429) {
-        answer = Status::TooManyRequests("upstream rate limit for " + repo);
       } else {
-        answer = Status::UpstreamUnavailable("upstream answered HTTP " + std::to_string(status) + " for blob " +
-                                             digest_.ToString());
+        answer = oci::UpstreamHttpError(status, "blob " + digest_.ToString() + " in " + repo);
       }
       return false;
     }
@@ -163,10 +171,7 @@ void BlobFetch::Run(oci::RegistryClient* client, const std::string& repo) {
   if (!write_error.ok()) return Fail(write_error);
   if (!answer.ok()) return Fail(answer);
   if (!r.ok()) return Fail(r.status());
-  if (r->status != 200) {
-    return Fail(Status::UpstreamUnavailable("upstream answered HTTP " + std::to_string(r->status) + " for blob " +
-                                            digest_.ToString()));
-  }
+  if (r->status != 200) return Fail(oci::UpstreamHttpError(r->status, "blob " + digest_.ToString() + " in " + repo));
   uint64_t received;
   int64_t size;
   {
@@ -221,18 +226,39 @@ StatusOr<std::shared_ptr<BlobFetch>> FetchTable::Join(const oci::Digest& d,
     ++threads_;
     *started = true;
   }
-  std::thread([this, fetch, client, repo, on_done] {
-    fetch->Run(client.get(), repo);
-    {
+  auto forget = [this, fetch] {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = running_.find(fetch->digest());
+    if (it != running_.end() && it->second == fetch) running_.erase(it);
+  };
+  try {
+    std::function<void()> body = [this, fetch, client, repo, on_done, forget] {
+      fetch->Run(client.get(), repo);
+      forget();
+      try {
+        if (on_done) on_done(*fetch);
+      } catch (...) {
+        // on_done only logs and records; its failure must not end the process.
+      }
       std::lock_guard<std::mutex> l(mu_);
-      auto it = running_.find(fetch->digest());
-      if (it != running_.end() && it->second == fetch) running_.erase(it);
+      --threads_;
+      idle_cv_.notify_all();
+    };
+    if (spawner_) {
+      spawner_(std::move(body));
+    } else {
+      std::thread(std::move(body)).detach();
     }
-    if (on_done) on_done(*fetch);
+  } catch (const std::system_error& e) {
+    // No thread (EAGAIN under a process limit): give the slot back, and fail
+    // the fetch so nobody who joined it in the meantime waits for it.
+    fetch->Fail(Status::UpstreamUnavailable("cannot start a fetch thread for " + d.ToString() + ": " + e.what()));
+    forget();
     std::lock_guard<std::mutex> l(mu_);
     --threads_;
     idle_cv_.notify_all();
-  }).detach();
+    return Status::UpstreamUnavailable("cannot start a fetch for " + d.ToString() + " (out of threads); retry shortly");
+  }
   return fetch;
 }
 

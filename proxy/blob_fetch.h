@@ -52,10 +52,13 @@ class BlobFetch {
   Status failure() const;
 
   // Runs the fetch to its end (called on the fetch thread). `on_done` is called
-  // once at the end with the outcome.
+  // once at the end with the outcome. Never throws: an exception inside ends
+  // the fetch as failed (INTERNAL).
   void Run(oci::RegistryClient* client, const std::string& repo);
 
  private:
+  friend class FetchTable;
+  void Fetch(oci::RegistryClient* client, const std::string& repo);
   void Fail(Status st);
 
   const oci::Digest digest_;
@@ -93,6 +96,12 @@ class FetchTable {
   // Waits until no fetch runs, up to `deadline`. True when idle.
   bool WaitIdle(std::chrono::steady_clock::time_point deadline);
 
+  // Starts a fetch's body on a new thread (default: a detached std::thread).
+  // Tests replace it to make thread creation fail (std::system_error), after
+  // which Join answers UPSTREAM_UNAVAILABLE and the slot is free again.
+  using Spawner = std::function<void(std::function<void()> body)>;
+  void set_spawner_for_test(Spawner s) { spawner_ = std::move(s); }
+
  private:
   const std::shared_ptr<Store> store_;
   const uint64_t chunk_bytes_;
@@ -101,6 +110,7 @@ class FetchTable {
   std::condition_variable idle_cv_;
   std::map<oci::Digest, std::shared_ptr<BlobFetch>> running_;
   size_t threads_ = 0;  // fetch threads not yet finished (on_done included)
+  Spawner spawner_;
 };
 
 }  // namespace portcullis::proxy

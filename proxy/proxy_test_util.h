@@ -108,7 +108,9 @@ inline std::string ErrorCode(const httplib::Result& r) {
   if (j.is_discarded() || !j.contains("errors") || !j["errors"].is_array() || j["errors"].empty()) {
     return "<not an error body: " + r->body.substr(0, 200) + ">";
   }
-  return j["errors"][0].value("code", "<no code>");
+  const auto& code = j["errors"][0];
+  return code.is_object() && code.contains("code") && code["code"].is_string() ? code["code"].get<std::string>()
+                                                                              : "<no code>";
 }
 
 }  // namespace portcullis::proxy::testing

@@ -1,8 +1,11 @@
 #include "proxy/registry.h"
 
+#include <charconv>
 #include <chrono>
 #include <set>
 
+#include "oci/errors.h"
+#include "oci/json_fields.h"
 #include "oci/reference.h"
 #include "proxy/log.h"
 
@@ -49,12 +52,7 @@ Registry::Registry(const config::Config& cfg, std::shared_ptr<Store> store, std:
                     [this] { return static_cast<double>(store_->Stats().manifests); });
 }
 
-Status Registry::UpstreamError(int status, const std::string& what) {
-  if (status == 401) return Status::Unauthorized("upstream refused access to " + what);
-  if (status == 403) return Status::Denied("upstream denied access to " + what);
-  if (status == 429) return Status::TooManyRequests("upstream rate limit reached for " + what);
-  return Status::UpstreamUnavailable("upstream answered HTTP " + std::to_string(status) + " for " + what);
-}
+Status Registry::UpstreamError(int status, const std::string& what) { return oci::UpstreamHttpError(status, what); }
 
 std::shared_ptr<const Router> Registry::router() const {
   std::lock_guard<std::mutex> l(router_mu_);
@@ -138,7 +136,11 @@ StatusOr<ManifestResult> Registry::FetchManifest(const Route& route, const std::
   }
   std::string content_type = oci::HeaderValue(resp->headers, "Content-Type");
   auto parsed = oci::ParseManifest(resp->body, content_type);
-  if (!parsed.ok()) return parsed.status().Annotate("upstream manifest " + route.Key() + ":" + ref);
+  if (!parsed.ok()) {
+    // The client asked for nothing wrong: what the upstream sent is (502), and it is not cached.
+    return Status::UpstreamInvalid("upstream manifest " + route.Key() + ":" + ref + " is not valid: " +
+                                   parsed.status().message());
+  }
   PC_RETURN_IF_ERROR(store_->PutManifest(got, {parsed->media_type, resp->body}));
   // The repository holds this manifest. What it names is linked only when the
   // upstream shows the repository holds it (a fetch there, or a HEAD): a
@@ -308,8 +310,13 @@ StatusOr<int64_t> Registry::StatBlob(const Route& route, const oci::Digest& d, b
   if (resp.status == 404) return Status::BlobUnknown("blob " + d.ToString() + " is unknown to " + route.Key());
   if (resp.status != 200) return UpstreamError(resp.status, "blob " + d.ToString());
   std::string cl = oci::HeaderValue(resp.headers, "Content-Length");
-  if (cl.empty() || cl.find_first_not_of("0123456789") != std::string::npos || cl.size() > 18) return int64_t(-1);
-  return static_cast<int64_t>(std::stoll(cl));
+  int64_t size = -1;
+  auto [end, ec] = std::from_chars(cl.data(), cl.data() + cl.size(), size);
+  if (cl.empty() || ec != std::errc() || end != cl.data() + cl.size() || size < 0) {
+    return Status::UpstreamInvalid("upstream HEAD of blob " + d.ToString() + " in " + route.Key() +
+                                   " has no valid Content-Length (\"" + cl.substr(0, 40) + "\")");
+  }
+  return size;
 }
 
 Status Registry::Prefetch(const Route& route, const std::string& ref,
@@ -362,7 +369,44 @@ StatusOr<oci::HttpResponse> Registry::PassThrough(const Route& route, const std:
   if (!r.ok() && r.status().code() == Code::kSizeInvalid) {
     return Status::UpstreamInvalid("upstream answer for " + target + " is over 4 MiB");
   }
+  if (!r.ok()) return r;
+  // 404 goes back to the caller (a registry without the referrers API says so
+  // with a bare 404); every other failure is ours to name.
+  if (r->status == 404) return r;
+  if (r->status != 200) return UpstreamError(r->status, route.Key() + " " + target.substr(0, 200));
+  PC_RETURN_IF_ERROR(CheckListing(target, r->body).Annotate("upstream answer for " + route.Key()));
   return r;
+}
+
+Status CheckListing(const std::string& target, std::string_view body) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded()) return Status::UpstreamInvalid("the body is not JSON");
+  if (!j.is_object()) return Status::UpstreamInvalid("the body is " + oci::JsonTypeName(j) + ", not a JSON object");
+  auto path_end = target.find('?');
+  std::string_view path = std::string_view(target).substr(0, path_end);
+  const std::string_view tags_suffix = "/tags/list";
+  if (path.size() >= tags_suffix.size() && path.substr(path.size() - tags_suffix.size()) == tags_suffix) {
+    if (oci::FieldPresent(j, "name") && !oci::StringField(j, "name")) {
+      return Status::UpstreamInvalid("tags/list name is not a string");
+    }
+    if (const auto* tags = oci::FindField(j, "tags"); tags != nullptr && !tags->is_null()) {
+      if (!tags->is_array()) return Status::UpstreamInvalid("tags/list tags is not an array");
+      for (const auto& t : *tags) {
+        if (!t.is_string()) return Status::UpstreamInvalid("tags/list tags holds " + oci::JsonTypeName(t));
+      }
+    }
+    return Status::Ok();
+  }
+  if (path.find("/referrers/") != std::string_view::npos) {
+    const auto* ms = oci::FindField(j, "manifests");
+    if (ms == nullptr || !ms->is_array()) return Status::UpstreamInvalid("referrers answer has no manifests array");
+    for (const auto& m : *ms) {
+      if (!m.is_object() || !oci::StringField(m, "digest")) {
+        return Status::UpstreamInvalid("referrers answer lists a descriptor without a digest string");
+      }
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace portcullis::proxy

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "config/config.h"
 #include "oci/http_client.h"
@@ -68,6 +69,8 @@ class Registry {
   // Opens a blob for GET (joins or starts a fetch on a miss).
   StatusOr<BlobSource> OpenBlob(const Route& route, const oci::Digest& d);
   // HEAD: size from the cache, else from an upstream HEAD (nothing is fetched).
+  // An upstream HEAD without a numeric Content-Length is UPSTREAM_INVALID: a
+  // HEAD answer must not claim a size it does not know.
   StatusOr<int64_t> StatBlob(const Route& route, const oci::Digest& d, bool* cache_hit);
 
   // Pulls an image into the cache: the manifest (every child of an index) and
@@ -76,7 +79,9 @@ class Registry {
                   const std::function<void(const nlohmann::json&)>& on_event, nlohmann::json* summary);
 
   // GETs `target` from the route's upstream and returns the answer as is
-  // (tags/list, referrers). Bodies over 4 MiB are refused.
+  // (tags/list, referrers). Bodies over 4 MiB are refused. A 200 whose body
+  // is not a well-typed listing (CheckListing) is UPSTREAM_INVALID; a 404 is
+  // returned as it is; any other status is an error (oci::UpstreamHttpError).
   StatusOr<oci::HttpResponse> PassThrough(const Route& route, const std::string& target);
 
  private:
@@ -97,5 +102,12 @@ class Registry {
   Metrics metrics_;
   Gate gate_;
 };
+
+// Checks an upstream 200 answer to `target` (a tags/list or referrers path,
+// query allowed) before it is passed on: a JSON object; tags/list: "name" a
+// string and "tags" an array of strings (or null) when present; referrers: a
+// "manifests" array of objects with a "digest" string. UPSTREAM_INVALID names
+// the problem. Never throws.
+Status CheckListing(const std::string& target, std::string_view body);
 
 }  // namespace portcullis::proxy

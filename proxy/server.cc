@@ -13,6 +13,7 @@
 
 #include "oci/errors.h"
 #include "oci/reference.h"
+#include "proxy/handler_guard.h"
 #include "proxy/listing.h"
 #include "proxy/log.h"
 #include "verifier/artifact_shape.h"
@@ -153,6 +154,12 @@ void HttpServer::Install() {
   svr_->Put(".*", refuse_write);
   svr_->Patch(".*", refuse_write);
   svr_->Delete(".*", refuse_write);
+
+  svr_->set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    AnswerException(req, res, ep);
+    t_info.error = "INTERNAL";
+    t_info.message = "exception in the request handler";
+  });
 
   Metrics* metrics = &registry_->metrics();
   svr_->set_logger([this, metrics](const httplib::Request& req, const httplib::Response& res) {

@@ -54,8 +54,6 @@ using portcullis::proxy::testing::Proxy;
 using portcullis::proxy::testing::QuietLogs;
 const std::string kOciManifestType(portcullis::oci::kOciManifest);
 
-
-
 // An OCI image manifest naming `config` and `layer`, pretty-printed so that
 // any re-serialisation by the proxy would show.
 std::string OciManifest(const std::string& config, const std::string& layer, const std::string& note) {

@@ -3,6 +3,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
+#include <charconv>
 #include <chrono>
 #include <filesystem>
 #include <set>
@@ -44,6 +45,7 @@ std::optional<BlobMeta> DecodeMeta(std::string_view s) {
   m.size = GetU64(s.substr(1));
   m.chunk_bytes = GetU64(s.substr(9));
   m.created = static_cast<int64_t>(GetU64(s.substr(17)));
+  if (m.chunk_bytes == 0) return std::nullopt;  // readers divide by it
   return m;
 }
 
@@ -63,8 +65,14 @@ std::string ChunkKey(const oci::Digest& d, uint64_t index) {
 
 StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, int* cleaned) {
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  // Cached layers may be private: a data dir this creates is the owner's only
+  // (an existing one keeps the permissions its operator chose).
+  const bool created = std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IoError("cannot create data dir " + dir + ": " + ec.message());
+  if (created) {
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace, ec);
+    if (ec) return Status::IoError("cannot make data dir " + dir + " private (0700): " + ec.message());
+  }
 
   rocksdb::DBOptions db_opts;
   db_opts.create_if_missing = true;
@@ -176,7 +184,14 @@ StatusOr<std::optional<TagRecord>> Store::GetTag(const std::string& key) {
   if (sp == std::string::npos) return Status::IoError("corrupt tag record " + key);
   auto d = oci::Digest::Parse(std::string_view(v).substr(0, sp));
   if (!d.ok()) return Status::IoError("corrupt tag record " + key);
-  return std::optional<TagRecord>(TagRecord{*d, std::stoll(v.substr(sp + 1))});
+  // Written by PutTag as decimal seconds; anything else is corruption, not an exception.
+  int64_t fetched_at = 0;
+  std::string_view num = std::string_view(v).substr(sp + 1);
+  auto [end, ec] = std::from_chars(num.data(), num.data() + num.size(), fetched_at);
+  if (ec != std::errc() || end != num.data() + num.size() || num.empty()) {
+    return Status::IoError("corrupt tag record " + key);
+  }
+  return std::optional<TagRecord>(TagRecord{*d, fetched_at});
 }
 
 Status Store::PutTag(const std::string& key, const TagRecord& rec) {

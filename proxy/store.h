@@ -58,6 +58,7 @@ struct StoreStats {
 class Store {
  public:
   // Opens (creating) the database under `dir` and deletes every pending blob.
+  // A `dir` this creates is made 0700 (owner only).
   // `*cleaned` receives how many pending blobs were removed.
   static StatusOr<std::unique_ptr<Store>> Open(const std::string& dir, int* cleaned);
   ~Store();

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "oci/base64.h"
+#include "oci/json_fields.h"
 #include "oci/reference.h"
 
 namespace portcullis::proxy {
@@ -52,9 +53,11 @@ StatusOr<std::map<std::string, oci::Credentials>> ReadDockerConfig(const std::st
       if (colon == std::string::npos) return Status::InvalidArgument(path + ": auths." + key + ".auth is not user:password");
       c.username = dec->substr(0, colon);
       c.password = dec->substr(colon + 1);
-    } else if (v.contains("username") && v.contains("password")) {
-      c.username = v.value("username", "");
-      c.password = v.value("password", "");
+    } else if (oci::FieldPresent(v, "username") && oci::FieldPresent(v, "password")) {
+      auto user = oci::StringField(v, "username"), pass = oci::StringField(v, "password");
+      if (!user || !pass) return Status::InvalidArgument(path + ": auths." + key + ".username and .password must be strings");
+      c.username = *user;
+      c.password = *pass;
     } else {
       continue;
     }

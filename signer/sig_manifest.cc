@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "oci/digest.h"
+#include "oci/json_fields.h"
 #include "signer/go_json.h"
 
 namespace portcullis::signer {
@@ -103,7 +104,10 @@ StatusOr<SigManifest> ParseSigManifest(std::string_view bytes) {
   json j = json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return Status::ManifestInvalid("signature manifest is not a JSON object");
   SigManifest m;
-  m.media_type = j.value("mediaType", std::string());
+  if (const json* mt = oci::FindField(j, "mediaType"); mt != nullptr && !mt->is_null()) {  // null: absent, as in Go
+    if (!mt->is_string()) return Status::ManifestInvalid("signature manifest mediaType is not a string");
+    m.media_type = mt->get<std::string>();
+  }
   auto config = j.find("config");
   if (config == j.end()) return Status::ManifestInvalid("signature manifest has no config");
   PC_ASSIGN_OR_RETURN(m.config, ParseDescriptor(*config, "config"));

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "oci/base64.h"
@@ -149,7 +148,10 @@ Status UploadTransport::Authorize(const oci::HttpResponse& r) {
   add("scope", scope_);
   if (!query.empty()) t.path += "?" + query;
   std::string auth;
-  if (credentials_) auth = "Basic " + oci::Base64Encode(credentials_->username + ":" + credentials_->password);
+  // Credentials only to an https realm or this plain-http registry's own host (review L3).
+  if (credentials_ && oci::CredentialsMayGoTo(base_, t.origin)) {
+    auth = "Basic " + oci::Base64Encode(credentials_->username + ":" + credentials_->password);
+  }
   PC_ASSIGN_OR_RETURN(oci::HttpResponse tr, Once(t, "GET", {}, nullptr, auth, nullptr));
   if (tr.status == 401 || tr.status == 403) {
     return Status::Unauthorized("token service " + realm + " refused the credentials (HTTP " +
@@ -158,14 +160,8 @@ Status UploadTransport::Authorize(const oci::HttpResponse& r) {
   if (tr.status != 200) {
     return Status::UpstreamUnavailable("token service " + realm + " answered HTTP " + std::to_string(tr.status));
   }
-  auto j = nlohmann::json::parse(tr.body, nullptr, false);
-  std::string token;
-  if (!j.is_discarded() && j.is_object()) {
-    token = j.value("token", "");
-    if (token.empty()) token = j.value("access_token", "");
-  }
-  if (token.empty()) return Status::UpstreamInvalid("token service " + realm + " sent no token");
-  authorization_ = "Bearer " + token;
+  PC_ASSIGN_OR_RETURN(oci::TokenReply reply, oci::ParseTokenReply(tr.body, realm));
+  authorization_ = "Bearer " + reply.token;
   return Status::Ok();
 }
 

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "oci/json_fields.h"
 #include "oci/manifest.h"
 #include "verifier/remote.h"
 
@@ -29,7 +30,9 @@ Status HttpError(const std::string& what, const oci::HttpResponse& r) {
     auto errs = j.find("errors");
     if (errs != j.end() && errs->is_array() && !errs->empty() && (*errs)[0].is_object()) {
       const auto& e = (*errs)[0];
-      std::string code = e.value("code", ""), text = e.value("message", "");
+      std::string code = oci::StringField(e, "code").value_or(""), text = oci::StringField(e, "message").value_or("");
+      code = code.substr(0, 100);
+      text = text.substr(0, 400);
       if (!code.empty()) msg += " " + code;
       if (!text.empty()) msg += ": " + text;
     }
@@ -66,7 +69,7 @@ StatusOr<std::optional<FetchedManifest>> GetManifest(oci::RegistryClient& client
   m.media_type = ContentTypeOf(r.headers);
   if (m.media_type.empty() || m.media_type == "application/json" || m.media_type == "text/plain") {
     auto j = nlohmann::json::parse(m.bytes, nullptr, false);
-    if (!j.is_discarded() && j.is_object()) m.media_type = j.value("mediaType", "");
+    m.media_type = oci::StringField(j, "mediaType").value_or("");
   }
   std::string header = oci::HeaderValue(r.headers, "Docker-Content-Digest");
   if (!header.empty() && header.rfind("sha256:", 0) == 0 && header != m.digest.ToString()) {

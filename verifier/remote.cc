@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "oci/base64.h"
+#include "oci/json_fields.h"
 
 namespace portcullis::verifier {
 
@@ -65,7 +66,8 @@ StatusOr<std::optional<oci::Credentials>> LoadDockerCredentials(std::string_view
       }
       return std::optional<oci::Credentials>(oci::Credentials{decoded->substr(0, colon), decoded->substr(colon + 1)});
     }
-    std::string user = entry.value("username", ""), pass = entry.value("password", "");
+    std::string user = oci::StringField(entry, "username").value_or("");
+    std::string pass = oci::StringField(entry, "password").value_or("");
     if (!user.empty()) return std::optional<oci::Credentials>(oci::Credentials{user, pass});
   }
   return std::optional<oci::Credentials>();

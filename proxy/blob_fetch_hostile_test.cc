@@ -1,0 +1,171 @@
+// Tests for proxy/blob_fetch.h written as attacks: a token service that
+// answers a token of the wrong JSON type (review M4: it ended the process on
+// the fetch thread), a thread that cannot be created (review L10: the slot was
+// lost for good), and an on_done callback that throws.
+#include <doctest/doctest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+
+#include "proxy/blob_fetch.h"
+#include "proxy/fake_registry_test_util.h"
+#include "tests/test_util.h"
+
+namespace {
+
+using portcullis::Code;
+using portcullis::oci::ClientOptions;
+using portcullis::oci::Digest;
+using portcullis::oci::ParseUrl;
+using portcullis::oci::RegistryClient;
+using portcullis::proxy::BlobFetch;
+using portcullis::proxy::FetchTable;
+using portcullis::proxy::Store;
+using portcullis::proxy::testing::FakeRegistry;
+using portcullis::testing::TempDir;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr uint64_t kChunk = 4096;
+
+std::shared_ptr<Store> OpenStore(const TempDir& dir) {
+  int cleaned = 0;
+  auto s = Store::Open(dir.path.string(), &cleaned);
+  REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+  return std::shared_ptr<Store>(std::move(s).value());
+}
+
+std::shared_ptr<RegistryClient> ClientFor(const std::string& url) {
+  auto u = ParseUrl(url);
+  REQUIRE(u.ok());
+  ClientOptions opts;
+  opts.connect_timeout = 5s;
+  opts.read_timeout = 10s;
+  return std::make_shared<RegistryClient>(*u, std::nullopt, opts);
+}
+
+// A registry whose every /v2/ answer is a Bearer challenge naming its own
+// /token, which answers `token_body`.
+class HostileTokenRegistry {
+ public:
+  explicit HostileTokenRegistry(std::string token_body) : token_body_(std::move(token_body)) {
+    svr_.set_keep_alive_timeout(1);
+    svr_.Get("/token", [this](const httplib::Request&, httplib::Response& res) {
+      ++token_hits;
+      res.set_content(token_body_, "application/json");
+    });
+    svr_.Get(R"(/v2/.*)", [this](const httplib::Request&, httplib::Response& res) {
+      res.status = 401;
+      res.set_header("WWW-Authenticate", "Bearer realm=\"" + url() + "/token\",service=\"svc\"");
+      res.set_content(R"({"errors":[{"code":"UNAUTHORIZED","message":"auth","detail":null}]})", "application/json");
+    });
+    port_ = svr_.bind_to_any_port("127.0.0.1");
+    REQUIRE(port_ > 0);
+    thread_ = std::thread([this] { svr_.listen_after_bind(); });
+    auto deadline = Clock::now() + 5s;
+    while (!svr_.is_running() && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    REQUIRE(svr_.is_running());
+  }
+  ~HostileTokenRegistry() {
+    svr_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::atomic<int> token_hits{0};
+
+ private:
+  std::string token_body_;
+  httplib::Server svr_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+struct IdleAtExit {
+  FetchTable& table;
+  ~IdleAtExit() { table.WaitIdle(Clock::now() + 15s); }
+};
+
+}  // namespace
+
+TEST_CASE("proxy: fetch survives a token service answering a token of the wrong type") {
+  for (const char* body : {R"({"token":1})", R"({"token":null})", R"({"access_token":{}})", "[]", "{\"token\":"}) {
+    CAPTURE(body);
+    TempDir dir;
+    auto store = OpenStore(dir);
+    HostileTokenRegistry up(body);
+    FetchTable table(store, kChunk, 4);
+    IdleAtExit idle_at_exit{table};
+    const Digest d = Digest::Sha256Of("any");
+    bool started = false;
+    std::atomic<int> done{0};
+    auto f = table.Join(d, ClientFor(up.url()), "r", &started, [&](const BlobFetch&) { ++done; });
+    REQUIRE(f.ok());
+    int64_t size = 0;
+    // Before the fix the fetch thread threw nlohmann::type_error: std::terminate.
+    auto st = f.value()->WaitForHeaders(10s, &size);
+    CHECK(st.code() == Code::kUpstreamInvalid);
+    CHECK(st.message().find("token service") != std::string::npos);
+    REQUIRE(table.WaitIdle(Clock::now() + 10s));
+    CHECK(done == 1);
+    CHECK(up.token_hits >= 1);
+    CHECK(table.inflight() == 0);
+    auto m = store->GetBlobMeta(d);
+    REQUIRE(m.ok());
+    CHECK_FALSE(m->has_value());
+  }
+}
+
+TEST_CASE("proxy: fetch table gives the slot back when no thread can be created") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeRegistry up;
+  const std::string body = "layer bytes";
+  const Digest d = Digest::Sha256Of(body);
+  up.SetBlob("r", d, body);
+  FetchTable table(store, kChunk, 1);
+  IdleAtExit idle_at_exit{table};
+  table.set_spawner_for_test([](std::function<void()>) {
+    throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again), "thread");
+  });
+  bool started = false;
+  auto f = table.Join(d, ClientFor(up.url()), "r", &started, nullptr);
+  REQUIRE_FALSE(f.ok());
+  CHECK(f.status().code() == Code::kUpstreamUnavailable);
+  CHECK(table.inflight() == 0);
+  CHECK_FALSE(table.Running(d));
+  // Idle at once: no phantom thread is counted.
+  CHECK(table.WaitIdle(Clock::now() + 100ms));
+
+  // Threads are back: the same digest starts a real fetch (the bound of 1 is free).
+  table.set_spawner_for_test(nullptr);
+  auto f2 = table.Join(d, ClientFor(up.url()), "r", &started, nullptr);
+  REQUIRE(f2.ok());
+  CHECK(started);
+  CHECK(f2.value()->WaitDone(10s));
+  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  CHECK(up.blob_gets == 1);
+}
+
+TEST_CASE("proxy: fetch survives an on_done callback that throws") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeRegistry up;
+  const std::string body = "more layer bytes";
+  const Digest d = Digest::Sha256Of(body);
+  up.SetBlob("r", d, body);
+  FetchTable table(store, kChunk, 2);
+  IdleAtExit idle_at_exit{table};
+  bool started = false;
+  auto f = table.Join(d, ClientFor(up.url()), "r", &started,
+                      [](const BlobFetch&) { throw std::runtime_error("logging failed"); });
+  REQUIRE(f.ok());
+  CHECK(f.value()->WaitDone(10s));
+  CHECK(table.WaitIdle(Clock::now() + 10s));
+  CHECK(table.inflight() == 0);
+}
