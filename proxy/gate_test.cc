@@ -224,7 +224,13 @@ TEST_CASE("gate: a cosign signature manifest passes by shape; its blobs only as 
   CHECK_FALSE(verifier::IsArtifactBlob(kTar));
   CHECK(verifier::IsArtifactBlob(payload));
 
-  // Artifact blob grants expire with the verdict TTL.
+  // Artifact blob grants lapse with the verdict TTL and are renewed only by the
+  // artifact manifest passing again (here from the store); without it, refused.
+  f.now += 301;
+  g = f.Blob(pd);
+  REQUIRE(g.ok());
+  CHECK(*g == Gate::BlobGrant::kServeArtifactJson);
+  REQUIRE(f.store->DeleteManifest(sig.digest).ok());
   f.now += 301;
   CHECK(Denied(f.Blob(pd)));
 }
