@@ -10,14 +10,17 @@ namespace portcullis::verifier {
 
 namespace {
 
-// Reads the cosign signature referrers among `descriptors` (from the referrers
+// Reads the cosign signature and Sigstore bundle referrers among `descriptors` (from the referrers
 // API or the fallback index) into `out`.
 Status ReadReferrers(oci::RegistryClient& client, const std::string& repo, const std::string& scope,
                      const oci::Digest& subject, const std::vector<oci::Descriptor>& descriptors,
                      const std::string& via, std::set<oci::Digest>& seen, LookupBudget& budget,
                      std::vector<FoundSignature>& out) {
   for (const oci::Descriptor& d : descriptors) {
-    if (!d.artifact_type.empty() && d.artifact_type != kCosignSignatureArtifactType) continue;
+    if (!d.artifact_type.empty() && d.artifact_type != kCosignSignatureArtifactType &&
+        !IsSigstoreBundleMediaType(d.artifact_type)) {
+      continue;
+    }
     if (d.media_type != oci::kOciManifest && d.media_type != oci::kDockerManifest && !d.media_type.empty()) continue;
     if (!seen.insert(d.digest).second) continue;
     if (seen.size() > budget.limits().max_referrers) {
@@ -32,11 +35,14 @@ Status ReadReferrers(oci::RegistryClient& client, const std::string& repo, const
     const bool cosign =
         m->artifact_type == kCosignSignatureArtifactType ||
         (m->artifact_type.empty() && m->config && m->config->media_type == kCosignSignatureArtifactType);
-    if (!cosign) continue;
+    // cosign v3: artifactType is the bundle media type; the bundle is a layer.
+    const bool bundle = IsSigstoreBundleMediaType(m->artifact_type);
+    if (!cosign && !bundle) continue;
     if (!m->subject || m->subject->digest != subject) continue;  // not about this image
     const std::string where = via + d.digest.ToString();
     PC_ASSIGN_OR_RETURN(std::vector<SignatureLayer> layers,
-                        ReadSignatureLayers(client, repo, *m, scope, where, budget));
+                        bundle ? ReadBundleLayers(client, repo, *m, scope, where, budget)
+                               : ReadSignatureLayers(client, repo, *m, scope, where, budget));
     for (auto& l : layers) {
       FoundSignature f;
       static_cast<SignatureLayer&>(f) = std::move(l);

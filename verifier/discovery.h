@@ -8,9 +8,12 @@
 //      index of those referrers (OCI distribution-spec's rule: the tag is read
 //      only when the API is absent);
 //   3. the legacy tag sha256-<hex>.sig (FindSignatures).
+// In 1 and 2, cosign v3's Sigstore bundle referrers are read too: artifactType
+// application/vnd.dev.sigstore.bundle.v0.3+json, the bundle JSON as a layer of
+// that media type (at most kMaxBundleLayerBytes; each counts as a payload of the
+// budget). They are found, not verified: bundle_check.h verifies them.
 // Referrer manifests are fetched by digest (bytes checked) and must name the
-// image as their subject; others are skipped. Sigstore bundle referrers (cosign
-// v3's default) are not read. Errors only for real failures; LIMIT_EXCEEDED when
+// image as their subject; others are skipped. Errors only for real failures; LIMIT_EXCEEDED when
 // the lookup passes a bound of its LookupLimits (the policy refuses then).
 #pragma once
 
@@ -28,8 +31,10 @@ namespace portcullis::verifier {
 inline constexpr std::string_view kCosignSignatureArtifactType = "application/vnd.dev.cosign.artifact.sig.v1+json";
 
 // One signature found for an image: the simple-signing layer (payload bytes,
-// base64 signature, annotations, or the `problem` that kept the payload from
-// being read) and where it was found ("tag sha256-<hex>.sig",
+// base64 signature, annotations — for a legacy keyless .sig also the
+// certificate, chain and bundle annotations — or the `problem` that kept the
+// payload from being read), or a Sigstore bundle (`bundle` true, the JSON in
+// `payload`), and where it was found ("tag sha256-<hex>.sig",
 // "referrer sha256:<manifest digest>", "fallback tag sha256-<hex> → sha256:...").
 struct FoundSignature : SignatureLayer {
   std::string source;

@@ -322,3 +322,93 @@ TEST_CASE("verifier: a lookup past its bounds is a refusal in both policy format
 
 }  // namespace
 }  // namespace portcullis::verifier
+
+namespace portcullis::verifier {
+namespace {
+
+// A cosign v3 bundle referrer: artifactType and layer of the bundle media type,
+// the empty config, `subject`. `declared_size` overrides the layer's size.
+std::string BundleReferrer(CannedRegistry& reg, const std::string& bundle_json, const oci::Digest& subject,
+                           int64_t declared_size = -1) {
+  reg.Blob(bundle_json);
+  reg.Blob("{}");
+  std::string layer = Desc(std::string(kSigstoreBundleMediaType), bundle_json);
+  if (declared_size >= 0) {
+    layer = R"({"mediaType":")" + std::string(kSigstoreBundleMediaType) + R"(","digest":")" +
+            oci::Digest::Sha256Of(bundle_json).ToString() + R"(","size":)" + std::to_string(declared_size) + "}";
+  }
+  return R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":")" +
+         std::string(kSigstoreBundleMediaType) + R"(","config":)" + Desc("application/vnd.oci.empty.v1+json", "{}") +
+         R"(,"layers":[)" + layer +
+         R"(],"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" + subject.ToString() +
+         R"(","size":100}})";
+}
+
+TEST_CASE("verifier: cosign v3 bundle referrers are found through the referrers API and the fallback tag") {
+  for (bool api : {true, false}) {
+    CAPTURE(api);
+    CannedRegistry reg;
+    const std::string bundle = R"({"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"})";
+    const std::string m = BundleReferrer(reg, bundle, kImage);
+    const std::string other = BundleReferrer(reg, bundle + " ", oci::Digest::Sha256Of("x"));  // another image
+    reg.Manifest(m, "application/vnd.oci.image.manifest.v1+json");
+    reg.Manifest(other, "application/vnd.oci.image.manifest.v1+json");
+    const std::string index = Index(
+        {RefDesc(m, std::string(kSigstoreBundleMediaType)), RefDesc(other, std::string(kSigstoreBundleMediaType))});
+    if (api) {
+      reg.Set("/v2/r/referrers/" + kImage.ToString(), {200, "application/vnd.oci.image.index.v1+json", index});
+    } else {
+      reg.Manifest(index, "application/vnd.oci.image.index.v1+json", "sha256-" + kImage.hex());
+    }
+    oci::RegistryClient client(reg.url(), std::nullopt, oci::ClientOptions());
+    RegistrySignatureSource src(client, "r");
+    auto found = src.Find(kImage);
+    REQUIRE_MESSAGE(found.ok(), found.status().ToString());
+    REQUIRE(found->size() == 1);
+    CHECK((*found)[0].bundle);
+    CHECK((*found)[0].payload == bundle);
+    CHECK((*found)[0].signature_b64.empty());
+    CHECK((*found)[0].problem.empty());
+    CHECK((*found)[0].source.find(oci::Digest::Sha256Of(m).ToString()) != std::string::npos);
+  }
+}
+
+TEST_CASE(
+    "verifier attack: a bundle layer over the size bound is not fetched, and too many bundles exceed the budget") {
+  CannedRegistry reg;
+  const std::string bundle = R"({"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"})";
+  const std::string bomb = BundleReferrer(reg, bundle, kImage, static_cast<int64_t>(kMaxBundleLayerBytes) + 1);
+  reg.Manifest(bomb, "application/vnd.oci.image.manifest.v1+json");
+  reg.Set("/v2/r/referrers/" + kImage.ToString(), {200, "application/vnd.oci.image.index.v1+json",
+                                                   Index({RefDesc(bomb, std::string(kSigstoreBundleMediaType))})});
+  oci::RegistryClient client(reg.url(), std::nullopt, oci::ClientOptions());
+  RegistrySignatureSource src(client, "r");
+  auto found = src.Find(kImage);
+  REQUIRE_MESSAGE(found.ok(), found.status().ToString());
+  REQUIRE(found->size() == 1);
+  CHECK((*found)[0].bundle);
+  CHECK((*found)[0].payload.empty());
+  CHECK((*found)[0].problem.find("over the limit") != std::string::npos);
+  for (const std::string& r : reg.requests)
+    CHECK(r.find("/blobs/" + oci::Digest::Sha256Of(bundle).ToString()) == std::string::npos);
+
+  // Each bundle is a payload of the lookup budget.
+  CannedRegistry many;
+  std::vector<std::string> descs;
+  for (int i = 0; i < 3; ++i) {
+    const std::string m = BundleReferrer(many, bundle + std::string(static_cast<size_t>(i), ' '), kImage);
+    many.Manifest(m, "application/vnd.oci.image.manifest.v1+json");
+    descs.push_back(RefDesc(m, std::string(kSigstoreBundleMediaType)));
+  }
+  many.Set("/v2/r/referrers/" + kImage.ToString(), {200, "application/vnd.oci.image.index.v1+json", Index(descs)});
+  oci::RegistryClient client2(many.url(), std::nullopt, oci::ClientOptions());
+  LookupLimits limits;
+  limits.max_payloads = 2;
+  RegistrySignatureSource src2(client2, "r", "", limits);
+  auto over = src2.Find(kImage);
+  REQUIRE_FALSE(over.ok());
+  CHECK(over.status().Is(Code::kLimitExceeded));
+}
+
+}  // namespace
+}  // namespace portcullis::verifier

@@ -10,7 +10,9 @@
 
 #include "keys/key.h"
 #include "oci/status.h"
+#include "verifier/bundle_check.h"
 #include "verifier/policy.h"
+#include "verifier/sigstore/trusted_root.h"
 #include "verifier/strict_json.h"
 
 namespace portcullis::verifier::internal {
@@ -39,6 +41,43 @@ std::string VersionOf(const std::vector<std::string>& parts);
 
 // JSON type name for messages ("a string", "a number", ...).
 std::string TypeOf(const nlohmann::json& j);
+
+// "<origin>: <field>: <msg>" as INVALID_ARGUMENT.
+Status FieldError(const std::string& origin, const std::string& field, const std::string& msg);
+// INVALID_ARGUMENT naming the first field of `obj` not in `allowed`.
+Status CheckFields(const std::string& origin, const std::string& where, const nlohmann::json& obj,
+                   std::initializer_list<const char*> allowed);
+
+// Most identities one rule lists.
+inline constexpr size_t kMaxRuleIdentities = 16;
+// A rule's require.identities (policy_keyless.cc): unknown fields, bad regular
+// expressions, a missing or doubled subject/issuer are errors naming `where`.
+StatusOr<std::vector<KeylessIdentity>> ParseIdentities(const nlohmann::json& list, const std::string& origin,
+                                                       const std::string& where);
+// The trusted root bundles are verified against: the file `path` (relative to
+// `base_dir`; its bytes into `file_bytes`), or the built-in public-good root
+// when `path` is empty.
+StatusOr<std::shared_ptr<const sigstore::TrustedRoot>> LoadTrustedRoot(const std::string& path,
+                                                                       const std::string& base_dir,
+                                                                       std::string* file_bytes);
+
+// The top-level "trusted_root" of a Portcullis policy, loaded when `needed`
+// (some rule requires signatures) or named; a named file's path and bytes are
+// appended to `version_parts`; `where` describes it for Explain. Null when
+// neither.
+StatusOr<std::shared_ptr<const sigstore::TrustedRoot>> PolicyTrustedRoot(const nlohmann::json& j,
+                                                                         const std::string& origin,
+                                                                         const std::string& base_dir, bool needed,
+                                                                         std::vector<std::string>& version_parts,
+                                                                         std::string& where);
+
+// The Sigstore bundle `sig` against each of `keys` (key-based bundles) and
+// `identities` (keyless ones): sets key_ok[j] / id_ok[j] for those it verifies
+// for, appends one outcome per key/identity tried, and a reason per refusal.
+void CheckBundleForRule(const FoundSignature& sig, const sigstore::TrustedRoot& root, const oci::Digest& digest,
+                        const std::vector<const TrustedKey*>& keys, const std::vector<KeylessIdentity>& identities,
+                        std::vector<bool>& key_ok, std::vector<bool>& id_ok, std::vector<std::string>& outcome,
+                        std::vector<std::string>& refusals);
 
 StatusOr<std::shared_ptr<const Policy>> ParsePortcullisPolicy(const nlohmann::json& j, const std::string& text,
                                                               const std::string& origin, const std::string& base_dir);

@@ -24,28 +24,11 @@ struct Rule {
   NamePattern match;
   Action action = Action::kReject;
   std::vector<size_t> keys;  // into PortcullisPolicy::keys_, as listed
+  std::vector<KeylessIdentity> identities;  // each counts as one signer toward the threshold
   size_t threshold = 1;
   std::optional<NamePattern> identity;
   bool warn = false;
 };
-
-Status FieldError(const std::string& origin, const std::string& field, const std::string& msg) {
-  return Status::InvalidArgument(origin + ": " + field + ": " + msg);
-}
-
-Status CheckFields(const std::string& origin, const std::string& where, const json& obj,
-                   std::initializer_list<const char*> allowed) {
-  for (const auto& [k, v] : obj.items()) {
-    bool ok = false;
-    for (const char* a : allowed) ok = ok || k == a;
-    if (ok) continue;
-    std::string list;
-    for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-    std::string msg = "unknown field \"" + k + "\" (allowed: " + list + ")";
-    return Status::InvalidArgument(origin + ": " + (where.empty() ? msg : where + ": " + msg));
-  }
-  return Status::Ok();
-}
 
 bool ValidKeyName(const std::string& s) {
   if (s.empty() || s.size() > 128) return false;
@@ -66,11 +49,13 @@ std::string Join(const std::vector<std::string>& v, const char* sep = ", ") {
 class PortcullisPolicy : public Policy {
  public:
   PortcullisPolicy(std::string origin, std::string version, std::vector<TrustedKey> keys, std::vector<Rule> rules,
-                   DefaultAction def)
+                   DefaultAction def, std::shared_ptr<const sigstore::TrustedRoot> root, std::string root_where)
       : Policy(std::move(origin), std::move(version)),
         keys_(std::move(keys)),
         rules_(std::move(rules)),
-        default_(def) {}
+        default_(def),
+        root_(std::move(root)),
+        root_where_(std::move(root_where)) {}
 
   std::string format() const override { return "portcullis"; }
 
@@ -111,6 +96,8 @@ class PortcullisPolicy : public Policy {
   std::vector<TrustedKey> keys_;
   std::vector<Rule> rules_;  // most specific first
   DefaultAction default_;
+  std::shared_ptr<const sigstore::TrustedRoot> root_;  // for Sigstore bundles; null when no rule requires
+  std::string root_where_;                               // "built-in public-good" or "file /abs/path"
 };
 
 StatusOr<Decision> PortcullisPolicy::Evaluate(const std::string& name, const std::string&, const oci::Digest& digest,
@@ -172,6 +159,7 @@ Decision PortcullisPolicy::Require(const Rule& r, const oci::Digest& digest,
   d.rule = r.match.text();
   d.signatures_found = found.size();
   std::vector<bool> key_ok(r.keys.size(), false);
+  std::vector<bool> id_ok(r.identities.size(), false);
   std::vector<std::string> notes;  // problems with signatures made by trusted keys
   auto note = [&](const std::string& n) {
     if (std::find(notes.begin(), notes.end(), n) == notes.end()) notes.push_back(n);
@@ -179,6 +167,20 @@ Decision PortcullisPolicy::Require(const Rule& r, const oci::Digest& digest,
   for (const FoundSignature& sig : found) {
     std::string line = SignatureLabel(sig) + ": ";
     std::vector<std::string> outcome;
+    if (sig.bundle && r.identity) {  // a bundle carries no docker-reference to check
+      d.details.push_back(line + "ignored: the rule checks the signed docker-reference, which a bundle does not carry");
+      continue;
+    }
+    if (sig.bundle) {
+      std::vector<const TrustedKey*> rule_keys;
+      for (size_t k : r.keys) rule_keys.push_back(&keys_[k]);
+      std::vector<std::string> refusals;
+      if (root_) CheckBundleForRule(sig, *root_, digest, rule_keys, r.identities, key_ok, id_ok, outcome, refusals);
+      for (const std::string& n : refusals) note(n);
+      if (outcome.empty()) outcome.push_back("no trusted key or identity of this rule verifies it");
+      d.details.push_back(line + Join(outcome, "; "));
+      continue;
+    }
     bool unreadable = false;
     for (size_t j = 0; j < r.keys.size() && !unreadable; ++j) {
       const TrustedKey& k = keys_[r.keys[j]];
@@ -223,8 +225,13 @@ Decision PortcullisPolicy::Require(const Rule& r, const oci::Digest& digest,
     all_names.push_back(keys_[r.keys[j]].name);
     if (key_ok[j]) d.keys_matched.push_back(keys_[r.keys[j]].name);
   }
-  const size_t n = r.keys.size(), got = d.keys_matched.size();
-  const std::string count = std::to_string(r.threshold) + " of " + std::to_string(n) + " keys required, " +
+  for (size_t j = 0; j < r.identities.size(); ++j) {
+    all_names.push_back(r.identities[j].Label());
+    if (id_ok[j]) d.keys_matched.push_back(r.identities[j].Label());
+  }
+  const size_t n = r.keys.size() + r.identities.size(), got = d.keys_matched.size();
+  const std::string count = std::to_string(r.threshold) + " of " + std::to_string(n) +
+                            (r.identities.empty() ? " keys" : " keys/identities") + " required, " +
                             std::to_string(got) + " found" + (got ? " (" + Join(d.keys_matched) + ")" : "");
   if (got >= r.threshold) {
     d.allowed = true;
@@ -261,6 +268,7 @@ std::string PortcullisPolicy::Explain() const {
     o << "  " << keys_[i].name << ": " << keys::KeyTypeName(keys_[i].key->type()) << ", " << keys_[i].where
       << (used.count(i) ? "" : "  (warning: no rule uses this key)") << "\n";
   }
+  if (root_) o << "sigstore trusted root (for bundles): " << root_where_ << "\n";
   o << "rules, in the order they are tried (most specific first):\n";
   if (rules_.empty()) o << "  (none)\n";
   for (size_t i = 0; i < rules_.size(); ++i) {
@@ -276,7 +284,10 @@ std::string PortcullisPolicy::Explain() const {
       case Action::kRequire: {
         std::vector<std::string> names;
         for (size_t k : r.keys) names.push_back(keys_[k].name);
-        o << "require signatures by " << r.threshold << " of " << r.keys.size() << " keys [" << Join(names) << "]";
+        for (const KeylessIdentity& id : r.identities) names.push_back(id.Label());
+        o << "require signatures by " << r.threshold << " of " << (r.keys.size() + r.identities.size())
+          << (r.identities.empty() ? " keys [" : " keys/identities [") << Join(names) << "]";
+        for (const KeylessIdentity& id : r.identities) o << "\n      " << id.Label() << ": " << id.Describe();
         if (r.identity) o << ", signed identity matching " << r.identity->text();
         break;
       }
@@ -296,7 +307,7 @@ std::string PortcullisPolicy::Explain() const {
 
 StatusOr<std::shared_ptr<const Policy>> ParsePortcullisPolicy(const json& j, const std::string& text,
                                                               const std::string& origin, const std::string& base_dir) {
-  PC_RETURN_IF_ERROR(CheckFields(origin, "", j, {"keys", "rules", "default"}));
+  PC_RETURN_IF_ERROR(CheckFields(origin, "", j, {"keys", "rules", "default", "trusted_root"}));
   std::vector<std::string> version_parts = {text};
 
   // keys
@@ -391,14 +402,21 @@ StatusOr<std::shared_ptr<const Policy>> ParsePortcullisPolicy(const json& j, con
       if (!req.is_object()) {
         return FieldError(origin, rw, "must be {\"keys\": [...], \"threshold\": N}, not " + TypeOf(req));
       }
-      PC_RETURN_IF_ERROR(CheckFields(origin, rw, req, {"keys", "threshold"}));
+      PC_RETURN_IF_ERROR(CheckFields(origin, rw, req, {"keys", "identities", "threshold"}));
+      if (auto ids = req.find("identities"); ids != req.end()) {
+        PC_ASSIGN_OR_RETURN(r.identities, ParseIdentities(*ids, origin, rw + ".identities"));
+      }
       auto ks = req.find("keys");
-      if (ks == req.end()) return FieldError(origin, rw, "\"keys\" is missing");
-      if (!ks->is_array() || ks->empty()) {
+      if (ks == req.end() && r.identities.empty()) {
+        return FieldError(origin, rw, "needs \"keys\" or \"identities\"");
+      }
+      static const json kNoKeys = json::array();
+      if (ks != req.end() && (!ks->is_array() || ks->empty())) {
         return FieldError(origin, rw + ".keys", "must be a non-empty array of key names");
       }
-      for (size_t k = 0; k < ks->size(); ++k) {
-        const json& kn = (*ks)[k];
+      const json& key_list = ks != req.end() ? *ks : kNoKeys;
+      for (size_t k = 0; k < key_list.size(); ++k) {
+        const json& kn = key_list[k];
         const std::string kw = rw + ".keys[" + std::to_string(k) + "]";
         if (!kn.is_string()) return FieldError(origin, kw, "must be a key name, not " + TypeOf(kn));
         auto found = key_index.find(kn.get<std::string>());
@@ -420,10 +438,12 @@ StatusOr<std::shared_ptr<const Policy>> ParsePortcullisPolicy(const json& j, con
         }
         int64_t v = t->get<int64_t>();
         if (v < 1) return FieldError(origin, rw + ".threshold", "must be at least 1, not " + std::to_string(v));
-        if (static_cast<uint64_t>(v) > r.keys.size()) {
+        const size_t signers = r.keys.size() + r.identities.size();
+        if (static_cast<uint64_t>(v) > signers) {
           return FieldError(origin, rw + ".threshold",
-                            std::to_string(v) + " is more than the " + std::to_string(r.keys.size()) +
-                                (r.keys.size() == 1 ? " listed key" : " listed keys"));
+                            std::to_string(v) + " is more than the " + std::to_string(signers) +
+                                (r.identities.empty() ? (signers == 1 ? " listed key" : " listed keys")
+                                                      : " listed keys and identities"));
         }
         r.threshold = static_cast<size_t>(v);
       }
@@ -461,8 +481,13 @@ StatusOr<std::shared_ptr<const Policy>> ParsePortcullisPolicy(const json& j, con
       return FieldError(origin, "default", "must be \"reject\", \"accept\" or \"warn\", not " + d->dump());
     }
   }
-  return std::shared_ptr<const Policy>(
-      std::make_shared<PortcullisPolicy>(origin, VersionOf(version_parts), std::move(keys), std::move(rules), def));
+  const bool any_require =
+      std::any_of(rules.begin(), rules.end(), [](const Rule& r) { return r.action == Action::kRequire; });
+  std::string root_where;
+  PC_ASSIGN_OR_RETURN(std::shared_ptr<const sigstore::TrustedRoot> root,
+                      PolicyTrustedRoot(j, origin, base_dir, any_require, version_parts, root_where));
+  return std::shared_ptr<const Policy>(std::make_shared<PortcullisPolicy>(
+      origin, VersionOf(version_parts), std::move(keys), std::move(rules), def, std::move(root), root_where));
 }
 
 }  // namespace portcullis::verifier::internal

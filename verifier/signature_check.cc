@@ -6,6 +6,11 @@ namespace portcullis::verifier {
 
 SignatureCheck CheckSignature(const FoundSignature& sig, const keys::PublicKey& key, const oci::Digest& digest) {
   SignatureCheck out;
+  if (sig.bundle) {  // bundles are checked by bundle_check.h, never as simple signing
+    out.kind = SignatureCheck::Kind::kOtherKey;
+    out.detail = "a Sigstore bundle, not a simple-signing signature";
+    return out;
+  }
   if (!sig.problem.empty()) {
     out.kind = SignatureCheck::Kind::kUnreadable;
     out.detail = sig.problem;
@@ -48,7 +53,7 @@ SignatureCheck CheckSignature(const FoundSignature& sig, const keys::PublicKey& 
 }
 
 std::string SignatureLabel(const FoundSignature& sig) {
-  std::string s = "layer " + (sig.layer_digest.empty() ? std::string("?") : sig.layer_digest.ToString().substr(0, 19));
+  std::string s = std::string(sig.bundle ? "bundle " : "layer ") + (sig.layer_digest.empty() ? std::string("?") : sig.layer_digest.ToString().substr(0, 19));
   if (!sig.source.empty()) s += " (" + sig.source + ")";
   return s;
 }

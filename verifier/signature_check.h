@@ -27,6 +27,8 @@ struct SignatureCheck {
   SimpleSigningPayload payload;  // kVerified and kWrongDigest
 };
 
+// A Sigstore bundle (sig.bundle) is always kOtherKey: it is not a
+// simple-signing signature (bundle_check.h verifies it).
 SignatureCheck CheckSignature(const FoundSignature& sig, const keys::PublicKey& key, const oci::Digest& digest);
 
 // A short label for a found signature in reasons and reports:

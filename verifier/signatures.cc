@@ -38,25 +38,31 @@ Status LookupBudget::Reserve(const oci::Digest& digest) {
 
 void LookupBudget::Store(const oci::Digest& digest, Payload p) { payloads_[digest] = std::move(p); }
 
-StatusOr<std::vector<SignatureLayer>> ReadSignatureLayers(oci::RegistryClient& client, const std::string& repo,
-                                                          const oci::Manifest& m, const std::string& scope,
-                                                          const std::string& where, LookupBudget& budget) {
+namespace {
+
+// The layers of `m` that `want` selects, blobs at most `max_bytes`, fetched once
+// per digest within `budget`.
+StatusOr<std::vector<SignatureLayer>> ReadLayers(oci::RegistryClient& client, const std::string& repo,
+                                                 const oci::Manifest& m, const std::string& scope,
+                                                 const std::string& where, LookupBudget& budget,
+                                                 bool (*want)(std::string_view), size_t max_bytes, bool bundle) {
   size_t n = 0;
-  for (const oci::Descriptor& d : m.layers) n += d.media_type == kSimpleSigningMediaType;
+  for (const oci::Descriptor& d : m.layers) n += want(d.media_type);
   PC_RETURN_IF_ERROR(budget.CheckLayerCount(n, where));
   std::vector<SignatureLayer> out;
   for (const oci::Descriptor& d : m.layers) {
-    if (d.media_type != kSimpleSigningMediaType) continue;
+    if (!want(d.media_type)) continue;
     SignatureLayer l;
+    l.bundle = bundle;
     l.layer_digest = d.digest;
     l.size = d.size;
     l.annotations = d.annotations;
-    if (auto it = d.annotations.find(std::string(kSignatureAnnotation)); it != d.annotations.end()) {
+    if (auto it = d.annotations.find(std::string(kSignatureAnnotation)); it != d.annotations.end() && !bundle) {
       l.signature_b64 = it->second;
     }
-    if (d.size < 0 || d.size > static_cast<int64_t>(kMaxPayloadBytes)) {
-      l.problem = "payload is " + std::to_string(d.size) + " bytes, over the limit of " +
-                  std::to_string(kMaxPayloadBytes);
+    if (d.size < 0 || d.size > static_cast<int64_t>(max_bytes)) {
+      l.problem = (bundle ? "bundle is " : "payload is ") + std::to_string(d.size) + " bytes, over the limit of " +
+                  std::to_string(max_bytes);
       out.push_back(std::move(l));
       continue;
     }
@@ -65,7 +71,7 @@ StatusOr<std::vector<SignatureLayer>> ReadSignatureLayers(oci::RegistryClient& c
       PC_RETURN_IF_ERROR(budget.CheckTime("reading the payloads of " + where));
       PC_RETURN_IF_ERROR(budget.Reserve(d.digest));
       LookupBudget::Payload fetched;
-      auto blob = GetBlob(client, repo, d.digest, kMaxPayloadBytes, scope);
+      auto blob = GetBlob(client, repo, d.digest, max_bytes, scope);
       if (!blob.ok()) {
         const Status& st = blob.status();
         if (!st.Is(Code::kBlobUnknown) && !st.Is(Code::kDigestInvalid) && !st.Is(Code::kSizeInvalid)) return st;
@@ -89,6 +95,26 @@ StatusOr<std::vector<SignatureLayer>> ReadSignatureLayers(oci::RegistryClient& c
   return out;
 }
 
+bool IsSimpleSigning(std::string_view media_type) { return media_type == kSimpleSigningMediaType; }
+
+}  // namespace
+
+bool IsSigstoreBundleMediaType(std::string_view media_type) {
+  return media_type == kSigstoreBundleMediaType || media_type == kSigstoreBundleMediaTypeV03;
+}
+
+StatusOr<std::vector<SignatureLayer>> ReadSignatureLayers(oci::RegistryClient& client, const std::string& repo,
+                                                          const oci::Manifest& m, const std::string& scope,
+                                                          const std::string& where, LookupBudget& budget) {
+  return ReadLayers(client, repo, m, scope, where, budget, IsSimpleSigning, kMaxPayloadBytes, false);
+}
+
+StatusOr<std::vector<SignatureLayer>> ReadBundleLayers(oci::RegistryClient& client, const std::string& repo,
+                                                       const oci::Manifest& m, const std::string& scope,
+                                                       const std::string& where, LookupBudget& budget) {
+  return ReadLayers(client, repo, m, scope, where, budget, IsSigstoreBundleMediaType, kMaxBundleLayerBytes, true);
+}
+
 StatusOr<std::vector<SignatureLayer>> FindSignatures(oci::RegistryClient& client, const std::string& repo,
                                                      const oci::Digest& digest, const std::string& scope,
                                                      LookupBudget* budget) {
@@ -108,6 +134,10 @@ VerificationReport VerifySignatures(const std::vector<SignatureLayer>& layers, c
                                     const oci::Digest& digest) {
   VerificationReport report;
   for (const SignatureLayer& l : layers) {
+    if (l.bundle) {
+      report.rejected.push_back({l.layer_digest, "a Sigstore bundle, not a simple-signing signature"});
+      continue;
+    }
     if (!l.problem.empty()) {
       report.rejected.push_back({l.layer_digest, l.problem});
       continue;

@@ -37,6 +37,15 @@ inline constexpr std::string_view kBundleAnnotation = "dev.sigstore.cosign/bundl
 // Largest payload blob fetched (cosign's payloads are a few hundred bytes).
 inline constexpr size_t kMaxPayloadBytes = 64 << 10;
 
+// cosign v3 stores a Sigstore bundle as the single layer of a referrer whose
+// artifactType is the same media type (both spellings of v0.3 are read).
+inline constexpr std::string_view kSigstoreBundleMediaType = "application/vnd.dev.sigstore.bundle.v0.3+json";
+inline constexpr std::string_view kSigstoreBundleMediaTypeV03 = "application/vnd.dev.sigstore.bundle+json;version=0.3";
+// Largest bundle blob fetched (a keyless bundle with its certificate and
+// inclusion proof is a few KiB); each bundle counts as a payload of the budget.
+inline constexpr size_t kMaxBundleLayerBytes = 1 << 20;
+bool IsSigstoreBundleMediaType(std::string_view media_type);
+
 // Bounds on the work of one signature lookup (one policy decision).
 struct LookupLimits {
   size_t max_layers_per_manifest = 128;  // signature layers in one .sig / referrer manifest
@@ -78,14 +87,18 @@ class LookupBudget {
 // "sha256-<hex>.sig": the tag cosign stores the signatures of `digest` under.
 std::string SignatureTag(const oci::Digest& digest);
 
-// One simple-signing layer of a signature manifest.
+// One simple-signing layer of a signature manifest, or (bundle = true) one
+// Sigstore bundle layer of a cosign v3 referrer.
 struct SignatureLayer {
   oci::Digest layer_digest;
   int64_t size = 0;
   std::map<std::string, std::string> annotations;
-  std::string signature_b64;  // the kSignatureAnnotation value ("" when absent)
+  std::string signature_b64;  // the kSignatureAnnotation value ("" when absent; always "" for bundles)
   std::string payload;        // the layer blob, digest and size checked; "" when `problem` is set
   std::string problem;        // why the payload could not be had ("" when it was)
+  // A Sigstore bundle: `payload` holds the bundle JSON (unverified). Key-based
+  // simple-signing checks never use such a layer (signature_check.h).
+  bool bundle = false;
 };
 
 // The simple-signing layers stored for `digest` in `repo` under its .sig tag,
@@ -104,6 +117,14 @@ StatusOr<std::vector<SignatureLayer>> FindSignatures(oci::RegistryClient& client
 StatusOr<std::vector<SignatureLayer>> ReadSignatureLayers(oci::RegistryClient& client, const std::string& repo,
                                                           const oci::Manifest& m, const std::string& scope,
                                                           const std::string& where, LookupBudget& budget);
+
+// The Sigstore bundle layers of the referrer manifest `m` (media types
+// IsSigstoreBundleMediaType), each blob at most kMaxBundleLayerBytes (a larger one
+// gets a `problem` and is not fetched), fetched once per digest and counted as
+// payloads of `budget`. Errors as FindSignatures.
+StatusOr<std::vector<SignatureLayer>> ReadBundleLayers(oci::RegistryClient& client, const std::string& repo,
+                                                       const oci::Manifest& m, const std::string& scope,
+                                                       const std::string& where, LookupBudget& budget);
 
 struct VerifiedSignature {
   oci::Digest layer_digest;
