@@ -263,8 +263,11 @@ YML
 
 # start_proxy NAME ARGS... : portcullis serve on a free port, data in $T/NAME-data
 # (kept across restarts of the same NAME). Sets ADDR[NAME]; waits for GET /v2/.
+# Without --admin-listen in ARGS the admin listener is off (never the fixed default port).
 start_proxy() {
-  local name=$1 port; shift
+  local name=$1 port a=""; shift
+  for a in "$@"; do [[ $a == --admin-listen || $a == --admin-listen=* ]] && break; done
+  [[ $a == --admin-listen || $a == --admin-listen=* ]] || set -- "$@" --admin-listen off
   if [[ -n ${ADDR[$name]:-} ]]; then port=${ADDR[$name]##*:}; else port=$(free_port) || return 1; fi
   ADDR[$name]=127.0.0.1:$port
   mkdir -p "$T/$name-data"
@@ -333,7 +336,7 @@ plain_registries_conf() {
 sk() { timeout 600 skopeo --registries-conf "$(plain_registries_conf)" "$@"; }
 
 # manifest_digest HOSTPORT REPO REF [QUERY] : Docker-Content-Digest of a manifest GET with the
-# full Accept list; fails unless 200 and the header equals sha256 of the body.
+# full Accept list; fails unless 200, the header is present, and it equals sha256 of the body.
 manifest_digest() {
   local hp=$1 repo=$2 ref=$3 q=${4:-} hdr body code d h
   hdr=$(mktemp -p "$T") body=$(mktemp -p "$T")
@@ -343,7 +346,8 @@ manifest_digest() {
   d=sha256:$(sha256sum <"$body" | cut -d' ' -f1)
   rm -f "$hdr" "$body"
   [[ $code == 200 ]] || { echo "HTTP $code for $hp/$repo:$ref" >&2; return 1; }
-  [[ -z $h || $h == "$d" ]] || { echo "header digest $h != body digest $d" >&2; return 1; }
+  [[ -n $h ]] || { echo "no Docker-Content-Digest header for $hp/$repo:$ref" >&2; return 1; }
+  [[ $h == "$d" ]] || { echo "header digest $h != body digest $d" >&2; return 1; }
   echo "$d"
 }
 
@@ -351,6 +355,18 @@ manifest_digest() {
 http_status() {
   local m=$1 u=$2; shift 2
   curl -s -o /dev/null --max-time 60 -X "$m" -w '%{http_code}' "$@" "$u"
+}
+
+# oci_status METHOD URL [curl args...] : prints "HTTP-STATUS OCI-CODE" (the first
+# .errors[].code of the body, "-" when the body is not OCI error JSON; "000 -" on no answer),
+# for exact checks such as check_eq DESC "503 UPSTREAM_UNAVAILABLE" "$(oci_status GET URL)"
+oci_status() {
+  local m=$1 u=$2 code ec b; shift 2
+  b=$(mktemp -p "$T")
+  code=$(curl -s -o "$b" --max-time 60 -X "$m" -w '%{http_code}' "$@" "$u")
+  ec=$(jq -r '.errors[0].code // "-"' "$b" 2>/dev/null) || ec=-
+  rm -f "$b"
+  echo "${code:-000} ${ec:--}"
 }
 
 # sha_of FILE : sha256:<hex> of the file's bytes
