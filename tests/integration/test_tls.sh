@@ -195,7 +195,6 @@ fi
 PN=${ADDR[pnoca]}
 code=$(curl -sS --max-time 60 -o "$T/noca-body.json" -w '%{http_code}' -H "Accept: $ACCEPT_ALL" \
        "http://$PN/v2/up.tls/lab/small/manifests/v1" 2>&1)
-body=$(cat "$T/noca-body.json" 2>/dev/null)
 check_eq "without --upstream-ca: manifest GET -> 503" 503 "$code"
 ecode=$(jq -r '.errors[0].code' "$T/noca-body.json" 2>/dev/null)
 check_eq "without --upstream-ca: error code UPSTREAM_UNAVAILABLE" UPSTREAM_UNAVAILABLE "$ecode"
