@@ -263,8 +263,11 @@ YML
 
 # start_proxy NAME ARGS... : portcullis serve on a free port, data in $T/NAME-data
 # (kept across restarts of the same NAME). Sets ADDR[NAME]; waits for GET /v2/.
+# Without --admin-listen in ARGS the admin listener is off (never the fixed default port).
 start_proxy() {
-  local name=$1 port; shift
+  local name=$1 port a=""; shift
+  for a in "$@"; do [[ $a == --admin-listen || $a == --admin-listen=* ]] && break; done
+  [[ $a == --admin-listen || $a == --admin-listen=* ]] || set -- "$@" --admin-listen off
   if [[ -n ${ADDR[$name]:-} ]]; then port=${ADDR[$name]##*:}; else port=$(free_port) || return 1; fi
   ADDR[$name]=127.0.0.1:$port
   mkdir -p "$T/$name-data"
@@ -333,7 +336,7 @@ plain_registries_conf() {
 sk() { timeout 600 skopeo --registries-conf "$(plain_registries_conf)" "$@"; }
 
 # manifest_digest HOSTPORT REPO REF [QUERY] : Docker-Content-Digest of a manifest GET with the
-# full Accept list; fails unless 200 and the header equals sha256 of the body.
+# full Accept list; fails unless 200, the header is present, and it equals sha256 of the body.
 manifest_digest() {
   local hp=$1 repo=$2 ref=$3 q=${4:-} hdr body code d h
   hdr=$(mktemp -p "$T") body=$(mktemp -p "$T")
@@ -343,7 +346,8 @@ manifest_digest() {
   d=sha256:$(sha256sum <"$body" | cut -d' ' -f1)
   rm -f "$hdr" "$body"
   [[ $code == 200 ]] || { echo "HTTP $code for $hp/$repo:$ref" >&2; return 1; }
-  [[ -z $h || $h == "$d" ]] || { echo "header digest $h != body digest $d" >&2; return 1; }
+  [[ -n $h ]] || { echo "no Docker-Content-Digest header for $hp/$repo:$ref" >&2; return 1; }
+  [[ $h == "$d" ]] || { echo "header digest $h != body digest $d" >&2; return 1; }
   echo "$d"
 }
 
@@ -351,6 +355,18 @@ manifest_digest() {
 http_status() {
   local m=$1 u=$2; shift 2
   curl -s -o /dev/null --max-time 60 -X "$m" -w '%{http_code}' "$@" "$u"
+}
+
+# oci_status METHOD URL [curl args...] : prints "HTTP-STATUS OCI-CODE" (the first
+# .errors[].code of the body, "-" when the body is not OCI error JSON; "000 -" on no answer),
+# for exact checks such as check_eq DESC "503 UPSTREAM_UNAVAILABLE" "$(oci_status GET URL)"
+oci_status() {
+  local m=$1 u=$2 code ec b; shift 2
+  b=$(mktemp -p "$T")
+  code=$(curl -s -o "$b" --max-time 60 -X "$m" -w '%{http_code}' "$@" "$u")
+  ec=$(jq -r '.errors[0].code // "-"' "$b" 2>/dev/null) || ec=-
+  rm -f "$b"
+  echo "${code:-000} ${ec:--}"
 }
 
 # sha_of FILE : sha256:<hex> of the file's bytes
@@ -475,4 +491,53 @@ cosign_referrer() {
     '{schemaVersion:2, mediaType:"application/vnd.oci.image.index.v1+json",
       manifests:[{mediaType:"application/vnd.oci.image.manifest.v1+json", digest:$rd, size:$rs, artifactType:$at}]}' \
     | tr -d '\n' >"$dir/fallback-index.json"
+}
+
+# ---------------------------------------------------------------- wrong bytes never complete
+# wrong_bytes_cut NAME URL DIGEST LIAR-STATS-URL [CLIENTS=4] [GRACE=5] : CLIENTS concurrent
+# GETs of URL (a blob that the upstream behind the proxy sends wrong or short, via
+# lying_upstream.py). Passes only when EVERY client's transfer was CUT: curl exit 18, 56 or 92,
+# or fewer bytes than the announced Content-Length (a complete body, a clean error answer
+# without a body, a timeout (curl 28) or a body matching DIGEST through a liar all fail),
+# and PROMPTLY: each client ended at most GRACE seconds after the liar's last blob body
+# ended (its /_stats last_blob_body_end), far below the clients' own --max-time (120 s).
+# Prints one line per client (the reason on failure). Files in $T/NAME.N.*.
+wrong_bytes_cut() {
+  local name=$1 url=$2 dg=$3 stats=$4 n=${5:-4} grace=${6:-5} i pids=() fail=0 up_end
+  local rc meta code size clen sum end late cut
+  for ((i = 1; i <= n; i++)); do
+    ( curl -sS --max-time 120 -D "$T/$name.$i.hdr" -o "$T/$name.$i.body" \
+           -w '%{http_code} %{size_download}' "$url" >"$T/$name.$i.meta" 2>"$T/$name.$i.err"
+      echo $? >"$T/$name.$i.rc"
+      date +%s.%N >"$T/$name.$i.end" ) &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do wait "$i"; done
+  up_end=$(curl -fsS --max-time 10 "$stats" | jq -r '.last_blob_body_end') || up_end=""
+  [[ $up_end =~ ^[0-9]+(\.[0-9]+)?$ && $up_end != 0 ]] ||
+    { echo "no last_blob_body_end from the liar at $stats ('$up_end')"; return 1; }
+  for ((i = 1; i <= n; i++)); do
+    rc=$(cat "$T/$name.$i.rc") meta=$(cat "$T/$name.$i.meta") end=$(cat "$T/$name.$i.end")
+    code=${meta% *} size=${meta#* }
+    clen=$(awk 'tolower($1)=="content-length:"{print $2}' "$T/$name.$i.hdr" 2>/dev/null | tr -d '\r' | tail -1)
+    sum=none; [[ -f $T/$name.$i.body ]] && sum=sha256:$(sha256sum <"$T/$name.$i.body" | cut -d' ' -f1)
+    late=$(awk -v a="$end" -v b="$up_end" 'BEGIN { printf "%.2f", a - b }')
+    rm -f "$T/$name.$i.body"
+    cut=0
+    [[ $rc == 18 || $rc == 56 || $rc == 92 ]] && cut=1
+    [[ -n $clen && $clen =~ ^[0-9]+$ && $size =~ ^[0-9]+$ ]] && ((size < clen)) && cut=1
+    local what="client $i: curl exit $rc, HTTP $code, $size of ${clen:-?} bytes, ended ${late}s after the upstream's last byte"
+    if [[ $rc == 28 ]]; then
+      echo "$what: FAIL timed out (the client's own --max-time, not a cut)"; fail=1
+    elif [[ $sum == "$dg" ]]; then
+      echo "$what: FAIL the body matches the digest (the liar did not lie?)"; fail=1
+    elif ((cut == 0)); then
+      echo "$what: FAIL the transfer was not cut"; fail=1
+    elif awk -v l="$late" -v g="$grace" 'BEGIN { exit !(l > g) }'; then
+      echo "$what: FAIL cut more than ${grace}s after the upstream's last byte"; fail=1
+    else
+      echo "$what: cut $(head -c 100 "$T/$name.$i.err" | tr '\n' ' ')"
+    fi
+  done
+  return $fail
 }

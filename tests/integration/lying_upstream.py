@@ -17,7 +17,10 @@ tags/list?n=&last= with at most n tags and a Link header to the next page (distr
 ignores n).
 
 Counters: GET /_stats -> {"blob_gets": N, "manifest_gets": N, "manifest_digest_gets": N,
-"requests": N}; the same JSON is rewritten to --stats-file after every request.
+"requests": N, "blob_bodies_ended": N, "last_blob_body_end": T}; the same JSON is rewritten to
+--stats-file after every request. T is the Unix time (float seconds) at which the last blob
+body GET ended (its last byte written, or the cut), 0 before any: the tests measure how
+promptly the proxy cuts its clients after it.
 
 Usage: lying_upstream.py --port PORT --upstream http://127.0.0.1:UP [--stats-file FILE]
                          [--honest | --truncate] [--manifest REPO:TAG=FILE ...] [--paginate-tags]
@@ -32,6 +35,7 @@ import re
 import socketserver
 import sys
 import threading
+import time
 import urllib.parse
 
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
@@ -46,13 +50,20 @@ class Stats:
     def __init__(self, path):
         self.lock = threading.Lock()
         self.path = path
-        self.data = {"requests": 0, "blob_gets": 0, "manifest_gets": 0, "manifest_digest_gets": 0}
+        self.data = {"requests": 0, "blob_gets": 0, "manifest_gets": 0, "manifest_digest_gets": 0,
+                     "blob_bodies_ended": 0, "last_blob_body_end": 0.0}
         self._write()
 
     def bump(self, *keys):
         with self.lock:
             for k in keys:
                 self.data[k] += 1
+            self._write()
+
+    def body_ended(self):
+        with self.lock:
+            self.data["blob_bodies_ended"] += 1
+            self.data["last_blob_body_end"] = time.time()
             self._write()
 
     def snapshot(self):
@@ -172,6 +183,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             conn.close()
         if pos < total:
             self.close_connection = True
+            # the cut is the last thing the client sees: close before recording the time
+            try:
+                self.wfile.flush()
+                self.connection.shutdown(2)
+            except OSError:
+                pass
+        if method == "GET" and BLOB_RE.match(path):
+            stats.body_ended()
 
 
     def _tags_page(self, name):

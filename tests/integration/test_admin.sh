@@ -215,16 +215,17 @@ done
 code=$(api proxy GET /api/v1/no-such-endpoint)
 check_true "an unknown admin path with the token: 404 OCI error" "HTTP $code: '$(head -c 200 "$T/api.body")'" \
   bash -c "[[ $code == 404 ]] && is_oci_error '$T/api.body'"
-code=$(curl -s -o /dev/null --max-time 30 -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://$P/api/v1/cache/stats")
-check_true "the registry listener does not serve the admin API" "HTTP $code on http://$P/api/v1/cache/stats" \
-  test "$code" != 200
-code=$(curl -s -o /dev/null --max-time 30 -w '%{http_code}' "http://$A/v2/")
-check_true "the admin listener does not serve the registry API" "HTTP $code on http://$A/v2/" test "$code" != 200
+check_eq "the registry listener does not serve the admin API (404 NOT_FOUND, with the token)" "404 NOT_FOUND" \
+  "$(oci_status GET "http://$P/api/v1/cache/stats" -H "Authorization: Bearer $TOKEN")"
+check_eq "the admin listener does not serve the registry API (404 NOT_FOUND, with the token)" "404 NOT_FOUND" \
+  "$(oci_status GET "http://$A/v2/" -H "Authorization: Bearer $TOKEN")"
+check_eq "... and without the token it is 401 UNAUTHORIZED" "401 UNAUTHORIZED" "$(oci_status GET "http://$A/v2/")"
 
 # the CLI: health needs no token; a wrong token is explained; nothing prints the token
 out=$("$BIN" admin --server "http://$A" --token-file /nonexistent/token health 2>&1)
 check_eq "admin health (no token file): exit 0" 0 $?
-check_true "admin health prints healthz ok and readyz ready" "$out" grep -q 'ready' <<<"$out"
+check_true "admin health prints healthz ok and readyz ready" "$out" \
+  bash -c 'grep -qE "^healthz[[:space:]]+ok\b" <<<"$1" && grep -qE "^readyz[[:space:]]+ready\b" <<<"$1"' _ "$out"
 out=$("$BIN" admin --server "http://$A" --token-file "$T/wrong-token" cache stats 2>&1)
 rc=$?
 check_eq "admin cache stats with a wrong token: exit 2" 2 "$rc"
@@ -304,9 +305,10 @@ r0=$(msum "$T/m0.txt" portcullis_http_requests_total) r2=$(msum "$T/m2.txt" port
 check_true "http requests counted (grew by >= 2 x $nb)" "$r0 -> $r2" test $((r2 - r0)) -ge $((2 * nb))
 hc0=$(msum "$T/m0.txt" portcullis_request_duration_seconds_count) hc2=$(msum "$T/m2.txt" portcullis_request_duration_seconds_count)
 check_true "request duration histogram counted the requests" "_count $hc0 -> $hc2" test $((hc2 - hc0)) -ge $((2 * nb))
-grep -qE '^portcullis_http_requests_total\{[^}]*route="[^"]+"[^}]*method="GET"[^}]*status="200"' "$T/m2.txt" ||
-  grep -qE '^portcullis_http_requests_total\{[^}]*status="200"' "$T/m2.txt"
-check_eq "portcullis_http_requests_total has route/method/status labels" 0 $?
+check_true "portcullis_http_requests_total has route/method/status labels" \
+  "$(grep -m3 '^portcullis_http_requests_total' "$T/m2.txt")" \
+  bash -c 'grep "^portcullis_http_requests_total{" "$1" |
+    grep "route=\"[^\"]\+\"" | grep "method=\"GET\"" | grep -q "status=\"200\""' _ "$T/m2.txt"
 check_eq "nothing in flight after the pulls" 0 "$(msum "$T/m2.txt" portcullis_inflight_fetches)"
 
 # ---------------------------------------------------------------- stats and ls
@@ -448,8 +450,12 @@ if [[ -n $BF ]]; then
   sz=$(stat -c %s "$BF")
   log "corrupting 16 bytes in the middle of $(basename "$BF") ($((sz / MiB)) MiB)"
   head -c 16 /dev/urandom >"$T/junk"
-  dd if="$T/junk" of="$BF" bs=1 seek=$((sz / 2)) count=16 conv=notrunc status=none
-  ok "corrupted the largest .blob file on disk"
+  if dd if="$T/junk" of="$BF" bs=1 seek=$((sz / 2)) count=16 conv=notrunc status=none &&
+     [[ $(stat -c %s "$BF") == "$sz" ]] && cmp -s -n 16 -i 0:$((sz / 2)) "$T/junk" "$BF"; then
+    ok "corrupted the largest .blob file on disk"
+  else
+    not_ok "corrupted the largest .blob file on disk" "dd failed, or $BF does not hold the 16 new bytes at its middle with its size unchanged"
+  fi
 else
   not_ok "corrupted the largest .blob file on disk" "no *.blob file under $T/proxy-data: $(ls "$T/proxy-data" | head -20 | tr '\n' ' ')"
 fi
@@ -540,18 +546,42 @@ inflight=$(msum <(api proxy-kill GET /metrics >/dev/null; cat "$T/api.body") por
 log "proxy-kill data dir before kill -9: $(du_b "$T/proxy-kill-data") bytes ($(du_breakdown "$T/proxy-kill-data")), inflight fetches $inflight"
 check_eq "a cold 200 MiB fetch is under way (data dir > 60 MiB, 1 fetch in flight)" "1 1" "$grown $inflight"
 kill9 proxy-kill
+pre=$(du_b "$T/proxy-kill-data")   # what the kill left on disk
 wait "$cpid" 2>/dev/null
 start_admin_proxy proxy-kill --upstream "upstream.test=http://127.0.0.1:$SLOWPORT" --admin-token-file "$T/token" ||
   not_ok "proxy-kill restarts on its data dir after kill -9" "$(tail -3 "$T/proxy-kill.log")"
 check_true "the restarted proxy logged that it removed a half-written blob" "$(grep -i 'half' "$T/proxy-kill.log" | tail -2)" \
   grep -q 'removed blobs left half-written' "$T/proxy-kill.log"
-code=$(api proxy-kill GET "/api/v1/cache/ls")
-check_true "after the restart the half-written blob is not listed as cached" "$(head -c 300 "$T/api.body")" \
-  jqt --arg d "$BIGBLOB" '[.blobs[] | select(.digest == $d)] | length == 0' "$T/api.body"
+# Independent evidence (cache ls never lists a pending blob, so it could not fail): fsck finds
+# nothing wrong in what is left, the next GET fetches the whole blob upstream again, and (not
+# yet, see below) the bytes on disk go away.
+post=$pre
+for _ in $(seq 50); do   # up to 10 s for RocksDB to delete the files
+  post=$(du_b "$T/proxy-kill-data")
+  ((post < pre / 2)) && break
+  sleep 0.2
+done
+# Not a check yet (known bug, issue 13): Store::Open drops the pending blob's chunk keys
+# (DeleteRange) but never compacts, so its bytes stay in RocksDB blob files until a later
+# compaction. Make this a check_true once the restart reclaims them.
+log "KNOWN BUG (not counted): data dir at kill -9 $pre bytes, ${post} bytes 10 s after the restart ($(du_breakdown "$T/proxy-kill-data"))"
+out=$(adm proxy-kill cache fsck 2>&1)
+check_eq "after the restart: admin cache fsck exit 0" 0 $?
+# proxy-kill's data dir only ever held that one blob: no record of it may survive the restart
+# (a surviving pending record would be checked, and found bad)
+check_true "... and checked nothing ('checked 0 ...: all match'): no record of the half blob survived" "$out" \
+  grep -qE '^checked 0 stored blobs and manifests: all match their digests' <<<"$out"
+k0=$(upstream_blob_gets "$T/slowup.log")
 s=$(blob_sha "$PK" lab/big "$BIGBLOB")
+k1=$(upstream_blob_gets "$T/slowup.log")
 check_eq "after the restart a full GET of the blob returns it whole (sha256 = digest)" "$BIGBLOB" "$s"
+check_true "... fetched upstream again from the start (1 more blob GET in the throttled upstream's log)" \
+  "blob GETs '$k0' -> '$k1'" bash -c '[[ $1 =~ ^[1-9][0-9]*$ && $2 =~ ^[0-9]+$ ]] && (($2 - $1 == 1))' _ "$k0" "$k1"
 s=$(blob_sha "$PK" lab/big "$BIGBLOB")
 check_eq "... and again, from the cache" "$BIGBLOB" "$s"
+code=$(api proxy-kill POST /api/v1/cache/fsck)
+check_true "... and fsck re-hashes it: checked >= 1, nothing bad" "HTTP $code $(head -c 300 "$T/api.body")" \
+  jqt '.checked >= 1 and (.bad | length) == 0 and .dropped == 0' "$T/api.body"
 code=$(api proxy-kill GET "/api/v1/cache/ls")
 check_true "... and it is listed complete with its size" "$(head -c 300 "$T/api.body")" \
   jqt --arg d "$BIGBLOB" '[.blobs[] | select(.digest == $d and .size > 200000000)] | length == 1' "$T/api.body"
@@ -597,18 +627,17 @@ for round in 1 2 3; do
     fi
     rm -rf "$T/evict-$round-$img"
   done
-  sleep 5
-  d=$(du_b "$T/proxy-evict-data")
+  # eviction and RocksDB's file deletion run in the background: poll (no fixed sleep)
+  for _ in $(seq 150); do d=$(du_b "$T/proxy-evict-data"); ((d < 150 * MiB)) && break; sleep 0.2; done
   log "round $round: data dir $((d / MiB)) MiB ($(du_breakdown "$T/proxy-evict-data")); stats $(adm proxy-evict --json cache stats 2>&1 | tr -d '\n')"
   ((d > maxdu)) && maxdu=$d
 done
 check_eq "3 rounds of skopeo pulls (big, small, big) through the bounded proxy all succeed" "" "$bad"
-sleep 3
-d=$(du_b "$T/proxy-evict-data")
+for _ in $(seq 150); do d=$(du_b "$T/proxy-evict-data"); ((d < BOUND + CHUNK + OVERHEAD)) && break; sleep 0.2; done
 log "after the rounds: data dir $d bytes ($(du_breakdown "$T/proxy-evict-data"))"
-check_true "data dir after the pulls settles below bound + 1 chunk + overhead ($(((BOUND + CHUNK + OVERHEAD) / MiB)) MiB)" \
+check_true "data dir after the pulls settles below bound + 1 chunk + overhead ($(((BOUND + CHUNK + OVERHEAD) / MiB)) MiB) within 30 s" \
   "du -sb = $((d / MiB)) MiB ($d)" test "$d" -lt $((BOUND + CHUNK + OVERHEAD))
-check_true "data dir measured after each round stayed well under 200 MiB" "max du -sb after a round: $((maxdu / MiB)) MiB" \
+check_true "data dir after each round settles well under 200 MiB (< 150 MiB within 30 s)" "max du -sb after a round: $((maxdu / MiB)) MiB" \
   test "$maxdu" -lt $((150 * MiB))
 code=$(api proxy-evict GET /api/v1/cache/stats)
 check_true "stats: blob_bytes <= max_bytes, evictions > 0, evicted_bytes > 0" "$(cat "$T/api.body")" \
