@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Sanitizer runs of the unit tests (and, for ASan, some integration suites).
+#
+# Usage: tests/sanitize.sh asan|tsan [doctest args...]
+#   asan  builds into build-asan with -fsanitize=address,undefined and runs every
+#         unit test case, then the integration suites in PORTCULLIS_ASAN_SUITES
+#         (default: test_bad_input test_lying_upstream test_cache; "" runs none)
+#         against the ASan binary. Any sanitizer report fails the run.
+#   tsan  builds into build-tsan with -fsanitize=thread and runs the unit test
+#         cases with threads: blob fetch and in-flight joins, the store, the gate,
+#         the log writer and metrics (doctest -tc filters below).
+# Extra arguments go to the doctest runner (e.g. -tc="proxy: store*").
+# Compiler: $CXX (default g++). Needs root for the integration suites.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src=$PWD
+mode=${1:-}
+shift || true
+case $mode in
+  asan) flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" ;;
+  tsan) flags="-fsanitize=thread -fno-omit-frame-pointer" ;;
+  *) echo "usage: tests/sanitize.sh asan|tsan [doctest args...]" >&2; exit 2 ;;
+esac
+build=$src/build-$mode
+# Reports go to files under $reports (and to stderr): an integration suite may
+# hide a proxy's stderr, and a report in a file is still found below.
+reports=$(mktemp -d /tmp/portcullis-$mode.XXXXXX)
+export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=0:log_path=$reports/asan:detect_stack_use_after_return=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$reports/tsan:suppressions=$src/tests/tsan.supp"
+
+t0=$SECONDS
+cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_COMPILER="${CXX:-g++}" -DCMAKE_CXX_FLAGS="$flags" \
+  -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
+targets=(portcullis_tests)
+[[ $mode == tsan ]] || targets+=(portcullis)  # the integration suites run the binary
+nice -n 10 cmake --build "$build" --target "${targets[@]}"
+echo "sanitize.sh: $mode build took $((SECONDS - t0)) s"
+
+fail=0
+check_reports() {  # $1: what ran
+  local f found=0
+  for f in "$reports"/*; do
+    [[ -e $f ]] || continue
+    found=1
+    echo "sanitize.sh: $mode report from $1: $f" >&2
+    head -n 60 "$f" >&2
+    mv "$f" "$f.seen"
+  done
+  ((found == 0)) || fail=1
+}
+
+t0=$SECONDS
+tests=("$build/tests/portcullis_tests" --no-intro=true)
+if [[ $mode == tsan ]]; then
+  filter="proxy: fetch*,proxy: store*,*gate*,log:*,metrics:*"
+  # No leak checks under TSan (it has none); RocksDB is not instrumented, so
+  # only our own code's races are found.
+  "${tests[@]}" -tc="$filter" "$@" || fail=1
+else
+  "${tests[@]}" "$@" || fail=1
+fi
+check_reports "unit tests"
+echo "sanitize.sh: $mode unit tests took $((SECONDS - t0)) s"
+
+if [[ $mode == asan ]]; then
+  for suite in ${PORTCULLIS_ASAN_SUITES-test_bad_input test_lying_upstream test_cache}; do
+    t0=$SECONDS
+    if ! PORTCULLIS_BIN=$build/cli/portcullis PORTCULLIS_SRC=$src bash "$src/tests/integration/$suite.sh"; then
+      echo "sanitize.sh: integration suite $suite failed under ASan" >&2
+      fail=1
+    fi
+    check_reports "$suite"
+    echo "sanitize.sh: $suite under ASan took $((SECONDS - t0)) s"
+  done
+fi
+((fail)) || rm -rf "$reports"
+((fail == 0)) && echo "sanitize.sh: $mode: no failures, no sanitizer reports"
+exit $fail
