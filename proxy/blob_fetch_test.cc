@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "proxy/fake_registry_test_util.h"
+#include "proxy/store_test_util.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -46,21 +47,10 @@ constexpr uint64_t kChunk = 4096;
 
 
 std::shared_ptr<Store> OpenStore(const TempDir& dir) {
-  int cleaned = 0;
-  auto s = Store::Open(dir.path.string(), &cleaned);
-  REQUIRE_MESSAGE(s.ok(), s.status().ToString());
-  return std::shared_ptr<Store>(std::move(s).value());
+  return std::shared_ptr<Store>(portcullis::proxy::testing::OpenStore(dir.path.string()));
 }
 
-
-std::shared_ptr<RegistryClient> ClientFor(const std::string& url) {
-  auto u = ParseUrl(url);
-  REQUIRE(u.ok());
-  ClientOptions opts;
-  opts.connect_timeout = 5s;
-  opts.read_timeout = 10s;
-  return std::make_shared<RegistryClient>(*u, std::nullopt, opts);
-}
+using portcullis::proxy::testing::ClientFor;
 
 struct Outcome {
   RR last = RR::kTimeout;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "proxy/store.h"
+#include "proxy/store_test_util.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -22,13 +23,7 @@ using portcullis::proxy::Store;
 using portcullis::proxy::TagRecord;
 using portcullis::testing::TempDir;
 
-std::unique_ptr<Store> OpenStore(const std::string& dir, int* cleaned = nullptr) {
-  int n = -1;
-  auto s = Store::Open(dir, &n);
-  REQUIRE_MESSAGE(s.ok(), s.status().ToString());
-  if (cleaned != nullptr) *cleaned = n;
-  return std::move(s).value();
-}
+using portcullis::proxy::testing::OpenStore;
 
 // Opens the closed store's database directly and runs `fn` on one column family.
 template <typename Fn>

@@ -11,6 +11,7 @@
 #include <string>
 #include <unistd.h>
 #include "tests/test_util.h"
+#include "proxy/store_test_util.h"
 
 namespace {
 
@@ -25,13 +26,7 @@ using portcullis::testing::TempDir;
 
 // A fresh directory under the system temp dir, removed at scope exit.
 
-std::unique_ptr<Store> OpenStore(const std::string& dir, int* cleaned = nullptr) {
-  int n = -1;
-  auto s = Store::Open(dir, &n);
-  REQUIRE_MESSAGE(s.ok(), s.status().ToString());
-  if (cleaned != nullptr) *cleaned = n;
-  return std::move(s).value();
-}
+using portcullis::proxy::testing::OpenStore;
 
 // The bytes of chunk `index` of `d`, or nullopt when NOT_FOUND.
 std::optional<std::string> Chunk(Store& st, const Digest& d, uint64_t index) {
