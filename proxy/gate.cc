@@ -144,7 +144,8 @@ std::atomic<double>* Gate::HotCounter(bool warn) {
   return c;
 }
 
-StatusOr<bool> Gate::LiveMark(const Route& route, const std::string& key, int64_t now, int depth, std::string* rule) {
+StatusOr<bool> Gate::LiveMark(const Route& route, const std::string& key, int64_t now, int depth, std::string* rule,
+                              int64_t* expires) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     PC_ASSIGN_OR_RETURN(std::optional<std::string> v, store_->GetGateMark(key));
     if (!v) return false;
@@ -152,6 +153,7 @@ StatusOr<bool> Gate::LiveMark(const Route& route, const std::string& key, int64_
     if (!m) return false;  // written by an older version: not trusted
     if (m->expires > now) {
       if (rule) *rule = m->rule;
+      if (expires) *expires = m->expires;
       return true;
     }
     // Expired with the verdict of the manifest that made it: ask that manifest
@@ -282,13 +284,11 @@ Status Gate::Check(const Route& route, const std::string& tag, const oci::Digest
   // 2. A child of an index that passed by a verified signature, while that
   // verdict lives, unless another rule decides for this child.
   std::string covering_rule;
-  PC_ASSIGN_OR_RETURN(bool child,
-                      LiveMark(route, ChildMarkKey(version, route.Key(), digest), now, depth, &covering_rule));
+  int64_t expires = 0;
+  PC_ASSIGN_OR_RETURN(bool child, LiveMark(route, ChildMarkKey(version, route.Key(), digest), now, depth,
+                                           &covering_rule, &expires));
   if (child) {
-    std::optional<Mark> mark;
-    if (auto v = store_->GetGateMark(ChildMarkKey(version, route.Key(), digest)); v.ok() && *v) mark = DecodeMark(**v);
-    const int64_t expires = mark ? mark->expires : now;
-    if (mark && covering_rule == policy->MatchedRule(route.Key(), tag, digest)) {
+    if (covering_rule == policy->MatchedRule(route.Key(), tag, digest)) {
       verifier::Decision d;
       d.allowed = true;
       d.rule = covering_rule;
@@ -345,7 +345,7 @@ StatusOr<Gate::BlobGrant> Gate::CheckBlob(const Route& route, const oci::Digest&
   if (!policy || !opt_.blob_gate_referenced) return BlobGrant::kServe;
   const int64_t now = opt_.clock();
   const std::string& version = policy->version();
-  PC_ASSIGN_OR_RETURN(bool mark, LiveMark(route, BlobMarkKey(version, route.Key(), digest), now, 0, nullptr));
+  PC_ASSIGN_OR_RETURN(bool mark, LiveMark(route, BlobMarkKey(version, route.Key(), digest), now, 0, nullptr, nullptr));
   if (mark) return BlobGrant::kServe;
   // A repository whose rule accepts without signatures (accept,
   // insecureAcceptAnything, a warning default): any of its blobs may be served,
@@ -355,7 +355,7 @@ StatusOr<Gate::BlobGrant> Gate::CheckBlob(const Route& route, const oci::Digest&
     auto d = policy->Evaluate(route.Key(), "", digest, none);
     if (d.ok() && d->allowed) return BlobGrant::kServe;
   }
-  PC_ASSIGN_OR_RETURN(mark, LiveMark(route, ArtifactBlobMarkKey(version, route.Key(), digest), now, 0, nullptr));
+  PC_ASSIGN_OR_RETURN(mark, LiveMark(route, ArtifactBlobMarkKey(version, route.Key(), digest), now, 0, nullptr, nullptr));
   if (mark) return BlobGrant::kServeArtifactJson;
   return Status::Denied("blob " + digest.ToString() + " is not named by any manifest that passed the trust policy in " +
                         route.Key() + " (fetch an image's manifest before its blobs)");

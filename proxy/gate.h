@@ -103,8 +103,10 @@ class Gate {
                 const std::string& tag, int64_t expires, bool covers_children, const std::string& rule);
   // True when the mark `key` is live. An expired mark is renewed when the
   // manifest that made it (from the store) passes the gate again now.
-  // `rule` receives a child mark's covering rule.
-  StatusOr<bool> LiveMark(const Route& route, const std::string& key, int64_t now, int depth, std::string* rule);
+  // `rule` and `expires` (either may be null) receive the live mark's covering
+  // rule and expiry.
+  StatusOr<bool> LiveMark(const Route& route, const std::string& key, int64_t now, int depth, std::string* rule,
+                          int64_t* expires);
   void Remember(const std::string& key, const verifier::Decision& d, int64_t expires);
   std::atomic<double>* HotCounter(bool warn);
 
