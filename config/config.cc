@@ -98,6 +98,22 @@ StatusOr<Config> Parse(const std::string& text, const std::string& origin) {
       int64_t n;
       PC_RETURN_IF_ERROR(GetInt(v, origin, key, 2, 4096, &n));
       c.threads = static_cast<int>(n);
+    } else if (key == "io_threads") {
+      int64_t n;
+      PC_RETURN_IF_ERROR(GetInt(v, origin, key, 0, 64, &n));
+      c.io_threads = static_cast<int>(n);
+    } else if (key == "max_connections") {
+      PC_RETURN_IF_ERROR(GetInt(v, origin, key, 1, 1 << 20, &c.max_connections));
+    } else if (key == "max_connections_per_client") {
+      PC_RETURN_IF_ERROR(GetInt(v, origin, key, 0, 1 << 20, &c.max_connections_per_client));
+    } else if (key == "max_downloads") {
+      PC_RETURN_IF_ERROR(GetInt(v, origin, key, 1, 1 << 20, &c.max_downloads));
+    } else if (key == "idle_timeout") {
+      PC_RETURN_IF_ERROR(GetInt(v, origin, key, 1, 86400, &c.idle_timeout_seconds));
+    } else if (key == "send_window") {
+      PC_RETURN_IF_ERROR(GetInt(v, origin, key, 1, 3600, &c.send_window_seconds));
+    } else if (key == "min_send_rate") {
+      PC_RETURN_IF_ERROR(GetInt(v, origin, key, 0, 1LL << 30, &c.min_send_rate));
     } else if (key == "max_inflight_fetches") {
       int64_t n;
       PC_RETURN_IF_ERROR(GetInt(v, origin, key, 1, 4096, &n));
@@ -208,6 +224,21 @@ StatusOr<Config> FromArgs(const std::vector<std::string>& args, bool* help) {
     } else if (flag == "--threads") {
       PC_ASSIGN_OR_RETURN(int64_t n, need_int(2, 4096));
       c.threads = static_cast<int>(n);
+    } else if (flag == "--io-threads") {
+      PC_ASSIGN_OR_RETURN(int64_t n, need_int(0, 64));
+      c.io_threads = static_cast<int>(n);
+    } else if (flag == "--max-connections") {
+      PC_ASSIGN_OR_RETURN(c.max_connections, need_int(1, 1 << 20));
+    } else if (flag == "--max-connections-per-client") {
+      PC_ASSIGN_OR_RETURN(c.max_connections_per_client, need_int(0, 1 << 20));
+    } else if (flag == "--max-downloads") {
+      PC_ASSIGN_OR_RETURN(c.max_downloads, need_int(1, 1 << 20));
+    } else if (flag == "--idle-timeout") {
+      PC_ASSIGN_OR_RETURN(c.idle_timeout_seconds, need_int(1, 86400));
+    } else if (flag == "--send-window") {
+      PC_ASSIGN_OR_RETURN(c.send_window_seconds, need_int(1, 3600));
+    } else if (flag == "--min-send-rate") {
+      PC_ASSIGN_OR_RETURN(c.min_send_rate, need_int(0, 1LL << 30));
     } else if (flag == "--max-inflight-fetches") {
       PC_ASSIGN_OR_RETURN(int64_t n, need_int(1, 4096));
       c.max_inflight_fetches = static_cast<int>(n);
@@ -312,6 +343,10 @@ Status Finalize(Config* c) {
   if (c->max_stale_seconds < 0) return Status::InvalidArgument("max_stale: must not be negative");
   if (c->upstream_timeout_seconds < 1) return Status::InvalidArgument("upstream_timeout: must be at least 1");
   if (c->threads < 2) return Status::InvalidArgument("threads: must be at least 2");
+  if (c->max_connections < 1) return Status::InvalidArgument("max_connections: must be at least 1");
+  if (c->max_downloads < 1) return Status::InvalidArgument("max_downloads: must be at least 1");
+  if (c->idle_timeout_seconds < 1) return Status::InvalidArgument("idle_timeout: must be at least 1");
+  if (c->send_window_seconds < 1) return Status::InvalidArgument("send_window: must be at least 1");
   if (c->max_inflight_fetches < 1) return Status::InvalidArgument("max_inflight_fetches: must be at least 1");
   if (c->chunk_bytes < 4096) return Status::InvalidArgument("chunk_bytes: must be at least 4096");
   static const std::set<std::string> kLevels = {"debug", "info", "warn", "error"};
@@ -345,7 +380,20 @@ Runs the pull-through proxy. Every flag may also be set in a JSON config file
   --docker-config FILE          docker config.json whose "auths" hold upstream credentials
                                 [docker_config]
   --upstream-timeout SECONDS    connect/read timeout for upstream requests [upstream_timeout] (default 60)
-  --threads N                   HTTP worker threads; each streaming blob holds one [threads] (default 64)
+  --threads N                   handler threads: RocksDB reads and upstream requests [threads] (default 64)
+  --io-threads N                event-loop threads holding every connection [io_threads]
+                                (default 0: the CPU count, at most 4)
+  --max-connections N           open client connections; beyond it 503 and close [max_connections]
+                                (default 16384)
+  --max-connections-per-client N
+                                open connections per client address [max_connections_per_client]
+                                (default 0: no cap)
+  --max-downloads N             blob responses streaming at once; beyond it 503 [max_downloads]
+                                (default 4096)
+  --idle-timeout SECONDS        close a keep-alive connection idle this long [idle_timeout] (default 120)
+  --min-send-rate BYTES         cut a download the client reads slower than this many bytes a
+                                second over --send-window [min_send_rate] (default 1024)
+  --send-window SECONDS         the window of --min-send-rate [send_window] (default 30)
   --max-inflight-fetches N      concurrent upstream blob fetches; beyond it 429 [max_inflight_fetches] (default 32)
   --chunk-bytes N               blob chunk size in RocksDB [chunk_bytes] (default 1048576)
   --log-level LEVEL             debug, info, warn or error [log_level] (default info)

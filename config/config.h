@@ -27,7 +27,14 @@ struct Config {
   int64_t tag_ttl_seconds = 60;
   int64_t max_stale_seconds = 24 * 3600;
   std::string docker_config;        // docker config.json with "auths" for upstream credentials
-  int threads = 64;                 // HTTP worker threads (each streaming blob holds one)
+  int threads = 64;                 // handler threads (RocksDB reads, upstream requests)
+  int io_threads = 0;               // event-loop threads; 0 = the CPU count, at most 4
+  int64_t max_connections = 16384;  // open client connections; beyond it 503 and close
+  int64_t max_connections_per_client = 0;  // per client address; 0 = no cap
+  int64_t max_downloads = 4096;     // responses streaming a blob at once; beyond it 503
+  int64_t idle_timeout_seconds = 120;      // keep-alive connection idle between requests
+  int64_t send_window_seconds = 30;        // a download slower than min_send_rate over
+  int64_t min_send_rate = 1024;            // this window (bytes/second) is cut
   int max_inflight_fetches = 32;    // concurrent upstream blob fetches; more → 429
   int64_t chunk_bytes = 1 << 20;    // blob chunk size in RocksDB
   int64_t upstream_timeout_seconds = 60;

@@ -1,7 +1,6 @@
 #include "proxy/admin.h"
 
 #include <fcntl.h>
-#include <httplib.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
@@ -10,24 +9,28 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "oci/errors.h"
 #include "oci/json_fields.h"
 #include "oci/reference.h"
-#include "proxy/handler_guard.h"
+#include "proxy/producer_body.h"
 #include "proxy/log.h"
 
 namespace portcullis::proxy {
 
 namespace {
 
-void SendError(httplib::Response& res, const Status& st) {
-  res.status = oci::LookupError(st.code()).http_status;
-  res.set_content(oci::ErrorJson(st), "application/json");
+void SendError(HttpResponse& res, const Status& st) {
+  const auto& info = oci::LookupError(st.code());
+  res.status = info.http_status;
+  res.log.error = std::string(info.wire_code);
+  res.log.message = st.message();
+  res.SetContent(oci::ErrorJson(st), "application/json");
 }
 
-void SendJson(httplib::Response& res, const nlohmann::json& j) {
-  res.set_content(oci::DumpSafe(j) + "\n", "application/json");
+void SendJson(HttpResponse& res, const nlohmann::json& j) {
+  res.SetContent(oci::DumpSafe(j) + "\n", "application/json");
 }
 
 bool TokenMatches(const std::string& header, const std::string& token) {
@@ -99,73 +102,81 @@ AdminServer::AdminServer(const config::Config& cfg, Registry* registry, Maintena
       registry_(registry),
       maintenance_(maintenance),
       token_(std::move(token)),
-      reload_(std::move(reload)),
-      svr_(std::make_unique<httplib::Server>()) {
+      reload_(std::move(reload)) {
   Install();
+  HttpEngineOptions o;
+  o.name = "admin";
+  o.io_threads = 1;
+  o.workers = 4;
+  o.max_queued = 256;
+  o.max_connections = 256;
+  o.max_streams = 64;
+  o.error_body = [](int status, const std::string& message) {
+    return oci::ErrorJson(Status(status == 503 ? Code::kTooManyRequests : Code::kInvalidArgument, message));
+  };
+  auto logger = [](const HttpRequest& req, const HttpResponse& res, int64_t, double, bool) {
+    if (res.log.quiet) return;
+    Log(LogLevel::kInfo, "admin", {{"method", req.method}, {"path", req.path.substr(0, 200)}, {"status", res.status},
+                                    {"client", req.remote_addr}});
+  };
+  engine_ = std::make_unique<HttpEngine>(o, [this](const HttpRequest& req) { return Handle(req); }, logger);
 }
 
-AdminServer::~AdminServer() = default;
+HttpResponse AdminServer::Handle(const HttpRequest& req) {
+  HttpResponse res;
+  const std::string& path = req.path;
+  const bool probe = path == "/healthz" || path == "/readyz";
+  res.log.quiet = probe || path == "/metrics";
+  if (!probe && !TokenMatches(req.Header("Authorization"), token_)) {
+    res.SetHeader("WWW-Authenticate", "Bearer realm=\"portcullis-admin\"");
+    SendError(res, Status::Unauthorized("the admin API needs Authorization: Bearer <token from the admin token file>"));
+    Log(LogLevel::kWarn, "admin request refused: missing or wrong token",
+        {{"method", req.method}, {"path", path.substr(0, 200)}, {"client", req.remote_addr}});
+    return res;
+  }
+  if (req.method == "POST") {
+    auto it = post_.find(path);
+    if (it == post_.end()) {
+      SendError(res, get_.count(path) ? Status::Unsupported(path + " takes GET")
+                                      : Status::NotFound("no admin endpoint POST " + path.substr(0, 200)));
+    } else {
+      it->second(req, res);
+    }
+    return res;
+  }
+  if (req.method != "GET" && req.method != "HEAD") {
+    SendError(res, Status::Unsupported("the admin API takes GET and POST only"));
+    return res;
+  }
+  auto it = get_.find(path);
+  if (it == get_.end()) {
+    SendError(res, post_.count(path) ? Status::Unsupported(path + " takes POST")
+                                     : Status::NotFound("no admin endpoint " + req.method + " " + path.substr(0, 200)));
+    return res;
+  }
+  it->second(req, res);
+  return res;
+}
+
+AdminServer::~AdminServer() {
+  engine_.reset();
+  // A prefetch still running uses the registry: let it finish (bounded).
+  for (int i = 0; i < 600 && producers_.load() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
 
 void AdminServer::Install() {
-  svr_->new_task_queue = [] { return new httplib::ThreadPool(4); };
-  svr_->set_payload_max_length(64 * 1024);
-  svr_->set_socket_options([](int sock) {  // no SO_REUSEPORT: a taken port must fail
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
-  svr_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (req.path == "/healthz" || req.path == "/readyz") return httplib::Server::HandlerResponse::Unhandled;
-    if (!TokenMatches(req.get_header_value("Authorization"), token_)) {
-      res.set_header("WWW-Authenticate", "Bearer realm=\"portcullis-admin\"");
-      SendError(res, Status::Unauthorized("the admin API needs Authorization: Bearer <token from the admin token file>"));
-      Log(LogLevel::kWarn, "admin request refused: missing or wrong token",
-          {{"method", req.method}, {"path", req.path}, {"client", req.remote_addr}});
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    // POSTs are answered here: their parameters are in the query, and httplib
-    // would refuse a POST without Content-Length before any handler ran.
-    if (req.method == "POST") {
-      auto it = post_.find(req.path);
-      if (it == post_.end()) {
-        SendError(res, Status::NotFound("no admin endpoint POST " + req.path.substr(0, 200)));
-      } else {
-        it->second(req, res);
-      }
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    if (req.method != "GET" && req.method != "HEAD") {
-      SendError(res, Status::Unsupported("the admin API takes GET and POST only"));
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  svr_->set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    if (res.status == 404 && post_.count(req.path)) {
-      SendError(res, Status::Unsupported(req.path + " takes POST"));
-      return;
-    }
-    SendError(res, Status::NotFound("no admin endpoint " + req.method + " " + req.path.substr(0, 200)));
-  });
-  svr_->set_exception_handler(AnswerException);
-  svr_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
-    if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics") return;
-    Log(LogLevel::kInfo, "admin", {{"method", req.method}, {"path", req.path}, {"status", res.status},
-                                    {"client", req.remote_addr}});
-  });
-
-  svr_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
-  svr_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+  get_["/healthz"] = ([](const HttpRequest&, HttpResponse& res) { res.SetContent("ok\n", "text/plain"); });
+  get_["/readyz"] = ([this](const HttpRequest&, HttpResponse& res) {
     // The store is open for as long as the server runs; a read proves it answers.
     auto probe = registry_->store().GetTag("portcullis-readyz-probe");
     nlohmann::json checks = {{"rocksdb", probe.ok() ? "ok" : probe.status().ToString()}};
     res.status = probe.ok() ? 200 : 503;
     SendJson(res, {{"ready", probe.ok()}, {"checks", checks}});
   });
-  svr_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(registry_->metrics().Render(), "text/plain; version=0.0.4");
+  get_["/metrics"] = ([this](const HttpRequest&, HttpResponse& res) {
+    res.SetContent(registry_->metrics().Render(), "text/plain; version=0.0.4");
   });
-  svr_->Get("/api/v1/cache/stats", [this](const httplib::Request&, httplib::Response& res) {
+  get_["/api/v1/cache/stats"] = ([this](const HttpRequest&, HttpResponse& res) {
     StoreStats s = registry_->store().Stats();
     SendJson(res, {{"blobs", s.blobs},
                    {"blob_bytes", s.blob_bytes},
@@ -175,8 +186,8 @@ void AdminServer::Install() {
                    {"evictions", maintenance_->evictions.load()},
                    {"evicted_bytes", maintenance_->evicted_bytes.load()}});
   });
-  svr_->Get("/api/v1/cache/ls", [this](const httplib::Request& req, httplib::Response& res) {
-    const std::string repo = req.get_param_value("repo");
+  get_["/api/v1/cache/ls"] = ([this](const HttpRequest& req, HttpResponse& res) {
+    const std::string repo = req.ParamOr("repo");
     Store& st = registry_->store();
     auto links = st.LinksByDigest();
     auto tags = st.TagsByDigest();
@@ -209,22 +220,22 @@ void AdminServer::Install() {
     }
     SendJson(res, out);
   });
-  post_["/api/v1/cache/purge"] = ([this](const httplib::Request& req, httplib::Response& res) {
-    const std::string target = req.get_param_value("target");
+  post_["/api/v1/cache/purge"] = ([this](const HttpRequest& req, HttpResponse& res) {
+    const std::string target = req.ParamOr("target");
     if (target.empty()) return SendError(res, Status::InvalidArgument("purge needs ?target=UPSTREAM/REPO or a digest"));
     auto r = maintenance_->Purge(target);
     if (!r.ok()) return SendError(res, r.status());
     Log(LogLevel::kInfo, "cache purged", {{"target", target}, {"blobs", r->blobs}, {"manifests", r->manifests}});
     SendJson(res, {{"blobs", r->blobs}, {"manifests", r->manifests}, {"tags", r->tags}, {"links", r->links}});
   });
-  post_["/api/v1/policy/reload"] = [this](const httplib::Request&, httplib::Response& res) {
+  post_["/api/v1/policy/reload"] = [this](const HttpRequest&, HttpResponse& res) {
     Status st = reload_ ? reload_() : Status::Unsupported("reload is not available");
     if (!st.ok()) return SendError(res, st);
     auto p = registry_->gate().policy();
     SendJson(res, {{"reloaded", true}, {"policy", p ? p->origin() : ""}, {"version", p ? p->version() : ""}});
   };
-  svr_->Get("/api/v1/policy/test", [this](const httplib::Request& req, httplib::Response& res) {
-    const std::string image = req.get_param_value("image");
+  get_["/api/v1/policy/test"] = ([this](const HttpRequest& req, HttpResponse& res) {
+    const std::string image = req.ParamOr("image");
     if (image.empty()) return SendError(res, Status::InvalidArgument("policy test needs ?image=REF"));
     auto [name, ref] = SplitImage(image);
     auto route = registry_->Resolve(name, "");
@@ -242,18 +253,18 @@ void AdminServer::Install() {
                    {"keys", d->keys_matched},
                    {"details", d->details}});
   });
-  post_["/api/v1/cache/gc"] = ([this](const httplib::Request&, httplib::Response& res) {
+  post_["/api/v1/cache/gc"] = ([this](const HttpRequest&, HttpResponse& res) {
     auto r = maintenance_->Gc();
     if (!r.ok()) return SendError(res, r.status());
     SendJson(res, {{"blobs", r->blobs}, {"bytes", r->bytes}, {"manifests", r->manifests}});
   });
-  post_["/api/v1/cache/fsck"] = ([this](const httplib::Request&, httplib::Response& res) {
+  post_["/api/v1/cache/fsck"] = ([this](const HttpRequest&, HttpResponse& res) {
     auto r = maintenance_->Fsck();
     if (!r.ok()) return SendError(res, r.status());
     SendJson(res, {{"checked", r->checked}, {"bad", r->bad}, {"dropped", r->bad.size()}});
   });
-  post_["/api/v1/prefetch"] = ([this](const httplib::Request& req, httplib::Response& res) {
-    const std::string image = req.get_param_value("image");
+  post_["/api/v1/prefetch"] = ([this](const HttpRequest& req, HttpResponse& res) {
+    const std::string image = req.ParamOr("image");
     if (image.empty()) return SendError(res, Status::InvalidArgument("prefetch needs ?image=REF"));
     auto [name, ref] = SplitImage(image);
     if (ref.find(':') == std::string::npos) {
@@ -265,55 +276,36 @@ void AdminServer::Install() {
     if (!route.ok()) return SendError(res, route.status());
     Registry* reg = registry_;
     Route r = *route;
-    // httplib calls content providers outside its handler try/catch: nothing
-    // may escape this one, or the process ends.
-    res.set_chunked_content_provider("application/x-ndjson", [reg, r, ref, image](size_t, httplib::DataSink& sink) {
-      auto emit = [&](const nlohmann::json& j) {
-        std::string line = oci::DumpSafe(j) + "\n";
-        sink.write(line.data(), line.size());
-      };
-      Status st;
-      nlohmann::json summary;
-      try {
-        st = reg->Prefetch(r, ref, emit, &summary);
-      } catch (const std::exception& e) {
-        Log(LogLevel::kError, "prefetch failed with an exception", {{"image", image}, {"error", e.what()}});
-        st = Status::Internal("prefetch of " + image + " failed on an internal error (see the server log)");
-      } catch (...) {
-        st = Status::Internal("prefetch of " + image + " failed on an internal error");
-      }
-      try {
-        if (st.ok()) {
-          summary["image"] = image;
-          emit(summary);
-          Log(LogLevel::kInfo, "prefetched", summary);
-        } else {
-          emit({{"event", "error"}, {"code", std::string(oci::CodeName(st.code()))}, {"message", st.message()}});
-        }
-      } catch (...) {
-        return false;  // cut the connection: the client sees no final line
-      }
-      sink.done();
-      return true;
-    });
+    // The lines are written as the prefetch goes, on its own thread.
+    res.content_type = "application/x-ndjson";
+    res.stream = ProducerBody(
+        [reg, r, ref, image](const Emit& sink) {
+          auto emit = [&](const nlohmann::json& j) { sink(oci::DumpSafe(j) + "\n"); };
+          Status st;
+          nlohmann::json summary;
+          try {
+            st = reg->Prefetch(r, ref, emit, &summary);
+          } catch (const std::exception& e) {
+            Log(LogLevel::kError, "prefetch failed with an exception", {{"image", image}, {"error", e.what()}});
+            st = Status::Internal("prefetch of " + image + " failed on an internal error (see the server log)");
+          } catch (...) {
+            st = Status::Internal("prefetch of " + image + " failed on an internal error");
+          }
+          if (st.ok()) {
+            summary["image"] = image;
+            emit(summary);
+            Log(LogLevel::kInfo, "prefetched", summary);
+          } else {
+            emit({{"event", "error"}, {"code", std::string(oci::CodeName(st.code()))}, {"message", st.message()}});
+          }
+          return true;
+        },
+        1 << 20, &producers_);
   });
 }
 
-Status AdminServer::Bind(const std::string& hostport) {
-  auto colon = hostport.rfind(':');
-  std::string host = hostport.substr(0, colon);
-  int port = std::stoi(hostport.substr(colon + 1));
-  if (port == 0) {
-    port_ = svr_->bind_to_any_port(host);
-    if (port_ < 0) return Status::IoError("cannot listen on " + hostport);
-    return Status::Ok();
-  }
-  if (!svr_->bind_to_port(host, port)) return Status::IoError("cannot listen on " + hostport + " (address in use?)");
-  port_ = port;
-  return Status::Ok();
-}
-
-void AdminServer::Serve() { svr_->listen_after_bind(); }
-void AdminServer::Stop() { svr_->stop(); }
+Status AdminServer::Bind(const std::string& hostport) { return engine_->Bind(hostport); }
+void AdminServer::Serve() { engine_->Serve(); }
+void AdminServer::Stop() { engine_->Stop(); }
 
 }  // namespace portcullis::proxy

@@ -9,6 +9,7 @@
 //   POST /api/v1/prefetch?image=REF   pull an image into the cache (JSON lines, streamed)
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -17,14 +18,9 @@
 
 #include "config/config.h"
 #include "oci/status.h"
+#include "proxy/http_engine.h"
 #include "proxy/maintenance.h"
 #include "proxy/registry.h"
-
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}
 
 namespace portcullis::proxy {
 
@@ -52,9 +48,13 @@ class AdminServer {
   Status Bind(const std::string& hostport);
   void Serve();
   void Stop();
-  int port() const { return port_; }
+  int port() const { return engine_->port(); }
+
+  // Answers one admin request (on a worker thread; may block).
+  HttpResponse Handle(const HttpRequest& req);
 
  private:
+  using Endpoint = std::function<void(const HttpRequest&, HttpResponse&)>;
   void Install();
 
   const config::Config cfg_;
@@ -62,9 +62,10 @@ class AdminServer {
   Maintenance* maintenance_;
   const std::string token_;
   std::function<Status()> reload_;
-  std::unique_ptr<httplib::Server> svr_;
-  std::map<std::string, std::function<void(const httplib::Request&, httplib::Response&)>> post_;
-  int port_ = 0;
+  std::map<std::string, Endpoint> get_;
+  std::map<std::string, Endpoint> post_;
+  std::atomic<int> producers_{0};  // prefetch threads still running
+  std::unique_ptr<HttpEngine> engine_;
 };
 
 }  // namespace portcullis::proxy

@@ -1,34 +1,40 @@
-// The HTTP face of the proxy: the OCI pull API on cpp-httplib. Handlers are
-// thin: parse, call Registry, map the Status through the one error table.
+// The HTTP face of the proxy: the OCI pull API on the event-driven engine
+// (proxy/http_engine.h). Handlers are thin: parse, call Registry, map the
+// Status through the one error table (oci/errors.h).
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
 
 #include "config/config.h"
 #include "oci/status.h"
+#include "proxy/http_engine.h"
 #include "proxy/registry.h"
-
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}
 
 namespace portcullis::proxy {
 
+// The engine's settings for the registry API, from the config.
+HttpEngineOptions RegistryEngineOptions(const config::Config& cfg);
+
+// Answers one request of the registry API (GET and HEAD under /v2/; every
+// other method is refused as UNSUPPORTED). Blocks on the store and the
+// upstream. Never throws on request bytes. Thread-safe: `registry` is.
+HttpResponse HandleRegistryRequest(Registry& registry, const config::Config& cfg, const HttpRequest& req);
+
 class HttpServer {
  public:
+  // `registry` must outlive the server.
   HttpServer(const config::Config& cfg, Registry* registry);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds the listen address (IO_ERROR when it cannot).
+  // Loads TLS material and binds the listen address (INVALID_ARGUMENT for bad
+  // TLS files, IO_ERROR when it cannot listen).
   Status Bind();
-  // Serves until Stop(); returns after running requests have finished.
+  // Serves until Stop() or the end of Drain(); returns after running requests
+  // have finished or been cut.
   void Serve();
   // Stops at once (transfers in progress are cut); safe from another thread.
   void Stop();
@@ -36,29 +42,14 @@ class HttpServer {
   // run to their end or `deadline`, then the server stops. True when nothing
   // was still running at the deadline. Safe from another thread.
   bool Drain(std::chrono::steady_clock::time_point deadline);
-  int active_requests() const { return active_.load(); }
-  int port() const { return port_; }
+  int active_requests() const { return engine_->active_requests(); }
+  size_t open_connections() const { return engine_->open_connections(); }
+  int port() const { return engine_->port(); }
 
  private:
-  void Install();
-  // GET and HEAD of the registry API; called from the pre-routing handler so no
-  // request pays for httplib's regex routing.
-  void HandleGet(const httplib::Request& req, httplib::Response& res);
-  void ServeBlob(const BlobSource& src, httplib::Response& res);
-  // A blob only a signature artifact names: served whole, only when it is
-  // small JSON (verifier::IsArtifactBlob); DENIED otherwise.
-  void ServeArtifactBlob(const Route& route, const oci::Digest& d, bool head, httplib::Response& res);
-  // The whole blob, verified against its digest, when at most `max` bytes
-  // (DENIED when larger).
-  StatusOr<std::string> ReadSmallBlob(const BlobSource& src, size_t max);
-
   const config::Config cfg_;
   Registry* registry_;
-  std::unique_ptr<httplib::Server> svr_;
-  int port_ = 0;
-  std::atomic<bool> draining_{false};
-  std::atomic<int> active_{0};
-  int listen_fd_ = -1;  // the listening socket, captured when httplib creates it
+  std::unique_ptr<HttpEngine> engine_;
 };
 
 }  // namespace portcullis::proxy

@@ -1,0 +1,40 @@
+#include "proxy/http_message.h"
+
+#include <strings.h>
+
+namespace portcullis::proxy {
+
+namespace {
+
+bool EqualsNoCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace
+
+std::string HttpRequest::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (EqualsNoCase(k, name)) return v;
+  }
+  return "";
+}
+
+bool HttpRequest::HasHeader(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (EqualsNoCase(k, name)) return true;
+  }
+  return false;
+}
+
+std::optional<std::string> HttpRequest::Param(const std::string& name) const {
+  auto it = params.find(name);
+  if (it == params.end()) return std::nullopt;
+  return it->second;
+}
+
+std::string HttpRequest::ParamOr(const std::string& name, const std::string& fallback) const {
+  auto it = params.find(name);
+  return it == params.end() ? fallback : it->second;
+}
+
+}  // namespace portcullis::proxy
