@@ -167,6 +167,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void ReadHead() {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(e_->opt.max_head_bytes));
+    parser_->body_limit(boost::none);  // a body is never read: its size is no parse error
     // The head deadline runs from the request's first byte.
     Lowest().expires_after(e_->opt.head_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
