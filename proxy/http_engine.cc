@@ -13,7 +13,6 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/src.hpp>  // Boost.URL header-only, compiled in this one file
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
 #include <unordered_map>
@@ -31,17 +30,6 @@ using tcp = net::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
 
 namespace {
-
-// Valid UTF-8 by nlohmann's strict serializer (it refuses overlong forms,
-// surrogates and truncated sequences).
-bool ValidUtf8(const std::string& s) {
-  try {
-    (void)nlohmann::json(s).dump();
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
 
 std::string DefaultErrorBody(int status, const std::string& message) {
   return std::to_string(status) + " " + message + "\n";
@@ -207,7 +195,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     } catch (...) {
       return SendOwn(400, "malformed request target");
     }
-    if (!ValidUtf8(req_.path)) return SendOwn(400, "request path is not valid UTF-8");
+    if (e_->opt.reject_invalid_utf8_path && !IsValidUtf8(req_.path)) {
+      return SendOwn(400, "request path is not valid UTF-8");
+    }
     req_.has_body = parser_->chunked() || (parser_->content_length() && *parser_->content_length() > 0);
     keep_alive_ = msg.keep_alive() && !req_.has_body;
     if (e_->draining || e_->stopped) {
@@ -316,55 +306,92 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     stream_res_->body().data = nullptr;
     stream_res_->body().more = true;
     serializer_.emplace(*stream_res_);
+    ended_ = end_pending_ = next_ready_ = false;
+    writing_ = true;
     http::async_write_header(stream_, *serializer_, [self = Self()](beast::error_code ec, size_t) {
-      if (ec) return self->Finish(false);
-      self->PullPiece();
+      self->writing_ = false;
+      if (ec) return self->EndBody(false);
+      self->StartRead();
     });
   }
 
-  // Reads the next body piece on the worker pool.
-  void PullPiece() {
-    if (e_->stopped) return Finish(false);
+  // The body is a pipeline: the next piece is read on the pool while the
+  // current one is written. A source is never destroyed while Next() runs,
+  // and the serializer never while a write runs.
+  void StartRead() {
+    if (e_->stopped) return EndBody(false);
+    reading_ = true;
     net::post(e_->pool, [self = Self()] {
       BodySource::Result r;
-      self->piece_.clear();
+      self->next_.clear();
       try {
-        r = self->res_.stream->Next(&self->piece_, self->e_->opt.send_piece_bytes);
+        r = self->res_.stream->Next(&self->next_, self->e_->opt.send_piece_bytes);
       } catch (...) {
         r = BodySource::Result::kFailed;
       }
-      net::post(self->stream_.get_executor(), [self, r] { self->OnPiece(r); });
+      net::post(self->stream_.get_executor(), [self, r] { self->OnRead(r); });
     });
   }
 
-  void OnPiece(BodySource::Result r) {
+  void OnRead(BodySource::Result r) {
     using R = BodySource::Result;
-    if (r == R::kFailed || ((r == R::kData) && piece_.empty())) return Finish(false);
+    reading_ = false;
+    if (ended_) {
+      res_.stream.reset();  // the response ended while this read ran
+      return;
+    }
     if (r == R::kWait) {
       idle_waits_ = std::min(idle_waits_ + 1, 6);
       backoff_.expires_after(std::chrono::milliseconds(1 << (idle_waits_ - 1)));  // 1 ms .. 32 ms
+      reading_ = true;  // the source stays busy until the retry
       return backoff_.async_wait([self = Self()](beast::error_code ec) {
-        if (ec) return self->Finish(false);
-        self->PullPiece();
+        self->reading_ = false;
+        if (self->ended_) return self->res_.stream.reset();
+        if (ec) return self->EndBody(false);
+        self->StartRead();
       });
     }
     idle_waits_ = 0;
-    const bool last = r == R::kEnd;
+    if (r == R::kFailed || (r == R::kData && next_.empty())) return EndBody(false);
+    next_last_ = r == R::kEnd;
+    next_ready_ = true;
+    if (!writing_) Pump();
+  }
+
+  // Writes the piece that is ready, and reads the one after it meanwhile.
+  void Pump() {
+    next_ready_ = false;
+    std::swap(piece_, next_);
+    const bool last = next_last_;
+    if (!last) StartRead();
     if (piece_.empty()) return WriteLast();
     stream_res_->body().data = piece_.data();
     stream_res_->body().size = piece_.size();
     stream_res_->body().more = true;
     const auto began = SteadyClock::now();
     Lowest().expires_after(e_->opt.send_window);
+    writing_ = true;
     http::async_write(stream_, *serializer_, [self = Self(), last, began](beast::error_code ec, size_t) {
+      self->writing_ = false;
       if (ec == http::error::need_buffer) ec = {};
-      if (ec) return self->Finish(false);
+      if (ec || self->end_pending_) return self->EndBody(false);
       const size_t n = self->piece_.size();
       self->sent_ += static_cast<int64_t>(n);
-      if (!self->RateOk(n, SteadyClock::now() - began)) return self->Finish(false);
+      if (!self->RateOk(n, SteadyClock::now() - began)) return self->EndBody(false);
       if (last) return self->WriteLast();
-      self->PullPiece();
+      if (self->next_ready_) self->Pump();  // else OnRead pumps when the read ends
     });
+  }
+
+  // Ends a streamed body: at once, or when the write in flight completes.
+  void EndBody(bool completed) {
+    if (ended_) return;
+    if (writing_) {
+      end_pending_ = true;
+      return;
+    }
+    ended_ = true;
+    Finish(completed);
   }
 
   // The client's own pace: time spent in writes only (a slow upstream is not
@@ -390,9 +417,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     stream_res_->body().size = 0;
     stream_res_->body().more = false;
     Lowest().expires_after(e_->opt.send_window);
+    writing_ = true;
     http::async_write(stream_, *serializer_, [self = Self()](beast::error_code ec, size_t) {
+      self->writing_ = false;
       if (ec == http::error::need_buffer) ec = {};
-      self->Finish(!ec);
+      self->EndBody(!ec && !self->end_pending_);
     });
   }
 
@@ -404,7 +433,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     serializer_.reset();
     stream_res_.reset();
-    res_.stream.reset();  // releases pins and fetch references now, not at close
+    if (!reading_) res_.stream.reset();  // releases pins and fetch references now, not at close
     if (counted_) {
       const double seconds = std::chrono::duration<double>(SteadyClock::now() - start_).count();
       try {
@@ -471,7 +500,14 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   HttpResponse res_;
   std::optional<http::response<http::buffer_body>> stream_res_;
   std::optional<http::response_serializer<http::buffer_body>> serializer_;
-  std::string piece_;
+  std::string piece_;        // the body piece being written
+  std::string next_;         // the body piece being read, or ready
+  bool reading_ = false;     // a Next() (or its backoff) is in flight
+  bool writing_ = false;     // an async_write of the body is in flight
+  bool next_ready_ = false;  // next_ holds a piece to write
+  bool next_last_ = false;   // ... and it is the last one
+  bool ended_ = false;       // the streamed response has ended
+  bool end_pending_ = false; // end it when the write in flight completes
   bool keep_alive_ = true;
   bool counted_ = false;
   bool streaming_ = false;

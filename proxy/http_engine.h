@@ -43,7 +43,8 @@ struct HttpEngineOptions {
   std::chrono::seconds keepalive_idle{120};     // between requests on one connection
   std::chrono::seconds send_window{30};         // the window of the minimum send rate
   uint64_t min_send_bytes_per_second = 1024;    // slower over a whole window → cut
-  size_t send_piece_bytes = 256 * 1024;          // largest body piece read and written at once
+  size_t send_piece_bytes = 1 << 20;             // largest body piece read and written at once
+  bool reject_invalid_utf8_path = true;           // 400 before the handler (else the handler's call)
   std::string tls_cert, tls_key;                 // PEM files; both empty = plain HTTP
   // Headers added to every response, answers of the engine's own included.
   std::vector<std::pair<std::string, std::string>> common_headers;

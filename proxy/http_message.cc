@@ -2,6 +2,8 @@
 
 #include <strings.h>
 
+#include <nlohmann/json.hpp>
+
 namespace portcullis::proxy {
 
 namespace {
@@ -11,6 +13,16 @@ bool EqualsNoCase(std::string_view a, std::string_view b) {
 }
 
 }  // namespace
+
+bool IsValidUtf8(const std::string& s) {
+  // nlohmann's serializer is strict about UTF-8 and throws on anything invalid.
+  try {
+    (void)nlohmann::json(s).dump();
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
 
 std::string HttpRequest::Header(std::string_view name) const {
   for (const auto& [k, v] : headers) {

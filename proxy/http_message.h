@@ -32,6 +32,10 @@ struct HttpRequest {
   std::string ParamOr(const std::string& name, const std::string& fallback = "") const;
 };
 
+// True when `s` is valid UTF-8 (no overlong forms, surrogates or truncated
+// sequences). Never throws.
+bool IsValidUtf8(const std::string& s);
+
 // A response body produced piece by piece: a blob from the store or from a
 // fetch in progress, or the lines of a prefetch. The engine calls Next() on
 // its worker pool, one call at a time, until kEnd or kFailed; a source is

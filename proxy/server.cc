@@ -111,6 +111,12 @@ HttpResponse RegistryRequest::Handle() {
     return std::move(res_);
   }
   Target t = ParseTarget(path);
+  if (!IsValidUtf8(path)) {
+    // Named precisely where a repository name is expected (review L10).
+    SendError(res_, t.kind == Kind::kUnknown ? Status::InvalidArgument("request path is not valid UTF-8")
+                                             : Status::NameInvalid("repository name is not valid UTF-8"));
+    return std::move(res_);
+  }
   static const char* kRouteNames[] = {"manifest", "blob", "tags", "referrers", "other"};
   res_.log.route = kRouteNames[static_cast<int>(t.kind)];
   if (t.kind == Kind::kUnknown) {
@@ -348,6 +354,7 @@ HttpEngineOptions RegistryEngineOptions(const config::Config& cfg) {
   o.keepalive_idle = std::chrono::seconds(cfg.idle_timeout_seconds);
   o.send_window = std::chrono::seconds(cfg.send_window_seconds);
   o.min_send_bytes_per_second = static_cast<uint64_t>(cfg.min_send_rate);
+  o.reject_invalid_utf8_path = false;  // the handler names the part: NAME_INVALID or 400
   o.tls_cert = cfg.tls_cert;
   o.tls_key = cfg.tls_key;
   o.common_headers = {{"Docker-Distribution-API-Version", "registry/2.0"}};

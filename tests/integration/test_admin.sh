@@ -118,7 +118,10 @@ UP=${ADDR[upstream]}
 ULOG=$T/upstream.log
 check "test images pushed into the upstream" push_images "$UP" || finish
 
-if ! "$BIN" serve --help 2>&1 | grep -q -- '--admin-listen'; then
+# (the help text in a variable first: grep -q in a pipe under pipefail fails when it
+# exits before the writer has finished and the writer gets SIGPIPE)
+serve_help=$("$BIN" serve --help 2>&1)
+if ! grep -q -- '--admin-listen' <<<"$serve_help"; then
   not_ok "serve knows --admin-listen, --admin-token-file, --cache-max-bytes" "not in 'portcullis serve --help'"
 fi
 

@@ -214,7 +214,7 @@ check "HEAD of a blob whose upstream HEAD has no Content-Length -> 502" \
   expect_error 502 UPSTREAM_INVALID HEAD "/v2/head-no-cl/app/blobs/$(info head-no-cl layer)"
 check_true "and it does not claim Content-Length: 0" "headers: $(tr '\r\n' '  ' <"$T/e.hdr")" \
   bash -c "! grep -qi '^Content-Length: *0' '$T/e.hdr'"
-check "invalid UTF-8 in the path -> 404 OCI error (not 500)" expect_error 404 NOT_FOUND GET '/v2/%FF'
+check "invalid UTF-8 in the path -> 400 OCI error (not 500)" expect_error 400 INVALID_ARGUMENT GET '/v2/%FF'
 check "invalid UTF-8 in the repository name -> 400 NAME_INVALID" expect_error 400 NAME_INVALID GET '/v2/%FF/manifests/v1'
 check "a catalog request -> 404 NOT_FOUND from the proxy" expect_error 404 NOT_FOUND GET /v2/_catalog
 
