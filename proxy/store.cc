@@ -9,6 +9,8 @@
 #include <set>
 #include <tuple>
 
+#include "proxy/log.h"
+
 namespace portcullis::proxy {
 
 namespace {
@@ -152,10 +154,43 @@ Status Store::CleanPending(int* cleaned) {
   PC_RETURN_IF_ERROR(FromRocks(it->status(), "scanning blob records"));
   for (const auto& d : pending) PC_RETURN_IF_ERROR(DropBlob(d));
   *cleaned = static_cast<int>(pending.size());
+  if (!pending.empty()) ReclaimDropped(pending);
   std::unique_ptr<rocksdb::Iterator> mit(db_->NewIterator(rocksdb::ReadOptions(), manifests_));
   for (mit->SeekToFirst(); mit->Valid(); mit->Next()) ++manifests_count_;
   PC_RETURN_IF_ERROR(FromRocks(mit->status(), "scanning manifests"));
   return Status::Ok();
+}
+
+void Store::ReclaimDropped(const std::vector<oci::Digest>& dropped) {
+  // DropBlob only marks the chunks deleted (a range tombstone): their bytes
+  // stay in blob files until a compaction drops the keys, after which RocksDB
+  // deletes the blob files nothing refers to. Left alone, a crash during a large
+  // cold fetch would keep its partial bytes on disk indefinitely. Compact only
+  // the dropped ranges (cheap: the keys are small, the values live in blob
+  // files); past a bound, the whole chunk family once. A blob file shared with
+  // chunks of committed blobs (fetches that ran at the same time share
+  // memtables) stays until those blobs go too; forcing blob GC here could
+  // rewrite far more live bytes than it frees. Best effort: the cache is
+  // correct without it, so a failure (e.g. a full disk) only logs.
+  constexpr size_t kMaxRanges = 16;
+  rocksdb::CompactRangeOptions o;
+  o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  rocksdb::Status s;
+  if (dropped.size() > kMaxRanges) {
+    s = db_->CompactRange(o, chunks_, nullptr, nullptr);
+  } else {
+    for (const auto& d : dropped) {
+      const std::string b = ChunkKey(d, 0), e = ChunkKey(d, UINT64_MAX);
+      const rocksdb::Slice begin(b), end(e);
+      s = db_->CompactRange(o, chunks_, &begin, &end);
+      if (!s.ok()) break;
+    }
+  }
+  if (!s.ok()) {
+    Log(LogLevel::kWarn,
+        "could not compact the chunks of half-written blobs; their bytes stay on disk until a later compaction",
+        {{"blobs", dropped.size()}, {"error", s.ToString()}});
+  }
 }
 
 StatusOr<std::optional<StoredManifest>> Store::GetManifest(const oci::Digest& d) {

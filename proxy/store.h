@@ -10,7 +10,8 @@
 //
 // A blob is visible only when its meta says complete; that record is written in
 // the same WriteBatch as the last chunk. A blob whose meta says pending at
-// Open() was cut short (crash, kill -9) and is deleted then.
+// Open() was cut short (crash, kill -9) and is deleted then, and its chunk range
+// compacted so its bytes leave the disk.
 //
 // Thread-safe: RocksDB handles concurrency; Store adds no mutable state.
 #pragma once
@@ -57,7 +58,8 @@ struct StoreStats {
 
 class Store {
  public:
-  // Opens (creating) the database under `dir` and deletes every pending blob.
+  // Opens (creating) the database under `dir` and deletes every pending blob
+  // (and compacts their chunk ranges, so their bytes leave the disk).
   // A `dir` this creates is made 0700 (owner only).
   // `*cleaned` receives how many pending blobs were removed.
   static StatusOr<std::unique_ptr<Store>> Open(const std::string& dir, int* cleaned);
@@ -163,6 +165,9 @@ class Store {
  private:
   Store() = default;
   Status CleanPending(int* cleaned);
+  // Compacts the chunk ranges of `dropped` blobs so their bytes leave the disk
+  // (bounded: at most 16 ranges, else the whole chunk family once); best effort.
+  void ReclaimDropped(const std::vector<oci::Digest>& dropped);
 
   std::atomic<uint64_t> blobs_{0}, blob_bytes_{0}, manifests_count_{0};
   std::unique_ptr<rocksdb::DB> db_;
