@@ -3,7 +3,10 @@
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cstdarg>
+#include <cstdio>
 #include <chrono>
 #include <filesystem>
 #include <set>
@@ -51,6 +54,27 @@ std::optional<BlobMeta> DecodeMeta(std::string_view s) {
   return m;
 }
 
+// RocksDB's own log, forwarded to the proxy's log at WARN and above instead of
+// a LOG file in the data dir. On a full disk that file's writer fails, and the
+// next line RocksDB logs (its report of the error) trips an assertion in the
+// Debian build of librocksdb (WritableFileWriter::Append after an error) and
+// aborts the process: tests/integration/test_disk_full.sh found it.
+class ForwardingLogger : public rocksdb::Logger {
+ public:
+  ForwardingLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) return;
+    char buf[1024];
+    int n = vsnprintf(buf, sizeof(buf), format, ap);
+    if (n < 0) return;
+    std::string msg(buf, std::min<size_t>(static_cast<size_t>(n), sizeof(buf) - 1));
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    Log(level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? LogLevel::kError : LogLevel::kWarn, "rocksdb",
+        {{"message", msg}});
+  }
+};
+
 int64_t Now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -87,6 +111,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, int* cleane
   // memtables there (and the small column families rarely flush). Bound it so
   // the data dir tracks the cache size.
   db_opts.max_total_wal_size = 48ull << 20;
+  db_opts.info_log = std::make_shared<ForwardingLogger>();
 
   rocksdb::ColumnFamilyOptions small;
   small.OptimizeForSmallDb();

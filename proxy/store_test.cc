@@ -400,3 +400,20 @@ TEST_CASE("proxy: store reopen frees the disk space of a half-written blob, not 
   }
   CHECK(joined == done_data);
 }
+
+TEST_CASE("proxy: store keeps no RocksDB LOG file in the data dir") {
+  // RocksDB's log goes to the proxy's log: a LOG file on a full disk made the
+  // next RocksDB log line abort the process (test_disk_full.sh).
+  TempDir dir;
+  {
+    auto st = OpenStore(dir.str());
+    REQUIRE(st->PutManifest(Digest::Sha256Of("m"), StoredManifest{"t", "m"}).ok());
+  }
+  auto st = OpenStore(dir.str());
+  bool log_file = false;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path)) {
+    const std::string name = e.path().filename().string();
+    if (name == "LOG" || name.rfind("LOG.old", 0) == 0) log_file = true;
+  }
+  CHECK_FALSE(log_file);
+}
