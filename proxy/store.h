@@ -13,6 +13,12 @@
 // Open() was cut short (crash, kill -9) and is deleted then, and its chunk range
 // compacted so its bytes leave the disk.
 //
+// A full disk: writes fail with IO_ERROR (RocksDB stops writing after a failed
+// flush); reads go on. RocksDB's SstFileManager polls the free space every 5 s
+// and resumes writing by itself once a write buffer's worth (16 MiB) is free
+// (tests/integration/test_disk_full.sh). A blob whose fetch failed meanwhile
+// stays pending (never served) until it is fetched again or the next Open.
+//
 // Thread-safe: RocksDB handles concurrency; Store adds no mutable state.
 #pragma once
 
