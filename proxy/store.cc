@@ -54,8 +54,8 @@ std::optional<BlobMeta> DecodeMeta(std::string_view s) {
   return m;
 }
 
-// RocksDB's own log, forwarded to the proxy's log at WARN and above instead of
-// a LOG file in the data dir. On a full disk that file's writer fails, and the
+// RocksDB's own log, forwarded to the proxy's log (warnings at debug level,
+// errors as errors) instead of a LOG file in the data dir. On a full disk that file's writer fails, and the
 // next line RocksDB logs (its report of the error) trips an assertion in the
 // Debian build of librocksdb (WritableFileWriter::Append after an error) and
 // aborts the process: tests/integration/test_disk_full.sh found it.
@@ -70,7 +70,10 @@ class ForwardingLogger : public rocksdb::Logger {
     if (n < 0) return;
     std::string msg(buf, std::min<size_t>(static_cast<size_t>(n), sizeof(buf) - 1));
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-    Log(level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? LogLevel::kError : LogLevel::kWarn, "rocksdb",
+    // RocksDB's warnings are mostly routine back-pressure ("Stopping writes
+    // because we have 2 immutable memtables") during every large cold fetch:
+    // debug level. Its errors (a failed flush, a full disk) stay errors.
+    Log(level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? LogLevel::kError : LogLevel::kDebug, "rocksdb",
         {{"message", msg}});
   }
 };
