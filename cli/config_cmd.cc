@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "config/config.h"
+#include "proxy/host_check.h"
 
 namespace portcullis::cli {
 
@@ -29,11 +30,20 @@ int RunConfig(const std::vector<std::string>& args) {
     std::cerr << "portcullis config check: " << args[1] << ": " << st.message() << "\n";
     return 2;
   }
+  if (Status st = proxy::ValidateAllowedHosts(cfg->allowed_hosts); !st.ok()) {
+    std::cerr << "portcullis config check: " << args[1] << ": " << st.message() << "\n";
+    return 2;
+  }
   std::cout << args[1] << ": valid\n"
             << "  listen " << cfg->listen << "\n  data_dir " << cfg->data_dir << "\n";
   for (const auto& u : cfg->upstreams) {
     std::cout << "  upstream " << u.name << " = " << u.url << (u.name == cfg->default_upstream ? " (default)" : "")
               << (u.username.empty() ? "" : " (credentials: " + u.username + ")") << "\n";
+  }
+  if (!cfg->allowed_hosts.empty()) {
+    std::cout << "  allowed_hosts";
+    for (const auto& h : cfg->allowed_hosts) std::cout << " " << h;
+    std::cout << "\n";
   }
   std::cout << "  tag_ttl " << cfg->tag_ttl_seconds << "s, max_stale " << cfg->max_stale_seconds << "s\n";
   return 0;

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "config/config.h"
 #include "proxy/admin.h"
+#include "proxy/host_check.h"
 #include "proxy/log.h"
 #include "proxy/maintenance.h"
 #include "proxy/registry.h"
@@ -54,6 +55,10 @@ int RunServe(const std::vector<std::string>& args) {
     return 2;
   }
   if (Status st = config::Finalize(&*cfg); !st.ok()) {
+    std::cerr << "portcullis serve: " << st.message() << "\n";
+    return 2;
+  }
+  if (Status st = proxy::ValidateAllowedHosts(cfg->allowed_hosts); !st.ok()) {
     std::cerr << "portcullis serve: " << st.message() << "\n";
     return 2;
   }
@@ -117,6 +122,7 @@ int RunServe(const std::vector<std::string>& args) {
     auto next = config::FromArgs(args, &unused);
     if (!next.ok()) return next.status();
     PC_RETURN_IF_ERROR(config::Finalize(&*next));
+    PC_RETURN_IF_ERROR(proxy::ValidateAllowedHosts(next->allowed_hosts));
     PC_ASSIGN_OR_RETURN(auto router, proxy::Router::Create(*next));
     std::shared_ptr<const verifier::Policy> next_policy;
     if (!next->policy.empty()) {

@@ -120,6 +120,14 @@ StatusOr<Config> Parse(const std::string& text, const std::string& origin) {
       c.max_inflight_fetches = static_cast<int>(n);
     } else if (key == "chunk_bytes") {
       PC_RETURN_IF_ERROR(GetInt(v, origin, key, 4096, 64LL << 20, &c.chunk_bytes));
+    } else if (key == "allowed_hosts") {
+      if (!v.is_array()) return Bad(origin, key, "must be an array of strings");
+      if (v.size() > 1024) return Bad(origin, key, "at most 1024 entries");
+      for (size_t i = 0; i < v.size(); ++i) {
+        std::string h;
+        PC_RETURN_IF_ERROR(GetString(v[i], origin, key + "[" + std::to_string(i) + "]", &h));
+        c.allowed_hosts.push_back(h);
+      }
     } else if (key == "upstreams") {
       if (!v.is_array()) return Bad(origin, key, "must be an array of {name, url, ...}");
       for (size_t i = 0; i < v.size(); ++i) {
@@ -262,6 +270,17 @@ StatusOr<Config> FromArgs(const std::vector<std::string>& args, bool* help) {
       PC_ASSIGN_OR_RETURN(c.blob_gate, need());
     } else if (flag == "--verdict-ttl") {
       PC_ASSIGN_OR_RETURN(c.verdict_ttl_seconds, need_int(0, 30LL * 86400));
+    } else if (flag == "--allowed-hosts") {
+      // A comma-separated list; it replaces the file's list ("" empties it: any Host).
+      PC_ASSIGN_OR_RETURN(std::string v, need());
+      c.allowed_hosts.clear();
+      for (size_t start = 0; start <= v.size() && !v.empty();) {
+        size_t comma = v.find(',', start);
+        if (comma == std::string::npos) comma = v.size();
+        c.allowed_hosts.push_back(v.substr(start, comma - start));
+        start = comma + 1;
+        if (c.allowed_hosts.size() > 1024) return Status::InvalidArgument("--allowed-hosts: at most 1024 entries");
+      }
     } else if (flag == "--log-level") {
       PC_ASSIGN_OR_RETURN(c.log_level, need());
     } else if (flag == "--upstream-auth" || flag == "--upstream-ca") {
@@ -408,6 +427,9 @@ Runs the pull-through proxy. Every flag may also be set in a JSON config file
   --blob-gate referenced|any    referenced: a blob is served only when a manifest that passed
                                 the policy in the same repository names it [blob_gate] (default referenced)
   --verdict-ttl SECONDS         cache policy verdicts this long [verdict_ttl] (default 300)
+  --allowed-hosts H1,H2,...     serve only requests whose Host header is listed: HOST, HOST:PORT,
+                                *.DOMAIN[:PORT], [IPv6][:PORT] (guards a local proxy against DNS
+                                rebinding) [allowed_hosts: ["localhost", ...]] (default: any Host)
   --tls-cert FILE --tls-key FILE
                                 serve HTTPS with this PEM certificate chain and key [tls_cert, tls_key]
 )";

@@ -48,6 +48,10 @@ struct Config {
   std::string policy;               // trust policy file ("" = serve everything)
   std::string blob_gate = "referenced";  // referenced | any
   int64_t verdict_ttl_seconds = 300;     // how long a policy verdict is cached
+  // Host header allow-list (DNS-rebinding guard, review L8): empty = any Host.
+  // Entries: HOST, HOST:PORT, *.DOMAIN[:PORT], [IPv6][:PORT]; the grammar and the
+  // matching are proxy::HostAllowed's (proxy/host_check.h), which also validates.
+  std::vector<std::string> allowed_hosts;
 };
 
 inline constexpr const char* kDefaultAdminListen = "127.0.0.1:5001";

@@ -490,3 +490,39 @@ TEST_CASE("config: every example config in config/examples loads and finalizes")
   }
   CHECK(n >= 3);
 }
+
+TEST_CASE("config: allowed_hosts from the file and from --allowed-hosts") {
+  auto c = Parse(R"({"allowed_hosts": ["localhost", "[::1]:5000", "*.mirror.internal"]})", "f.json");
+  REQUIRE(c.ok());
+  CHECK(c->allowed_hosts == std::vector<std::string>{"localhost", "[::1]:5000", "*.mirror.internal"});
+  CHECK(Parse("{}", "f.json")->allowed_hosts.empty());  // default: any Host
+
+  auto bad = Parse(R"({"allowed_hosts": "localhost"})", "f.json");
+  CHECK(bad.status().code() == Code::kInvalidArgument);
+  CHECK(Contains(bad.status().message(), "allowed_hosts: must be an array"));
+  bad = Parse(R"({"allowed_hosts": ["localhost", 7]})", "f.json");
+  CHECK(Contains(bad.status().message(), "allowed_hosts[1]: must be a string"));
+
+  auto f = Args({"--allowed-hosts", "localhost,127.0.0.1:5000"});
+  REQUIRE(f.ok());
+  CHECK(f->allowed_hosts == std::vector<std::string>{"localhost", "127.0.0.1:5000"});
+  f = Args({"--allowed-hosts=mirror.internal"});
+  REQUIRE(f.ok());
+  CHECK(f->allowed_hosts == std::vector<std::string>{"mirror.internal"});
+  // A trailing comma leaves an empty entry (refused later by ValidateAllowedHosts).
+  f = Args({"--allowed-hosts", "a,"});
+  REQUIRE(f.ok());
+  CHECK(f->allowed_hosts == std::vector<std::string>{"a", ""});
+
+  // The flag replaces the file's list; an empty value empties it.
+  TempFile file(R"({"allowed_hosts": ["from-file"]})");
+  f = Args({"--config", file.path(), "--allowed-hosts", "from-flag"});
+  REQUIRE(f.ok());
+  CHECK(f->allowed_hosts == std::vector<std::string>{"from-flag"});
+  f = Args({"--config", file.path(), "--allowed-hosts", ""});
+  REQUIRE(f.ok());
+  CHECK(f->allowed_hosts.empty());
+  f = Args({"--config", file.path()});
+  REQUIRE(f.ok());
+  CHECK(f->allowed_hosts == std::vector<std::string>{"from-file"});
+}

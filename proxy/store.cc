@@ -3,11 +3,16 @@
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cstdarg>
+#include <cstdio>
 #include <chrono>
 #include <filesystem>
 #include <set>
 #include <tuple>
+
+#include "proxy/log.h"
 
 namespace portcullis::proxy {
 
@@ -49,6 +54,30 @@ std::optional<BlobMeta> DecodeMeta(std::string_view s) {
   return m;
 }
 
+// RocksDB's own log, forwarded to the proxy's log (warnings at debug level,
+// errors as errors) instead of a LOG file in the data dir. On a full disk that file's writer fails, and the
+// next line RocksDB logs (its report of the error) trips an assertion in the
+// Debian build of librocksdb (WritableFileWriter::Append after an error) and
+// aborts the process: tests/integration/test_disk_full.sh found it.
+class ForwardingLogger : public rocksdb::Logger {
+ public:
+  ForwardingLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) return;
+    char buf[1024];
+    int n = vsnprintf(buf, sizeof(buf), format, ap);
+    if (n < 0) return;
+    std::string msg(buf, std::min<size_t>(static_cast<size_t>(n), sizeof(buf) - 1));
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    // RocksDB's warnings are mostly routine back-pressure ("Stopping writes
+    // because we have 2 immutable memtables") during every large cold fetch:
+    // debug level. Its errors (a failed flush, a full disk) stay errors.
+    Log(level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? LogLevel::kError : LogLevel::kDebug, "rocksdb",
+        {{"message", msg}});
+  }
+};
+
 int64_t Now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -85,6 +114,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, int* cleane
   // memtables there (and the small column families rarely flush). Bound it so
   // the data dir tracks the cache size.
   db_opts.max_total_wal_size = 48ull << 20;
+  db_opts.info_log = std::make_shared<ForwardingLogger>();
 
   rocksdb::ColumnFamilyOptions small;
   small.OptimizeForSmallDb();
@@ -152,10 +182,43 @@ Status Store::CleanPending(int* cleaned) {
   PC_RETURN_IF_ERROR(FromRocks(it->status(), "scanning blob records"));
   for (const auto& d : pending) PC_RETURN_IF_ERROR(DropBlob(d));
   *cleaned = static_cast<int>(pending.size());
+  if (!pending.empty()) ReclaimDropped(pending);
   std::unique_ptr<rocksdb::Iterator> mit(db_->NewIterator(rocksdb::ReadOptions(), manifests_));
   for (mit->SeekToFirst(); mit->Valid(); mit->Next()) ++manifests_count_;
   PC_RETURN_IF_ERROR(FromRocks(mit->status(), "scanning manifests"));
   return Status::Ok();
+}
+
+void Store::ReclaimDropped(const std::vector<oci::Digest>& dropped) {
+  // DropBlob only marks the chunks deleted (a range tombstone): their bytes
+  // stay in blob files until a compaction drops the keys, after which RocksDB
+  // deletes the blob files nothing refers to. Left alone, a crash during a large
+  // cold fetch would keep its partial bytes on disk indefinitely. Compact only
+  // the dropped ranges (cheap: the keys are small, the values live in blob
+  // files); past a bound, the whole chunk family once. A blob file shared with
+  // chunks of committed blobs (fetches that ran at the same time share
+  // memtables) stays until those blobs go too; forcing blob GC here could
+  // rewrite far more live bytes than it frees. Best effort: the cache is
+  // correct without it, so a failure (e.g. a full disk) only logs.
+  constexpr size_t kMaxRanges = 16;
+  rocksdb::CompactRangeOptions o;
+  o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  rocksdb::Status s;
+  if (dropped.size() > kMaxRanges) {
+    s = db_->CompactRange(o, chunks_, nullptr, nullptr);
+  } else {
+    for (const auto& d : dropped) {
+      const std::string b = ChunkKey(d, 0), e = ChunkKey(d, UINT64_MAX);
+      const rocksdb::Slice begin(b), end(e);
+      s = db_->CompactRange(o, chunks_, &begin, &end);
+      if (!s.ok()) break;
+    }
+  }
+  if (!s.ok()) {
+    Log(LogLevel::kWarn,
+        "could not compact the chunks of half-written blobs; their bytes stay on disk until a later compaction",
+        {{"blobs", dropped.size()}, {"error", s.ToString()}});
+  }
 }
 
 StatusOr<std::optional<StoredManifest>> Store::GetManifest(const oci::Digest& d) {

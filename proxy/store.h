@@ -10,7 +10,14 @@
 //
 // A blob is visible only when its meta says complete; that record is written in
 // the same WriteBatch as the last chunk. A blob whose meta says pending at
-// Open() was cut short (crash, kill -9) and is deleted then.
+// Open() was cut short (crash, kill -9) and is deleted then, and its chunk range
+// compacted so its bytes leave the disk.
+//
+// A full disk: writes fail with IO_ERROR (RocksDB stops writing after a failed
+// flush); reads go on. RocksDB's SstFileManager polls the free space every 5 s
+// and resumes writing by itself once a write buffer's worth (16 MiB) is free
+// (tests/integration/test_disk_full.sh). A blob whose fetch failed meanwhile
+// stays pending (never served) until it is fetched again or the next Open.
 //
 // Thread-safe: RocksDB handles concurrency; Store adds no mutable state.
 #pragma once
@@ -57,7 +64,8 @@ struct StoreStats {
 
 class Store {
  public:
-  // Opens (creating) the database under `dir` and deletes every pending blob.
+  // Opens (creating) the database under `dir` and deletes every pending blob
+  // (and compacts their chunk ranges, so their bytes leave the disk).
   // A `dir` this creates is made 0700 (owner only).
   // `*cleaned` receives how many pending blobs were removed.
   static StatusOr<std::unique_ptr<Store>> Open(const std::string& dir, int* cleaned);
@@ -163,6 +171,9 @@ class Store {
  private:
   Store() = default;
   Status CleanPending(int* cleaned);
+  // Compacts the chunk ranges of `dropped` blobs so their bytes leave the disk
+  // (bounded: at most 16 ranges, else the whole chunk family once); best effort.
+  void ReclaimDropped(const std::vector<oci::Digest>& dropped);
 
   std::atomic<uint64_t> blobs_{0}, blob_bytes_{0}, manifests_count_{0};
   std::unique_ptr<rocksdb::DB> db_;

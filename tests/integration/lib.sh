@@ -113,10 +113,11 @@ _on_exit() {
       tail -n 15 "$f" | cut -c1-300 | sed 's/^/#   /'
     done
   fi
+  # mounts a suite made under $T (a small tmpfs data dir) go even when $T is kept
+  [[ -n $T && -d $T ]] && _umount_under "$T"
   if [[ ${PORTCULLIS_KEEP_TMP:-0} == 1 ]]; then
     log "kept $T"
   elif [[ -n $T && -d $T ]]; then
-    _umount_under "$T"
     rm -rf --one-file-system "$T" 2>/dev/null || log "could not remove $T (something still mounted?)"
   fi
   echo "$PASS passed, $FAIL failed"
@@ -394,6 +395,33 @@ put_manifest() {
 }
 # get_manifest HOSTPORT REPO REF OUT
 get_manifest() { curl -fsS --max-time 60 -H "Accept: $ACCEPT_ALL" -o "$4" "http://$1/v2/$2/manifests/$3"; }
+
+# push_random_image HOSTPORT REPO REF SIZE... : push an OCI image whose layers are random
+# (incompressible) bytes of the given sizes (uncompressed tar media type), with a config naming
+# them as diff_ids; sets LAYER_DIGESTS (array, in order) and IMAGE_DIGEST (the manifest's digest)
+push_random_image() {
+  local hp=$1 repo=$2 ref=$3 size f cfg man dids=() layers=(); shift 3
+  LAYER_DIGESTS=() IMAGE_DIGEST=""
+  f=$(mktemp -p "$T") || return 1
+  for size in "$@"; do
+    head -c "$size" /dev/urandom >"$f" && curl_push_blob "$hp" "$repo" "$f" || { rm -f "$f"; return 1; }
+    LAYER_DIGESTS+=("$(sha_of "$f")")
+    dids+=("\"${LAYER_DIGESTS[-1]}\"")
+    layers+=("{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"${LAYER_DIGESTS[-1]}\",\"size\":$size}")
+  done
+  rm -f "$f"
+  cfg=$(mktemp -p "$T") man=$(mktemp -p "$T")
+  printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%s]},"config":{}}' \
+    "$(IFS=,; echo "${dids[*]}")" >"$cfg"
+  curl_push_blob "$hp" "$repo" "$cfg" || { rm -f "$cfg" "$man"; return 1; }
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[%s]}' \
+    "$(sha_of "$cfg")" "$(wc -c <"$cfg")" "$(IFS=,; echo "${layers[*]}")" >"$man"
+  IMAGE_DIGEST=$(sha_of "$man")
+  put_manifest "$hp" "$repo" "$ref" "$man" application/vnd.oci.image.manifest.v1+json
+  local rc=$?
+  rm -f "$cfg" "$man"
+  return $rc
+}
 
 # ---------------------------------------------------------------- test images
 # build_images : build the test images offline once, as OCI layouts under $IMG_CACHE
