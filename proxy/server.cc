@@ -8,6 +8,7 @@
 #include "oci/errors.h"
 #include "oci/reference.h"
 #include "proxy/blob_body.h"
+#include "proxy/host_check.h"
 #include "proxy/listing.h"
 #include "proxy/log.h"
 #include "verifier/artifact_shape.h"
@@ -93,6 +94,12 @@ class RegistryRequest {
 };
 
 HttpResponse RegistryRequest::Handle() {
+  if (!HostAllowed(req_.Header("Host"), cfg_.allowed_hosts)) {
+    // DNS rebinding (review L8): a page's own host name pointed at this proxy.
+    SendError(res_, Status::Denied("Host " + req_.Header("Host").substr(0, 100) +
+                                   " is not in this proxy's allowed_hosts"));
+    return std::move(res_);
+  }
   const std::string& m = req_.method;
   if (m != "GET" && m != "HEAD") {
     res_.close = true;  // a write's body is never read: the connection cannot be reused

@@ -201,3 +201,23 @@ TEST_CASE("proxy: upstream listings and manifests of the wrong shape are 502 UPS
   CHECK(ErrorCode(r4) == "UPSTREAM_INVALID");
 }
 
+
+TEST_CASE("proxy: with allowed_hosts, a request under another Host (DNS rebinding) is refused 403") {
+  QuietLogs quiet;
+  std::atomic<int> upstream_requests{0};
+  ScriptedUpstream up([&](const httplib::Request&, httplib::Response& res, const std::string&) {
+    ++upstream_requests;
+    res.status = 404;
+  });
+  Proxy proxy({{"upstream.test", up.url()}}, [](portcullis::config::Config& c) { c.allowed_hosts = {"localhost", "127.0.0.1"}; });
+  auto cli = proxy.Client();
+  // A web page at evil.example rebinds its name to 127.0.0.1: its requests say so.
+  auto evil = cli->Get("/v2/lab/small/manifests/v1", {{"Host", "evil.example"}});
+  REQUIRE(evil);
+  CHECK(evil->status == 403);
+  CHECK(ErrorCode(evil) == "DENIED");
+  auto good = cli->Get("/v2/", {{"Host", "localhost:" + std::to_string(proxy.port())}});
+  REQUIRE(good);
+  CHECK(good->status == 200);
+  CHECK(upstream_requests.load() == 0);
+}
