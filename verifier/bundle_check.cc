@@ -13,6 +13,8 @@ BundleCheck Outcome(BundleCheck::Kind kind, std::string detail) {
   return c;
 }
 
+}  // namespace
+
 // The optional claims of `want` against the verified certificate `got`.
 std::string ClaimMismatch(const KeylessIdentity& want, const sigstore::FulcioIdentity& got) {
   struct Claim {
@@ -33,8 +35,6 @@ std::string ClaimMismatch(const KeylessIdentity& want, const sigstore::FulcioIde
   }
   return "";
 }
-
-}  // namespace
 
 std::string KeylessIdentity::Label() const {
   return "identity:" + (subject.empty() ? "/" + subject_regexp + "/" : subject);

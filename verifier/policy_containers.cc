@@ -8,6 +8,7 @@
 #include "oci/base64.h"
 #include "oci/reference.h"
 #include "verifier/identity.h"
+#include "verifier/legacy_keyless.h"
 #include "verifier/policy_internal.h"
 #include "verifier/signature_check.h"
 
@@ -20,8 +21,10 @@ using nlohmann::json;
 struct Requirement {
   enum class Type { kInsecureAcceptAnything, kReject, kSigstoreSigned };
   Type type = Type::kReject;
-  std::vector<TrustedKey> keys;  // sigstoreSigned
-  SignedIdentity identity;       // sigstoreSigned
+  std::vector<TrustedKey> keys;           // sigstoreSigned with keys
+  std::optional<FulcioTrust> fulcio;       // sigstoreSigned with fulcio (then `keys` is empty)
+  std::vector<sigstore::PKey> rekor_keys;  // rekorPublicKey*: a Rekor SET is required
+  SignedIdentity identity;                 // sigstoreSigned
 };
 using Requirements = std::vector<Requirement>;
 
@@ -144,27 +147,27 @@ StatusOr<Requirement> ParseRequirement(const Ctx& c, const std::string& where, c
       OnlyFields(c, where, j,
                  {"type", "keyPath", "keyPaths", "keyData", "keyDatas", "fulcio", "pki", "rekorPublicKeyPath",
                   "rekorPublicKeyPaths", "rekorPublicKeyData", "rekorPublicKeyDatas", "signedIdentity"}));
-  if (j.contains("fulcio")) {
-    return FieldError(c, where + ".fulcio",
-                      "keyless (Fulcio certificate) verification is not supported; use a public key");
-  }
-  if (j.contains("pki"))
-    return FieldError(c, where + ".pki", "X.509 PKI verification is not supported; use a public key");
-  for (const char* f : {"rekorPublicKeyPath", "rekorPublicKeyPaths", "rekorPublicKeyData", "rekorPublicKeyDatas"}) {
-    if (j.contains(f)) {
-      return FieldError(c, where + "." + f,
-                        "Rekor transparency-log checks are not supported (Portcullis verifies by key only)");
-    }
+  if (j.contains("pki")) {
+    return FieldError(c, where + ".pki", "X.509 PKI verification is not supported; use a public key or fulcio");
   }
   int sources = 0;
-  for (const char* f : {"keyPath", "keyPaths", "keyData", "keyDatas"}) sources += j.contains(f) ? 1 : 0;
+  for (const char* f : {"keyPath", "keyPaths", "keyData", "keyDatas", "fulcio"}) sources += j.contains(f) ? 1 : 0;
   if (sources != 1) {
     return FieldError(c, where,
-                      std::string("exactly one of keyPath, keyPaths, keyData and keyDatas must be specified, ") +
+                      std::string("exactly one of keyPath, keyPaths, keyData, keyDatas and fulcio must be specified, ") +
                           (sources == 0 ? "none is" : "more than one is") + " present");
   }
   r.type = Requirement::Type::kSigstoreSigned;
-  if (auto v = j.find("keyPath"); v != j.end()) {
+  PC_ASSIGN_OR_RETURN(r.rekor_keys, ParseRekorKeys(c.origin, c.base_dir, where, j, c.version_parts));
+  if (auto v = j.find("fulcio"); v != j.end()) {
+    if (r.rekor_keys.empty()) {
+      return FieldError(c, where,
+                        "at least one of rekorPublicKeyPath, rekorPublicKeyPaths, rekorPublicKeyData and "
+                        "rekorPublicKeyDatas must be specified if fulcio is used");
+    }
+    PC_ASSIGN_OR_RETURN(FulcioTrust f, ParseFulcio(c.origin, c.base_dir, where + ".fulcio", *v, c.version_parts));
+    r.fulcio = std::move(f);
+  } else if (auto v = j.find("keyPath"); v != j.end()) {
     PC_ASSIGN_OR_RETURN(std::string path, NonEmptyString(c, where + ".keyPath", *v));
     PC_ASSIGN_OR_RETURN(TrustedKey k, KeyFromFile(c, where + ".keyPath", path));
     r.keys.push_back(std::move(k));
@@ -266,6 +269,45 @@ std::string Join(const std::vector<std::string>& v, const char* sep = ", ") {
   return s;
 }
 
+std::string FulcioLabel(const FulcioTrust& f) { return "fulcio " + f.subject_email + " (" + f.oidc_issuer + ")"; }
+
+// One found signature under a "fulcio" requirement (legacy_keyless.h); true when accepted.
+template <typename Note>
+bool CheckFulcio(const Requirement& r, const DockerRef& intended, const oci::Digest& digest, const FoundSignature& sig,
+                 Decision& d, std::vector<std::string>& outcome, Note& note) {
+  if (sig.bundle) {
+    outcome.push_back("a Sigstore bundle: a fulcio requirement reads cosign .sig signatures");
+    return false;
+  }
+  auto key = VerifyFulcioLayer(sig, *r.fulcio, r.rekor_keys);
+  if (!key.ok()) {
+    note(key.status().message());
+    outcome.push_back("not accepted: " + key.status().message());
+    return false;
+  }
+  SignatureCheck c = CheckSignature(sig, *key, digest);
+  if (c.kind != SignatureCheck::Kind::kVerified) {
+    std::string why = c.kind == SignatureCheck::Kind::kOtherKey ? "the signature does not verify with the "
+                                                                  "certificate's key"
+                                                                : c.detail;
+    note(why);
+    outcome.push_back("certificate accepted but " + why);
+    return false;
+  }
+  std::string id_why;
+  if (!MatchSignedIdentity(r.identity, intended, c.payload.docker_reference, &id_why)) {
+    note(id_why);
+    outcome.push_back("certificate accepted but " + id_why);
+    return false;
+  }
+  const std::string label = FulcioLabel(*r.fulcio);
+  outcome.push_back("verified: " + label);
+  if (std::find(d.keys_matched.begin(), d.keys_matched.end(), label) == d.keys_matched.end()) {
+    d.keys_matched.push_back(label);
+  }
+  return true;
+}
+
 class ContainersPolicy : public Policy {
  public:
   ContainersPolicy(std::string origin, std::string version, Requirements def,
@@ -356,6 +398,11 @@ bool ContainersPolicy::CheckSigstore(const Requirement& r, const DockerRef& inte
   bool accepted = false;
   for (const FoundSignature& sig : found) {
     std::vector<std::string> outcome;
+    if (r.fulcio) {
+      accepted = CheckFulcio(r, intended, digest, sig, d, outcome, note) || accepted;
+      d.details.push_back(SignatureLabel(sig) + ": " + Join(outcome, "; "));
+      continue;
+    }
     for (const TrustedKey& k : r.keys) {
       SignatureCheck c = CheckSignature(sig, *k.key, digest);
       if (c.kind == SignatureCheck::Kind::kUnreadable) {
@@ -379,6 +426,13 @@ bool ContainersPolicy::CheckSigstore(const Requirement& r, const DockerRef& inte
         outcome.push_back("signed by " + k.name + " but " + id_why);
         continue;
       }
+      if (!r.rekor_keys.empty()) {
+        if (Status st = VerifyKeyLayerSet(sig, k.der, r.rekor_keys); !st.ok()) {
+          note("signature by " + k.name + ": " + st.message());
+          outcome.push_back("signed by " + k.name + " but " + st.message());
+          continue;
+        }
+      }
       accepted = true;
       outcome.push_back("verified by " + k.name);
       if (std::find(d.keys_matched.begin(), d.keys_matched.end(), k.name) == d.keys_matched.end()) {
@@ -393,12 +447,14 @@ bool ContainersPolicy::CheckSigstore(const Requirement& r, const DockerRef& inte
   if (notes.size() > 3) notes.resize(3);
   std::vector<std::string> names;
   for (const TrustedKey& k : r.keys) names.push_back(k.name);
+  if (r.fulcio) names.push_back(FulcioLabel(*r.fulcio));
   if (!notes.empty()) {
     *why = Join(notes, "; ");
   } else if (found.empty()) {
     *why = "no signature by a trusted key (no signatures found for " + digest.ToString() + ")";
   } else {
-    *why = "no signature by a trusted key (" + std::to_string(found.size()) +
+    *why = std::string(r.fulcio ? "no signature by a trusted signer (" : "no signature by a trusted key (") +
+           std::to_string(found.size()) +
            (found.size() == 1 ? " signature" : " signatures") + " found, none by " + Join(names) + ")";
   }
   return false;
@@ -455,11 +511,22 @@ std::string Describe(const Requirements& reqs) {
         parts.push_back("reject");
         break;
       case Requirement::Type::kSigstoreSigned: {
+        const std::string rekor =
+            r.rekor_keys.empty()
+                ? ""
+                : ", with a Rekor SET by one of " + std::to_string(r.rekor_keys.size()) + " Rekor key(s)";
+        if (r.fulcio) {
+          parts.push_back("sigstoreSigned by " + FulcioLabel(*r.fulcio) + " certificates chaining to " +
+                          std::to_string(r.fulcio->cas.size()) + " CA certificate(s)" + rekor + ", signedIdentity " +
+                          r.identity.Describe());
+          break;
+        }
         std::vector<std::string> keys;
         for (const TrustedKey& k : r.keys) {
           keys.push_back(k.name + " (" + std::string(keys::KeyTypeName(k.key->type())) + ")");
         }
-        parts.push_back("sigstoreSigned by any of [" + Join(keys) + "], signedIdentity " + r.identity.Describe());
+        parts.push_back("sigstoreSigned by any of [" + Join(keys) + "]" + rekor + ", signedIdentity " +
+                        r.identity.Describe());
         break;
       }
     }
