@@ -76,6 +76,7 @@ BundleCheck CheckBundle(const FoundSignature& sig, const sigstore::TrustedRoot& 
     opt.identity.issuer_regexp = identity->issuer_regexp;
   } else {
     opt.key_der = *key_der;
+    opt.allow_untimed_key = true;  // as a key-based .sig: the key is the trust, no log needed
   }
   auto verified = sigstore::VerifyBundle(*bundle, root, *artifact, opt);
   if (!verified.ok()) return Outcome(Kind::kRefused, verified.status().message());
