@@ -64,7 +64,7 @@ BD=$(jq -r '.layers[0].digest' "$T/referrer.json")
 check_eq "... one layer of the bundle media type" "1 $BUNDLE_TYPE" \
   "$(jq -r '[(.layers|length|tostring), .layers[0].mediaType] | join(" ")' "$T/referrer.json")"
 check "... the bundle blob is readable" curl -fsS --max-time 60 -o "$T/bundle.json" "http://$UP/v2/lab/bundle/blobs/$BD"
-D_B64=$(printf "$(printf '%s' "${D#sha256:}" | sed 's/../\\x&/g')" | base64 -w0)
+D_B64=$(printf '%b' "$(printf '%s' "${D#sha256:}" | sed 's/../\\x&/g')" | base64 -w0)
 check_eq "... bundle: v0.3, public-key hint, SHA2_256 message digest = the image digest, no tlog entries" \
   "$BUNDLE_TYPE true SHA2_256 $D_B64 0" \
   "$(jq -r '[.mediaType, (.verificationMaterial.publicKey.hint != null|tostring), .messageSignature.messageDigest.algorithm,
