@@ -7,6 +7,7 @@
 #include "signer/bundle_sign.h"
 #include "verifier/bundle_check.h"
 #include "verifier/sigstore/bundle.h"
+#include "verifier/sigstore/synthetic_bundle_test_util.h"
 
 namespace portcullis::signer {
 namespace {
@@ -52,6 +53,38 @@ TEST_CASE("sign --bundle: a key-based v0.3 bundle over the manifest, no log entr
   auto refused = MakeKeyBundle(manifest, *ed);
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.status().message().find("ECDSA P-256 or RSA") != std::string::npos);
+}
+
+TEST_CASE("key-based bundle attack: a log entry is verified, never skipped; only a bundle without one is untimed") {
+  namespace st = verifier::sigstore::testing;
+  st::Made m = st::Make(st::Options{});
+  const oci::Digest digest = oci::Digest::Sha256Of(st::kArtifact);
+  auto own = verifier::sigstore::TrustedRoot::Parse(m.root);
+  auto public_good = verifier::sigstore::TrustedRoot::PublicGood();
+  REQUIRE(own.ok());
+  REQUIRE(public_good.ok());
+  verifier::FoundSignature f;
+  f.bundle = true;
+  f.payload = m.bundle;
+  auto logged = verifier::CheckBundle(f, *own, digest, nullptr, &m.key_der);
+  CHECK_MESSAGE(logged.kind == verifier::BundleCheck::Kind::kVerified, logged.detail);
+  // The same bundle against a root that does not trust its log: refused, not accepted untimed.
+  auto untrusted_log = verifier::CheckBundle(f, *public_good, digest, nullptr, &m.key_der);
+  CHECK(untrusted_log.kind == verifier::BundleCheck::Kind::kRefused);
+  CHECK(untrusted_log.detail.find("not in the trusted root") != std::string::npos);
+  // Its log entry stripped: the signature alone, still only for its key and artifact.
+  auto j = nlohmann::json::parse(m.bundle);
+  j["verificationMaterial"].erase("tlogEntries");
+  f.payload = j.dump();
+  auto untimed = verifier::CheckBundle(f, *public_good, digest, nullptr, &m.key_der);
+  CHECK_MESSAGE(untimed.kind == verifier::BundleCheck::Kind::kVerified, untimed.detail);
+  auto other = keys::PrivateKey::Generate(keys::KeyType::kEcdsaP256);
+  REQUIRE(other.ok());
+  std::string other_der = *other->GetPublicKey()->Der();
+  CHECK(verifier::CheckBundle(f, *public_good, digest, nullptr, &other_der).kind ==
+        verifier::BundleCheck::Kind::kRefused);
+  CHECK(verifier::CheckBundle(f, *public_good, oci::Digest::Sha256Of("x"), nullptr, &m.key_der).kind ==
+        verifier::BundleCheck::Kind::kRefused);
 }
 
 }  // namespace

@@ -390,5 +390,20 @@ TEST_CASE("portcullis identities: a legacy keyless .sig counts once toward a k-o
   CHECK_FALSE(Eval(**p, {w.Good(), w.Good()}).allowed);
 }
 
+TEST_CASE("portcullis identities attack: a legacy keyless .sig must also name a docker-reference the rule accepts") {
+  World w;
+  TempDir dir;
+  dir.Write("trusted_root.json", lk::TrustedRootJson(w.fulcio, w.rekor.get(), w.ct));
+  auto p = Policy::Parse(R"({"trusted_root":"trusted_root.json","rules":[{"match":"registry.example.com/**",)"
+                         R"("require":{"identities":[)" +
+                             Identity() + R"(]},"identity":"registry.example.com/app/*"}]})",
+                         "policy.json", dir.str());
+  REQUIRE_MESSAGE(p.ok(), p.status().ToString());
+  CHECK(Eval(**p, {w.Good()}).allowed);  // kRef is registry.example.com/app/server:v1
+  auto o = w.Options();
+  o.ref = "registry.example.com/elsewhere/server:v1";
+  Refused(Eval(**p, {w.Layer(o)}), "identity registry.example.com/elsewhere/server does not match");
+}
+
 }  // namespace
 }  // namespace portcullis::verifier
