@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -25,12 +26,14 @@
 #include "signer/layout.h"
 #include "signer/payload.h"
 #include "signer/pusher.h"
+#include "signer/bundle_sign.h"
 #include "signer/sign.h"
 #include "verifier/image_check.h"
 #include "verifier/policy.h"
 #include "verifier/registry_read.h"
 #include "verifier/remote.h"
 #include "verifier/signatures.h"
+#include "verifier/sigstore/crypto.h"
 
 namespace portcullis::cli {
 
@@ -59,10 +62,20 @@ appended to the ones already there; signing again with the same key and the same
 annotations changes nothing. Prints the signed digest and the signature manifest
 digest.
 
+With --bundle, signs in the Sigstore bundle format instead, as cosign v3 does
+with a key and no transparency-log upload: a v0.3 bundle (message signature over
+the manifest, public-key hint, no log entry) stored as an OCI referrer of the
+image (artifactType application/vnd.dev.sigstore.bundle.v0.3+json); on a
+registry without the referrers API the referrer is also listed in the index
+tagged sha256-<hex>. Needs an ECDSA P-256 or RSA key. Verify it with a trust
+policy (portcullis verify --policy, or the proxy gate); verify --key reads the
+.sig tag only.
+
 Flags:
   --key KEY                 encrypted private key (cosign format; see portcullis key)
   -a, --annotation KEY=VAL  add KEY=VAL to the payload's "optional" map (repeatable)
   --recursive               for an index, also sign every manifest it names
+  --bundle                  write a Sigstore bundle referrer instead of a .sig layer
   --json                    print the result as JSON
   --passphrase-file FILE    the key's passphrase (when $PORTCULLIS_PASSWORD and
                             $COSIGN_PASSWORD are unset)
@@ -240,11 +253,37 @@ class Progress {
   int last_pct_ = -1;
 };
 
+// `sign --bundle`: the Sigstore bundle referrer (signer/bundle_sign.h).
+int SignBundle(signer::Pusher& pusher, const std::string& name, const oci::Digest& digest, const keys::PrivateKey& key,
+               const Flags& flags) {
+  auto s = signer::SignDigestBundle(pusher, digest, key, verifier::sigstore::FormatTime(std::time(nullptr)));
+  if (!s.ok()) return FailRemote("sign", s.status(), flags);
+  if (flags.Has("--json")) {
+    json out = {{"image", name + "@" + digest.ToString()},
+                {"digest", digest.ToString()},
+                {"bundle_digest", s->bundle_digest.ToString()},
+                {"referrer_digest", s->referrer_digest.ToString()},
+                {"referrers_api", s->referrers_api}};
+    if (!s->referrers_api) {
+      out["fallback_tag"] = s->fallback_tag;
+      out["fallback_entries"] = s->fallback_entries;
+    }
+    std::cout << json{{"signed", json::array({out})}}.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+  } else {
+    std::cout << "Signed " << name << "@" << digest.ToString() << "\n  bundle referrer " << name << "@"
+              << s->referrer_digest.ToString()
+              << (s->referrers_api ? " (listed by the registry's referrers API)\n"
+                                   : " (listed in the fallback index " + name + ":" + s->fallback_tag + ", " +
+                                         std::to_string(s->fallback_entries) + " referrer(s))\n");
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunSign(const std::vector<std::string>& args) {
   FlagSpec spec = WithRegistryFlags(
-      {{"--key", "--passphrase-file"}, {"--recursive", "--json"}, {{"-a", "-a"}, {"--annotation", "-a"}}});
+      {{"--key", "--passphrase-file"}, {"--recursive", "--json", "--bundle"}, {{"-a", "-a"}, {"--annotation", "-a"}}});
   auto flags = ParseFlags(args, spec);
   if (!flags.ok()) return Fail("sign", flags.status().message() + " (see portcullis sign --help)");
   if (flags->help) {
@@ -253,6 +292,10 @@ int RunSign(const std::vector<std::string>& args) {
   }
   if (flags->positional.size() != 1) return Fail("sign", "want exactly one IMAGE (see portcullis sign --help)");
   if (!flags->Has("--key")) return Fail("sign", "missing --key KEY");
+  if (flags->Has("--bundle") && flags->Has("--recursive")) return Fail("sign", "--bundle and --recursive exclude each other");
+  if (flags->Has("--bundle") && !flags->List("-a").empty()) {
+    return Fail("sign", "--annotation goes into a simple-signing payload, which --bundle does not write");
+  }
   const std::string image = flags->positional[0];
   auto ref = oci::ParseReference(image);
   if (!ref.ok()) return Fail("sign", ref.status().Annotate(image));
@@ -267,6 +310,7 @@ int RunSign(const std::vector<std::string>& args) {
   signer::Pusher pusher(*remote, ref->repository);
   auto digest = Resolve(pusher.client(), *ref, pusher.scope());
   if (!digest.ok()) return FailRemote("sign", digest.status(), *flags);
+  if (flags->Has("--bundle")) return SignBundle(pusher, ref->Name(), *digest, *key, *flags);
   auto signed_images = signer::SignImage(pusher, *digest, *request, *key);
   if (!signed_images.ok()) return FailRemote("sign", signed_images.status(), *flags);
   const std::string name = ref->Name();

@@ -13,6 +13,8 @@ BundleCheck Outcome(BundleCheck::Kind kind, std::string detail) {
   return c;
 }
 
+}  // namespace
+
 // The optional claims of `want` against the verified certificate `got`.
 std::string ClaimMismatch(const KeylessIdentity& want, const sigstore::FulcioIdentity& got) {
   struct Claim {
@@ -33,8 +35,6 @@ std::string ClaimMismatch(const KeylessIdentity& want, const sigstore::FulcioIde
   }
   return "";
 }
-
-}  // namespace
 
 std::string KeylessIdentity::Label() const {
   return "identity:" + (subject.empty() ? "/" + subject_regexp + "/" : subject);
@@ -76,6 +76,7 @@ BundleCheck CheckBundle(const FoundSignature& sig, const sigstore::TrustedRoot& 
     opt.identity.issuer_regexp = identity->issuer_regexp;
   } else {
     opt.key_der = *key_der;
+    opt.allow_untimed_key = true;  // as a key-based .sig: the key is the trust, no log needed
   }
   auto verified = sigstore::VerifyBundle(*bundle, root, *artifact, opt);
   if (!verified.ok()) return Outcome(Kind::kRefused, verified.status().message());

@@ -47,6 +47,10 @@ struct KeylessIdentity {
   std::string Describe() const;
 };
 
+// "" when every optional Fulcio claim `want` sets equals the certificate's;
+// otherwise the first mismatch, for a refusal reason.
+std::string ClaimMismatch(const KeylessIdentity& want, const sigstore::FulcioIdentity& got);
+
 struct BundleCheck {
   enum class Kind {
     kVerified,    // verified for this image with the given key / identity

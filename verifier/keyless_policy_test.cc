@@ -260,7 +260,7 @@ TEST_CASE("keyless policy: load errors name the field; policy check describes id
         std::string::npos);
   CHECK(err(R"({"rules":[{"match":"**","require":{"identities":[]}}]})").find("non-empty array") != std::string::npos);
   CHECK(err(R"({"trusted_root":"/nonexistent/root.json","rules":[]})").find("trusted_root") != std::string::npos);
-  // fulcio in containers-policy.json is still refused at load.
+  // fulcio in containers-policy.json without a CA and a Rekor key is refused at load.
   CHECK_FALSE(Policy::Parse(R"({"default":[{"type":"sigstoreSigned","fulcio":{"oidcIssuer":"i","subjectEmail":"e"}}]})",
                             "c.json", "")
                   .ok());

@@ -11,6 +11,7 @@
 #include "keys/key.h"
 #include "oci/status.h"
 #include "verifier/bundle_check.h"
+#include "verifier/legacy_keyless.h"
 #include "verifier/policy.h"
 #include "verifier/sigstore/trusted_root.h"
 #include "verifier/strict_json.h"
@@ -78,6 +79,18 @@ void CheckBundleForRule(const FoundSignature& sig, const sigstore::TrustedRoot& 
                         const std::vector<const TrustedKey*>& keys, const std::vector<KeylessIdentity>& identities,
                         std::vector<bool>& key_ok, std::vector<bool>& id_ok, std::vector<std::string>& outcome,
                         std::vector<std::string>& refusals);
+
+// containers-policy.json sigstoreSigned: the Rekor public keys of the
+// requirement `req` (empty when it names none; at most one of the four fields;
+// each key PEM and ECDSA) and its "fulcio" object `j` (exactly one of caPath and
+// caData holding PEM certificates, oidcIssuer and subjectEmail non-empty, no
+// other field). Files are resolved against `base_dir`; their paths and bytes
+// (and inline data) go into `version_parts`. Errors name `where`.
+StatusOr<std::vector<sigstore::PKey>> ParseRekorKeys(const std::string& origin, const std::string& base_dir,
+                                                     const std::string& where, const nlohmann::json& req,
+                                                     std::vector<std::string>& version_parts);
+StatusOr<FulcioTrust> ParseFulcio(const std::string& origin, const std::string& base_dir, const std::string& where,
+                                  const nlohmann::json& j, std::vector<std::string>& version_parts);
 
 StatusOr<std::shared_ptr<const Policy>> ParsePortcullisPolicy(const nlohmann::json& j, const std::string& text,
                                                               const std::string& origin, const std::string& base_dir);

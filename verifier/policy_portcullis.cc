@@ -164,9 +164,40 @@ Decision PortcullisPolicy::Require(const Rule& r, const oci::Digest& digest,
   auto note = [&](const std::string& n) {
     if (std::find(notes.begin(), notes.end(), n) == notes.end()) notes.push_back(n);
   };
+  // The rule's signed docker-reference check (keys and legacy keyless .sig).
+  auto ref_ok = [&](const std::string& docker_reference, std::string* why) {
+    if (!r.identity) return true;
+    auto ref = ParseNormalizedRef(docker_reference);
+    std::string id = ref.ok() ? ref->name : docker_reference;
+    if (ref.ok() && r.identity->MatchesName(id)) return true;
+    *why = "identity " + id + " does not match " + r.identity->text();
+    return false;
+  };
   for (const FoundSignature& sig : found) {
     std::string line = SignatureLabel(sig) + ": ";
     std::vector<std::string> outcome;
+    if (!sig.bundle && root_ && !r.identities.empty() && HasCertificate(sig)) {  // a legacy keyless .sig
+      for (size_t j = 0; j < r.identities.size(); ++j) {
+        const std::string who = r.identities[j].Label();
+        LegacyKeylessCheck c = CheckLegacyKeyless(sig, *root_, digest, r.identities[j]);
+        std::string why;
+        if (c.kind == BundleCheck::Kind::kUnreadable) {
+          outcome.push_back("unusable: " + c.detail);
+          break;
+        }
+        if (c.kind == BundleCheck::Kind::kVerified && !ref_ok(c.signature.payload.docker_reference, &why)) {
+          c.kind = BundleCheck::Kind::kRefused;
+          c.detail = why;
+        }
+        if (c.kind == BundleCheck::Kind::kVerified) {
+          id_ok[j] = true;
+          outcome.push_back("verified by " + who);
+        } else if (c.kind == BundleCheck::Kind::kRefused) {
+          note("keyless signature not verified for " + who + ": " + c.detail);
+          outcome.push_back("not verified for " + who + ": " + c.detail);
+        }
+      }
+    }
     if (sig.bundle && r.identity) {  // a bundle carries no docker-reference to check
       d.details.push_back(line + "ignored: the rule checks the signed docker-reference, which a bundle does not carry");
       continue;
@@ -201,15 +232,10 @@ Decision PortcullisPolicy::Require(const Rule& r, const oci::Digest& digest,
           outcome.push_back("signed by " + k.name + " but " + c.detail);
           break;
         case SignatureCheck::Kind::kVerified: {
-          if (r.identity) {
-            auto ref = ParseNormalizedRef(c.payload.docker_reference);
-            std::string id = ref.ok() ? ref->name : c.payload.docker_reference;
-            if (!ref.ok() || !r.identity->MatchesName(id)) {
-              std::string n = "identity " + id + " does not match " + r.identity->text();
-              note(n);
-              outcome.push_back("signed by " + k.name + " but " + n);
-              break;
-            }
+          if (std::string n; !ref_ok(c.payload.docker_reference, &n)) {
+            note(n);
+            outcome.push_back("signed by " + k.name + " but " + n);
+            break;
           }
           key_ok[j] = true;
           outcome.push_back("verified by " + k.name);
@@ -268,7 +294,7 @@ std::string PortcullisPolicy::Explain() const {
     o << "  " << keys_[i].name << ": " << keys::KeyTypeName(keys_[i].key->type()) << ", " << keys_[i].where
       << (used.count(i) ? "" : "  (warning: no rule uses this key)") << "\n";
   }
-  if (root_) o << "sigstore trusted root (for bundles): " << root_where_ << "\n";
+  if (root_) o << "sigstore trusted root (for bundles and keyless .sig signatures): " << root_where_ << "\n";
   o << "rules, in the order they are tried (most specific first):\n";
   if (rules_.empty()) o << "  (none)\n";
   for (size_t i = 0; i < rules_.size(); ++i) {

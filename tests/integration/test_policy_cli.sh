@@ -234,13 +234,15 @@ broken unknown-key.json '{"keys":{"a":{"path":"keys/a.pub"}},"rules":[{"match":"
 broken bad-glob.json '{"rules":[{"match":"docker.io/***","action":"accept"}]}' "rules[0].match: bad pattern"
 broken private-key.json "{\"keys\":{\"a\":{\"path\":\"$T/a.key\"}},\"rules\":[]}" 'unknown PEM type'
 broken cp-signedby.json '{"default":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/etc/pki/key.gpg"}]}' '"signedBy"'
-broken cp-fulcio.json '{"default":[{"type":"sigstoreSigned","fulcio":{"caPath":"/x","oidcIssuer":"i","subjectEmail":"e"},"rekorPublicKeyPath":"/r"}]}' \
-  "default[0].fulcio"
+broken cp-fulcio.json '{"default":[{"type":"sigstoreSigned","fulcio":{"caPath":"/x","oidcIssuer":"i","subjectEmail":"e"},"rekorPublicKeyPath":"keys/a.pub"}]}' \
+  "default[0].fulcio.caPath: "
+broken cp-fulcio-norekor.json '{"default":[{"type":"sigstoreSigned","fulcio":{"caPath":"/x","oidcIssuer":"i","subjectEmail":"e"}}]}' \
+  "must be specified if fulcio is used"
 broken cp-rekor.json '{"default":[{"type":"sigstoreSigned","keyPath":"keys/a.pub","rekorPublicKeyPath":"/r.pub"}]}' \
   "default[0].rekorPublicKeyPath"
 broken cp-unknown.json '{"default":[{"type":"reject"}],"transport":{}}' 'unknown field "transport"'
 broken cp-two-keys.json '{"default":[{"type":"sigstoreSigned","keyPath":"keys/a.pub","keyPaths":["keys/b.pub"]}]}' \
-  "exactly one of keyPath, keyPaths, keyData and keyDatas"
+  "exactly one of keyPath, keyPaths, keyData, keyDatas and fulcio"
 expect_exit 2 "verify --policy with a broken policy is an error (exit 2)" verify_policy "$R/lab/small:v1" "$T/pol/threshold.json"
 err_has "... naming the field" "threshold"
 expect_exit 2 "policy check of a missing file" pc policy check "$T/pol/absent.json"

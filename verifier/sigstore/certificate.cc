@@ -9,6 +9,7 @@
 #include <openssl/x509v3.h>
 
 #include <memory>
+#include <optional>
 #include <regex>
 
 namespace portcullis::verifier::sigstore {
@@ -256,6 +257,82 @@ Status MatchIdentity(const FulcioIdentity& id, const IdentityPolicy& policy) {
                           (policy.issuer.empty() ? "/" + policy.issuer_regexp + "/" : "\"" + policy.issuer + "\""));
   }
   return Status::Ok();
+}
+
+Status VerifyChainToAnchors(const Cert& leaf, const std::vector<Cert>& anchors, const std::vector<Cert>& intermediates,
+                            int64_t t) {
+  std::unique_ptr<X509_STORE, StoreFree> store(X509_STORE_new());
+  std::unique_ptr<STACK_OF(X509), StackFree> untrusted(sk_X509_new_null());
+  std::unique_ptr<X509_STORE_CTX, StoreCtxFree> ctx(X509_STORE_CTX_new());
+  if (!store || !untrusted || !ctx) return Status::Internal("X509 store setup: " + OpenSslError());
+  for (const Cert& a : anchors) {
+    if (X509_STORE_add_cert(store.get(), a.get()) != 1) ERR_clear_error();  // a duplicate is not an error
+  }
+  for (const Cert& c : intermediates) sk_X509_push(untrusted.get(), c.get());
+  if (X509_STORE_CTX_init(ctx.get(), store.get(), leaf.get(), untrusted.get()) != 1) {
+    return Status::Internal("X509_STORE_CTX_init: " + OpenSslError());
+  }
+  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
+  X509_VERIFY_PARAM_set_time(param, static_cast<time_t>(t));
+  X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+  if (X509_verify_cert(ctx.get()) != 1) {
+    std::string why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
+    ERR_clear_error();
+    return Status::Denied("the certificate does not chain to a trusted Fulcio CA at " + FormatTime(t) + ": " + why);
+  }
+  STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx.get());
+  for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
+    X509* c = sk_X509_value(chain, i);
+    if ((X509_get_extension_flags(c) & EXFLAG_XKUSAGE) == 0) continue;
+    if ((X509_get_extended_key_usage(c) & (XKU_CODE_SIGN | XKU_ANYEKU)) == 0) {
+      ERR_clear_error();
+      return Status::Denied(std::string(i == 0 ? "the certificate" : "a CA certificate of its chain") +
+                            " is not for code signing (extended key usage)");
+    }
+  }
+  ERR_clear_error();
+  return Status::Ok();
+}
+
+StatusOr<std::string> FulcioIssuer(const Cert& leaf) {
+  std::unique_ptr<ASN1_OBJECT, ObjFree> v1(OBJ_txt2obj("1.3.6.1.4.1.57264.1.1", 1));
+  std::unique_ptr<ASN1_OBJECT, ObjFree> v2(OBJ_txt2obj("1.3.6.1.4.1.57264.1.8", 1));
+  if (!v1 || !v2) return Status::Internal("OBJ_txt2obj failed");
+  auto count = [&](ASN1_OBJECT* o) {
+    int n = 0;
+    for (int i = X509_get_ext_by_OBJ(leaf.get(), o, -1); i >= 0; i = X509_get_ext_by_OBJ(leaf.get(), o, i)) ++n;
+    return n;
+  };
+  const int n1 = count(v1.get()), n2 = count(v2.get());
+  if (n1 > 1 || n2 > 1) return Status::Denied("the Fulcio certificate has a duplicate OIDC issuer extension");
+  std::optional<std::string> issuer1 = ExtensionValue(leaf.get(), "1.3.6.1.4.1.57264.1.1");
+  std::optional<std::string> issuer2;
+  if (n2 == 1) {
+    PC_ASSIGN_OR_RETURN(std::string s, Utf8Extension(leaf.get(), "1.3.6.1.4.1.57264.1.8"));
+    issuer2 = std::move(s);
+  }
+  if (issuer1 && issuer2 && *issuer1 != *issuer2) {
+    return Status::Denied("the Fulcio certificate's OIDC issuer extensions disagree: \"" + issuer1->substr(0, 200) +
+                          "\" and \"" + issuer2->substr(0, 200) + "\"");
+  }
+  if (issuer1) return *issuer1;
+  if (issuer2) return *issuer2;
+  return Status::Denied("the Fulcio certificate is missing the OIDC issuer extension");
+}
+
+std::vector<std::string> EmailSans(const Cert& leaf) {
+  std::vector<std::string> out;
+  std::unique_ptr<GENERAL_NAMES, NamesFree> names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(leaf.get(), NID_subject_alt_name, nullptr, nullptr)));
+  ERR_clear_error();
+  if (!names) return out;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names.get()) && out.size() < 16; ++i) {
+    GENERAL_NAME* n = sk_GENERAL_NAME_value(names.get(), i);
+    if (n->type != GEN_EMAIL) continue;
+    out.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(n->d.rfc822Name)),
+                     static_cast<size_t>(ASN1_STRING_length(n->d.rfc822Name)));
+  }
+  return out;
 }
 
 }  // namespace portcullis::verifier::sigstore

@@ -52,6 +52,24 @@ Status VerifyEmbeddedSct(const Cert& leaf, const Cert& issuer, const TrustedRoot
 
 StatusOr<FulcioIdentity> ExtractIdentity(const Cert& leaf);
 
+// containers/image's Fulcio check (signature/fulcio_cert.go), for legacy cosign
+// .sig layers under a containers-policy.json "fulcio" requirement: path
+// validation of `leaf` at time `t` to any of `anchors` (each one a trust anchor,
+// self-signed or not, as in a Go x509.CertPool), through `intermediates`
+// (untrusted), every certificate of the chain valid at `t`; each certificate of
+// the chain that has an extended key usage extension must allow code signing.
+// DENIED with OpenSSL's reason otherwise.
+Status VerifyChainToAnchors(const Cert& leaf, const std::vector<Cert>& anchors, const std::vector<Cert>& intermediates,
+                            int64_t t);
+
+// The OIDC issuer Fulcio recorded: the legacy raw extension .1.1 and/or the
+// DER UTF8String .1.8; DENIED when both are present and differ, when either is
+// present twice, when .1.8 is not a UTF8String, or when neither is present.
+StatusOr<std::string> FulcioIssuer(const Cert& leaf);
+
+// The rfc822Name (email) subject alternative names, in order (at most 16).
+std::vector<std::string> EmailSans(const Cert& leaf);
+
 // INVALID_ARGUMENT for an incomplete policy or a bad regular expression; DENIED
 // when no SAN matches or the issuer does not.
 Status MatchIdentity(const FulcioIdentity& id, const IdentityPolicy& policy);

@@ -106,6 +106,25 @@ StatusOr<Cert> ParseCertPem(std::string_view pem) {
   return AdoptCert(c);
 }
 
+StatusOr<std::vector<Cert>> ParseCertsPem(std::string_view pem, size_t max) {
+  if (pem.size() > (16u << 20)) return Status::InvalidArgument("PEM text is too large");
+  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (!bio) return Status::Internal("BIO_new_mem_buf failed");
+  std::vector<Cert> out;
+  ERR_clear_error();
+  while (true) {
+    X509* c = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
+    if (c == nullptr) {
+      unsigned long e = ERR_peek_last_error();
+      ERR_clear_error();
+      if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) return out;
+      return Status::InvalidArgument("PEM certificate " + std::to_string(out.size() + 1) + " does not parse");
+    }
+    out.push_back(AdoptCert(c));
+    if (out.size() > max) return Status::InvalidArgument("more than " + std::to_string(max) + " PEM certificates");
+  }
+}
+
 StatusOr<std::string> CertDer(const Cert& cert) {
   unsigned char* out = nullptr;
   int n = i2d_X509(cert.get(), &out);

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "oci/status.h"
 
@@ -35,6 +36,10 @@ StatusOr<Cert> ParseCertDer(std::string_view der);
 // The first PEM "CERTIFICATE" block.
 StatusOr<Cert> ParseCertPem(std::string_view pem);
 StatusOr<std::string> CertDer(const Cert& cert);
+// Every PEM "CERTIFICATE" block of `pem`, in order (other PEM blocks and text
+// around them are skipped). INVALID_ARGUMENT when a CERTIFICATE block does not
+// parse or there are more than `max` of them; an empty vector when there is none.
+StatusOr<std::vector<Cert>> ParseCertsPem(std::string_view pem, size_t max = 64);
 
 // Raw digests (32 / 48 / 64 bytes).
 std::string Sha256(std::string_view data);

@@ -108,6 +108,25 @@ Status CheckMessageSignature(const Bundle& b, const PKey& key, const Artifact& a
   return Status::Ok();
 }
 
+// A key-based bundle without log entry or timestamp: the signature alone.
+StatusOr<VerifyResult> VerifyUntimedKey(const Bundle& b, const Artifact& artifact, const std::string& key_der) {
+  auto k = ParsePublicKeyDer(key_der);
+  if (!k.ok()) return Status::InvalidArgument("the verification key is not a public key");
+  VerifyResult result;
+  result.dsse = b.is_dsse;
+  if (b.is_dsse) {
+    if (b.dsse.payload_type != kInTotoPayloadType) {
+      return Status::Unsupported("unsupported: DSSE payload type \"" + b.dsse.payload_type.substr(0, 80) + "\"");
+    }
+    Status st = VerifySignature(*k, DssePae(b.dsse.payload_type, b.dsse.payload), b.dsse.signature);
+    if (!st.ok()) return st.Is(Code::kDenied) ? Status::Denied("the DSSE envelope signature does not verify") : st;
+    PC_ASSIGN_OR_RETURN(result.predicate_type, CheckStatement(b.dsse.payload, Hex(artifact.sha256)));
+  } else {
+    PC_RETURN_IF_ERROR(CheckMessageSignature(b, *k, artifact));
+  }
+  return result;
+}
+
 StatusOr<VerifyResult> VerifyImpl(const Bundle& b, const TrustedRoot& root, const Artifact& artifact,
                                   const VerifyOptions& opt) {
   const bool keyless = !opt.key_der.has_value();
@@ -118,6 +137,9 @@ StatusOr<VerifyResult> VerifyImpl(const Bundle& b, const TrustedRoot& root, cons
     return Status::Denied("the bundle carries a certificate: verify it with an identity, not a key");
   }
   if (artifact.sha256.size() != 32) return Status::InvalidArgument("artifact digest is not a sha256");
+  if (b.tlog_entries.empty() && !keyless && opt.allow_untimed_key && b.rfc3161_timestamps.empty()) {
+    return VerifyUntimedKey(b, artifact, *opt.key_der);
+  }
   if (b.tlog_entries.empty()) return Status::Denied("the bundle has no transparency log entry");
   if (b.tlog_entries.size() != 1) {
     return Status::Unsupported("unsupported: " + std::to_string(b.tlog_entries.size()) +

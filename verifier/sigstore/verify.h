@@ -49,6 +49,11 @@ struct VerifyOptions {
   IdentityPolicy identity;
   std::optional<std::string> key_der;
   int64_t now = 0;  // Unix seconds; 0 = the current time (integrated times after it are refused)
+  // Key-based only: a bundle with neither a transparency log entry nor an RFC
+  // 3161 timestamp is accepted on its signature alone (what `cosign sign --key
+  // --tlog-upload=false` writes; the trust a key-based .sig signature gets). A
+  // bundle that has log entries or timestamps is verified in full regardless.
+  bool allow_untimed_key = false;
 };
 
 struct VerifyResult {
