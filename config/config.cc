@@ -408,7 +408,7 @@ Runs the pull-through proxy. Every flag may also be set in a JSON config file
                                 open connections per client address [max_connections_per_client]
                                 (default 0: no cap)
   --max-downloads N             blob responses streaming at once; beyond it 503 [max_downloads]
-                                (default 4096)
+                                (default 1024; each holds up to two chunks)
   --idle-timeout SECONDS        close a keep-alive connection idle this long [idle_timeout] (default 120)
   --min-send-rate BYTES         cut a download the client reads slower than this many bytes a
                                 second over --send-window [min_send_rate] (default 1024)

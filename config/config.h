@@ -31,7 +31,7 @@ struct Config {
   int io_threads = 0;               // event-loop threads; 0 = the CPU count, at most 4
   int64_t max_connections = 16384;  // open client connections; beyond it 503 and close
   int64_t max_connections_per_client = 0;  // per client address; 0 = no cap
-  int64_t max_downloads = 4096;     // responses streaming a blob at once; beyond it 503
+  int64_t max_downloads = 1024;     // responses streaming a blob at once; beyond it 503
   int64_t idle_timeout_seconds = 120;      // keep-alive connection idle between requests
   int64_t send_window_seconds = 30;        // a download slower than min_send_rate over
   int64_t min_send_rate = 1024;            // this window (bytes/second) is cut

@@ -279,7 +279,7 @@ void AdminServer::Install() {
     // The lines are written as the prefetch goes, on its own thread.
     res.content_type = "application/x-ndjson";
     res.stream = ProducerBody(
-        [reg, r, ref, image](const Emit& sink) {
+        [reg, r, ref = ref, image](const Emit& sink) {
           auto emit = [&](const nlohmann::json& j) { sink(oci::DumpSafe(j) + "\n"); };
           Status st;
           nlohmann::json summary;

@@ -338,6 +338,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     reading_ = false;
     if (ended_) {
       res_.stream.reset();  // the response ended while this read ran
+      std::string().swap(next_);
       return;
     }
     if (r == R::kWait) {
@@ -433,7 +434,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     serializer_.reset();
     stream_res_.reset();
-    if (!reading_) res_.stream.reset();  // releases pins and fetch references now, not at close
+    if (!reading_) {
+      res_.stream.reset();  // releases pins and fetch references now, not at close
+      std::string().swap(next_);  // an idle connection keeps no body buffer
+    }
+    std::string().swap(piece_);
     if (counted_) {
       const double seconds = std::chrono::duration<double>(SteadyClock::now() - start_).count();
       try {

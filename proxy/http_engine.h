@@ -35,7 +35,7 @@ struct HttpEngineOptions {
   size_t max_queued = 4096;    // requests waiting for a worker; more → 503
   size_t max_connections = 16384;
   size_t max_connections_per_client = 0;  // per remote address; 0 = no cap
-  size_t max_streams = 4096;   // responses streaming a body at once; more → 503
+  size_t max_streams = 1024;   // responses streaming a body at once; more → 503
   size_t max_request_line = 8 * 1024;
   size_t max_head_bytes = 64 * 1024;  // request line and header fields together
   size_t max_header_fields = 100;
@@ -43,7 +43,10 @@ struct HttpEngineOptions {
   std::chrono::seconds keepalive_idle{120};     // between requests on one connection
   std::chrono::seconds send_window{30};         // the window of the minimum send rate
   uint64_t min_send_bytes_per_second = 1024;    // slower over a whole window → cut
-  size_t send_piece_bytes = 1 << 20;             // largest body piece read and written at once
+  // Largest body piece read and written at once (the store's chunk size: a
+  // smaller piece would read a chunk several times); a streaming response
+  // holds two (one written, one read ahead), an idle connection none.
+  size_t send_piece_bytes = 1 << 20;
   bool reject_invalid_utf8_path = true;           // 400 before the handler (else the handler's call)
   std::string tls_cert, tls_key;                 // PEM files; both empty = plain HTTP
   // Headers added to every response, answers of the engine's own included.

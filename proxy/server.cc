@@ -358,6 +358,7 @@ HttpEngineOptions RegistryEngineOptions(const config::Config& cfg) {
   o.max_connections = static_cast<size_t>(cfg.max_connections);
   o.max_connections_per_client = static_cast<size_t>(cfg.max_connections_per_client);
   o.max_streams = static_cast<size_t>(cfg.max_downloads);
+  o.send_piece_bytes = static_cast<size_t>(cfg.chunk_bytes);
   o.keepalive_idle = std::chrono::seconds(cfg.idle_timeout_seconds);
   o.send_window = std::chrono::seconds(cfg.send_window_seconds);
   o.min_send_bytes_per_second = static_cast<uint64_t>(cfg.min_send_rate);
