@@ -5,6 +5,8 @@
 #   --build-only  only the build libraries, not the test peers
 #   --no-install  build only; install nothing
 #   --no-update   skip `apt-get update` (the caller ran it)
+# Env: PORTCULLIS_EXTRA_PKGS  more packages for the same apt-get call (CI adds clang
+#      for the fuzz and sanitizer runs: one install instead of two)
 set -euo pipefail
 cd "$(dirname "$0")"
 build_only=0; install=1; update=1
@@ -24,6 +26,8 @@ PEER_PKGS=(docker-registry skopeo podman buildah umoci containerd docker.io jq c
            nginx-light wrk)
 pkgs=("${BUILD_PKGS[@]}")
 ((build_only)) || pkgs+=("${PEER_PKGS[@]}")
+read -r -a extra <<<"${PORTCULLIS_EXTRA_PKGS:-}"
+pkgs+=("${extra[@]}")
 if ((install)); then
   missing=()
   for p in "${pkgs[@]}"; do

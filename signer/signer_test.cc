@@ -151,6 +151,19 @@ TEST_CASE("signer: .sig manifest bytes follow ggcr's v1.Manifest and round-trip"
   CHECK(!ParseSigManifest(R"({"schemaVersion":2,"config":{"mediaType":"x","size":1,"digest":"nope"},"layers":[]})").ok());
 }
 
+// Found by fuzz_sig_manifest (tests/fuzz/README.md, round 2): a non-string
+// mediaType made ParseSigManifest throw nlohmann's type_error out of the parser
+// (a registry answering this to `portcullis sign` aborted it). It is a Status now.
+TEST_CASE("signer: ParseSigManifest refuses a mediaType that is not a string (fuzz crash)") {
+  for (const char* body : {R"({"mediaType":1})", R"({"mediaType":{}})", R"({"mediaType":[]})",
+                           R"({"mediaType":true,"config":{"mediaType":"x","size":1,"digest":"nope"},"layers":[]})"}) {
+    CAPTURE(body);
+    StatusOr<SigManifest> m = ParseSigManifest(body);
+    REQUIRE(!m.ok());
+    CHECK(m.status().message().find("mediaType is not a string") != std::string::npos);
+  }
+}
+
 TEST_CASE("signer: upload URLs get ?digest= or &digest=") {
   CHECK(WithDigestQuery("/v2/r/blobs/uploads/u1", kDigest) == "/v2/r/blobs/uploads/u1?digest=sha256%3A" + kDigest.hex());
   CHECK(WithDigestQuery("http://h:1/v2/r/blobs/uploads/u1?_state=x%3D", kDigest) ==

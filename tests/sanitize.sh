@@ -11,6 +11,10 @@
 #         the log writer and metrics (doctest -tc filters below).
 # Extra arguments go to the doctest runner (e.g. -tc="proxy: store*").
 # Compiler: $CXX (default g++). Needs root for the integration suites.
+# Optimisation: $PORTCULLIS_SANITIZE_OPT (default "-O1 -g1": the sanitizers need no
+# more, reports keep file:line, and it compiles in about half the CPU time of
+# RelWithDebInfo's -O2 -g; tests/fuzz/README.md, "Time in CI"). "-O2 -g" for a
+# full debug session.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
@@ -33,6 +37,7 @@ export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$reports/t
 
 t0=$SECONDS
 cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="${PORTCULLIS_SANITIZE_OPT:--O1 -g1} -DNDEBUG" \
   -DCMAKE_CXX_COMPILER="${CXX:-g++}" -DCMAKE_CXX_FLAGS="$flags" \
   -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
 targets=(portcullis_tests)
