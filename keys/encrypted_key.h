@@ -5,8 +5,8 @@
 //   {"kdf":{"name":"scrypt","params":{"N":65536,"r":8,"p":1},"salt":"<b64 32 bytes>"},
 //    "cipher":{"name":"nacl/secretbox","nonce":"<b64 24 bytes>"},"ciphertext":"<b64>"}
 //
-// (one line, this field order, as Go's json.Marshal writes it). See
-// /work/shared/docs/formats.md §4.
+// (one line, this field order, as Go's json.Marshal writes it), the format of
+// cosign's encrypted private keys (sigstore/cosign pkg/cosign/keys.go).
 #pragma once
 
 #include <cstdint>
