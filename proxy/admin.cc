@@ -15,19 +15,12 @@
 #include "oci/json_fields.h"
 #include "oci/reference.h"
 #include "proxy/producer_body.h"
+#include "proxy/server.h"
 #include "proxy/log.h"
 
 namespace portcullis::proxy {
 
 namespace {
-
-void SendError(HttpResponse& res, const Status& st) {
-  const auto& info = oci::LookupError(st.code());
-  res.status = info.http_status;
-  res.log.error = std::string(info.wire_code);
-  res.log.message = st.message();
-  res.SetContent(oci::ErrorJson(st), "application/json");
-}
 
 void SendJson(HttpResponse& res, const nlohmann::json& j) {
   res.SetContent(oci::DumpSafe(j) + "\n", "application/json");
@@ -111,9 +104,7 @@ AdminServer::AdminServer(const config::Config& cfg, Registry* registry, Maintena
   o.max_queued = 256;
   o.max_connections = 256;
   o.max_streams = 64;
-  o.error_body = [](int status, const std::string& message) {
-    return oci::ErrorJson(Status(status == 503 ? Code::kTooManyRequests : Code::kInvalidArgument, message));
-  };
+  o.error_body = EngineErrorBody;  // its 503s are all caps and full queues: TOOMANYREQUESTS
   auto logger = [](const HttpRequest& req, const HttpResponse& res, int64_t, double, bool) {
     if (res.log.quiet) return;
     Log(LogLevel::kInfo, "admin", {{"method", req.method}, {"path", req.path.substr(0, 200)}, {"status", res.status},
@@ -129,7 +120,7 @@ HttpResponse AdminServer::Handle(const HttpRequest& req) {
   res.log.quiet = probe || path == "/metrics";
   if (!probe && !TokenMatches(req.Header("Authorization"), token_)) {
     res.SetHeader("WWW-Authenticate", "Bearer realm=\"portcullis-admin\"");
-    SendError(res, Status::Unauthorized("the admin API needs Authorization: Bearer <token from the admin token file>"));
+    SetOciError(res, Status::Unauthorized("the admin API needs Authorization: Bearer <token from the admin token file>"));
     Log(LogLevel::kWarn, "admin request refused: missing or wrong token",
         {{"method", req.method}, {"path", path.substr(0, 200)}, {"client", req.remote_addr}});
     return res;
@@ -137,7 +128,7 @@ HttpResponse AdminServer::Handle(const HttpRequest& req) {
   if (req.method == "POST") {
     auto it = post_.find(path);
     if (it == post_.end()) {
-      SendError(res, get_.count(path) ? Status::Unsupported(path + " takes GET")
+      SetOciError(res, get_.count(path) ? Status::Unsupported(path + " takes GET")
                                       : Status::NotFound("no admin endpoint POST " + path.substr(0, 200)));
     } else {
       it->second(req, res);
@@ -145,12 +136,12 @@ HttpResponse AdminServer::Handle(const HttpRequest& req) {
     return res;
   }
   if (req.method != "GET" && req.method != "HEAD") {
-    SendError(res, Status::Unsupported("the admin API takes GET and POST only"));
+    SetOciError(res, Status::Unsupported("the admin API takes GET and POST only"));
     return res;
   }
   auto it = get_.find(path);
   if (it == get_.end()) {
-    SendError(res, post_.count(path) ? Status::Unsupported(path + " takes POST")
+    SetOciError(res, post_.count(path) ? Status::Unsupported(path + " takes POST")
                                      : Status::NotFound("no admin endpoint " + req.method + " " + path.substr(0, 200)));
     return res;
   }
@@ -194,7 +185,7 @@ void AdminServer::Install() {
     auto blobs = st.ListBlobs();
     auto manifests = st.ListManifests();
     for (const Status& s : {links.status(), tags.status(), blobs.status(), manifests.status()}) {
-      if (!s.ok()) return SendError(res, s);
+      if (!s.ok()) return SetOciError(res, s);
     }
     auto repos_of = [&](const std::string& d) {
       auto it = links->find(d);
@@ -222,29 +213,29 @@ void AdminServer::Install() {
   });
   post_["/api/v1/cache/purge"] = ([this](const HttpRequest& req, HttpResponse& res) {
     const std::string target = req.ParamOr("target");
-    if (target.empty()) return SendError(res, Status::InvalidArgument("purge needs ?target=UPSTREAM/REPO or a digest"));
+    if (target.empty()) return SetOciError(res, Status::InvalidArgument("purge needs ?target=UPSTREAM/REPO or a digest"));
     auto r = maintenance_->Purge(target);
-    if (!r.ok()) return SendError(res, r.status());
+    if (!r.ok()) return SetOciError(res, r.status());
     Log(LogLevel::kInfo, "cache purged", {{"target", target}, {"blobs", r->blobs}, {"manifests", r->manifests}});
     SendJson(res, {{"blobs", r->blobs}, {"manifests", r->manifests}, {"tags", r->tags}, {"links", r->links}});
   });
   post_["/api/v1/policy/reload"] = [this](const HttpRequest&, HttpResponse& res) {
     Status st = reload_ ? reload_() : Status::Unsupported("reload is not available");
-    if (!st.ok()) return SendError(res, st);
+    if (!st.ok()) return SetOciError(res, st);
     auto p = registry_->gate().policy();
     SendJson(res, {{"reloaded", true}, {"policy", p ? p->origin() : ""}, {"version", p ? p->version() : ""}});
   };
   get_["/api/v1/policy/test"] = ([this](const HttpRequest& req, HttpResponse& res) {
     const std::string image = req.ParamOr("image");
-    if (image.empty()) return SendError(res, Status::InvalidArgument("policy test needs ?image=REF"));
+    if (image.empty()) return SetOciError(res, Status::InvalidArgument("policy test needs ?image=REF"));
     auto [name, ref] = SplitImage(image);
     auto route = registry_->Resolve(name, "");
-    if (!route.ok()) return SendError(res, route.status());
+    if (!route.ok()) return SetOciError(res, route.status());
     auto m = registry_->GetManifest(*route, ref);
-    if (!m.ok()) return SendError(res, m.status());
+    if (!m.ok()) return SetOciError(res, m.status());
     const std::string tag = ref.find(':') == std::string::npos ? ref : "";
     auto d = registry_->gate().Test(*route, tag, m->digest);
-    if (!d.ok()) return SendError(res, d.status());
+    if (!d.ok()) return SetOciError(res, d.status());
     SendJson(res, {{"image", route->Key() + (tag.empty() ? "" : ":" + tag)},
                    {"digest", m->digest.ToString()},
                    {"rule", d->rule},
@@ -255,25 +246,25 @@ void AdminServer::Install() {
   });
   post_["/api/v1/cache/gc"] = ([this](const HttpRequest&, HttpResponse& res) {
     auto r = maintenance_->Gc();
-    if (!r.ok()) return SendError(res, r.status());
+    if (!r.ok()) return SetOciError(res, r.status());
     SendJson(res, {{"blobs", r->blobs}, {"bytes", r->bytes}, {"manifests", r->manifests}});
   });
   post_["/api/v1/cache/fsck"] = ([this](const HttpRequest&, HttpResponse& res) {
     auto r = maintenance_->Fsck();
-    if (!r.ok()) return SendError(res, r.status());
+    if (!r.ok()) return SetOciError(res, r.status());
     SendJson(res, {{"checked", r->checked}, {"bad", r->bad}, {"dropped", r->bad.size()}});
   });
   post_["/api/v1/prefetch"] = ([this](const HttpRequest& req, HttpResponse& res) {
     const std::string image = req.ParamOr("image");
-    if (image.empty()) return SendError(res, Status::InvalidArgument("prefetch needs ?image=REF"));
+    if (image.empty()) return SetOciError(res, Status::InvalidArgument("prefetch needs ?image=REF"));
     auto [name, ref] = SplitImage(image);
     if (ref.find(':') == std::string::npos) {
-      if (Status st = oci::ValidateTag(ref); !st.ok()) return SendError(res, st);
+      if (Status st = oci::ValidateTag(ref); !st.ok()) return SetOciError(res, st);
     } else if (auto d = oci::Digest::Parse(ref); !d.ok()) {
-      return SendError(res, d.status());
+      return SetOciError(res, d.status());
     }
     auto route = registry_->Resolve(name, "");
-    if (!route.ok()) return SendError(res, route.status());
+    if (!route.ok()) return SetOciError(res, route.status());
     Registry* reg = registry_;
     Route r = *route;
     // The lines are written as the prefetch goes, on its own thread.

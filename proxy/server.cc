@@ -17,15 +17,6 @@ namespace portcullis::proxy {
 
 namespace {
 
-void SendError(HttpResponse& res, const Status& st) {
-  const auto& info = oci::LookupError(st.code());
-  res.status = info.http_status;
-  res.log.error = std::string(info.wire_code);
-  res.log.message = st.message();
-  if (st.code() == Code::kTooManyRequests) res.SetHeader("Retry-After", "1");
-  res.SetContent(oci::ErrorJson(st), "application/json");
-}
-
 Status Unsupported(const std::string& method) {
   return Status::Unsupported("portcullis is a read-only pull-through proxy; " + method.substr(0, 32) +
                              " is not supported (push to the upstream registry)");
@@ -96,14 +87,14 @@ class RegistryRequest {
 HttpResponse RegistryRequest::Handle() {
   if (!HostAllowed(req_.Header("Host"), cfg_.allowed_hosts)) {
     // DNS rebinding (review L8): a page's own host name pointed at this proxy.
-    SendError(res_, Status::Denied("Host " + req_.Header("Host").substr(0, 100) +
+    SetOciError(res_, Status::Denied("Host " + req_.Header("Host").substr(0, 100) +
                                    " is not in this proxy's allowed_hosts"));
     return std::move(res_);
   }
   const std::string& m = req_.method;
   if (m != "GET" && m != "HEAD") {
     res_.close = true;  // a write's body is never read: the connection cannot be reused
-    SendError(res_, Unsupported(m));
+    SetOciError(res_, Unsupported(m));
     return std::move(res_);
   }
   const std::string& path = req_.path;
@@ -113,27 +104,27 @@ HttpResponse RegistryRequest::Handle() {
     return std::move(res_);
   }
   if (path.rfind("/v2/", 0) != 0) {
-    SendError(res_, Status::NotFound("no such endpoint " + path.substr(0, 200) +
+    SetOciError(res_, Status::NotFound("no such endpoint " + path.substr(0, 200) +
                                          "; this is an OCI registry API (/v2/)"));
     return std::move(res_);
   }
   Target t = ParseTarget(path);
   if (!IsValidUtf8(path)) {
     // Named precisely where a repository name is expected (review L10).
-    SendError(res_, t.kind == Kind::kUnknown ? Status::InvalidArgument("request path is not valid UTF-8")
+    SetOciError(res_, t.kind == Kind::kUnknown ? Status::InvalidArgument("request path is not valid UTF-8")
                                              : Status::NameInvalid("repository name is not valid UTF-8"));
     return std::move(res_);
   }
   static const char* kRouteNames[] = {"manifest", "blob", "tags", "referrers", "other"};
   res_.log.route = kRouteNames[static_cast<int>(t.kind)];
   if (t.kind == Kind::kUnknown) {
-    SendError(res_, Status::NotFound("no such endpoint " + path.substr(0, 200)));
+    SetOciError(res_, Status::NotFound("no such endpoint " + path.substr(0, 200)));
     return std::move(res_);
   }
   const std::string ns = req_.ParamOr("ns");
   auto route = registry_.Resolve(t.name, ns);
   if (!route.ok()) {
-    SendError(res_, route.status());
+    SetOciError(res_, route.status());
     return std::move(res_);
   }
   res_.log.upstream = route->upstream->name;
@@ -148,12 +139,12 @@ HttpResponse RegistryRequest::Handle() {
     case Kind::kTags: {
       auto q = ParseTagsQuery(req_.Param("n"), req_.Param("last"));
       if (!q.ok()) {
-        SendError(res_, q.status());
+        SetOciError(res_, q.status());
         break;
       }
       auto l = ListTags(registry_, *route, t.name, ns, *q);
       if (!l.ok()) {
-        SendError(res_, l.status());
+        SetOciError(res_, l.status());
         break;
       }
       AddListing(std::move(*l), res_);
@@ -162,12 +153,12 @@ HttpResponse RegistryRequest::Handle() {
     case Kind::kReferrers: {
       auto d = oci::Digest::Parse(t.ref);
       if (!d.ok()) {
-        SendError(res_, d.status());
+        SetOciError(res_, d.status());
         break;
       }
       auto l = ListReferrers(registry_, *route, *d, req_.Param("artifactType"));
       if (!l.ok()) {
-        SendError(res_, l.status());
+        SetOciError(res_, l.status());
         break;
       }
       AddListing(std::move(*l), res_);
@@ -183,14 +174,14 @@ void RegistryRequest::Manifest(const Route& route, const std::string& ref) {
   if (ref.find(':') == std::string::npos) {
     // A tag-shaped reference that is not a valid tag names no manifest: 404,
     // as the distribution conformance suite expects (a malformed digest is 400).
-    if (Status st = oci::ValidateTag(ref); !st.ok()) return SendError(res_, Status::ManifestUnknown(st.message()));
+    if (Status st = oci::ValidateTag(ref); !st.ok()) return SetOciError(res_, Status::ManifestUnknown(st.message()));
   }
   auto m = registry_.GetManifest(route, ref);
-  if (!m.ok()) return SendError(res_, m.status());
+  if (!m.ok()) return SetOciError(res_, m.status());
   const std::string tag = ref.find(':') == std::string::npos ? ref : "";
   if (Status st = registry_.gate().CheckManifest(route, tag, m->digest, m->media_type, m->bytes, req_.remote_addr);
       !st.ok()) {
-    return SendError(res_, st);
+    return SetOciError(res_, st);
   }
   res_.log.cache = m->cache_hit ? "hit" : "miss";
   res_.SetHeader("Docker-Content-Digest", m->digest.ToString());
@@ -201,15 +192,15 @@ void RegistryRequest::Manifest(const Route& route, const std::string& ref) {
 void RegistryRequest::Blob(const Route& route, const std::string& ref) {
   const bool head = req_.method == "HEAD";
   auto d = oci::Digest::Parse(ref);
-  if (!d.ok()) return SendError(res_, d.status());
+  if (!d.ok()) return SetOciError(res_, d.status());
   auto grant = registry_.gate().CheckBlob(route, *d);
   if (!grant.ok()) {
     // A blob the upstream does not have is unknown (404), policy or not; one
     // that exists but passed no gate is refused (403).
     bool hit = false;
     auto size = registry_.StatBlob(route, *d, &hit);
-    if (!size.ok() && size.status().Is(Code::kBlobUnknown)) return SendError(res_, size.status());
-    return SendError(res_, grant.status());
+    if (!size.ok() && size.status().Is(Code::kBlobUnknown)) return SetOciError(res_, size.status());
+    return SetOciError(res_, grant.status());
   }
   if (*grant == Gate::BlobGrant::kServeArtifactJson) return ArtifactBlob(route, *d);
   res_.SetHeader("Docker-Content-Digest", d->ToString());
@@ -217,14 +208,14 @@ void RegistryRequest::Blob(const Route& route, const std::string& ref) {
   if (head) {
     bool hit = false;
     auto size = registry_.StatBlob(route, *d, &hit);
-    if (!size.ok()) return SendError(res_, size.status());
+    if (!size.ok()) return SetOciError(res_, size.status());
     res_.log.cache = hit ? "hit" : "miss";
     res_.content_type = "application/octet-stream";
     res_.length = *size >= 0 ? *size : 0;
     return;
   }
   auto src = registry_.OpenBlob(route, *d);
-  if (!src.ok()) return SendError(res_, src.status());
+  if (!src.ok()) return SetOciError(res_, src.status());
   res_.log.cache = src->cache_hit ? "hit" : "miss";
   StreamBlob(*src);
 }
@@ -269,14 +260,14 @@ StatusOr<std::string> RegistryRequest::ReadSmallBlob(const BlobSource& src, size
 // JSON (verifier::IsArtifactBlob); DENIED otherwise.
 void RegistryRequest::ArtifactBlob(const Route& route, const oci::Digest& d) {
   const auto refuse = [&](const std::string& why) {
-    SendError(res_, Status::Denied("blob " + d.ToString() + " is named only by a signature artifact in " +
+    SetOciError(res_, Status::Denied("blob " + d.ToString() + " is named only by a signature artifact in " +
                                        route.Key() + " and " + why));
   };
   const size_t max = static_cast<size_t>(verifier::kMaxArtifactBlobBytes);
   if (req_.method == "HEAD") {
     bool hit = false;
     auto size = registry_.StatBlob(route, d, &hit);
-    if (!size.ok()) return SendError(res_, size.status());
+    if (!size.ok()) return SetOciError(res_, size.status());
     if (*size < 0 || *size > static_cast<int64_t>(max)) return refuse("is not a small JSON document");
     res_.log.cache = hit ? "hit" : "miss";
     res_.SetHeader("Docker-Content-Digest", d.ToString());
@@ -285,12 +276,12 @@ void RegistryRequest::ArtifactBlob(const Route& route, const oci::Digest& d) {
     return;
   }
   auto src = registry_.OpenBlob(route, d);
-  if (!src.ok()) return SendError(res_, src.status());
+  if (!src.ok()) return SetOciError(res_, src.status());
   res_.log.cache = src->cache_hit ? "hit" : "miss";
   auto bytes = ReadSmallBlob(*src, max);
   if (!bytes.ok()) {
     if (bytes.status().Is(Code::kDenied)) return refuse("is not a small JSON document");
-    return SendError(res_, bytes.status());
+    return SetOciError(res_, bytes.status());
   }
   // Signature payloads, envelopes, bundles and configs are JSON; a file-system
   // layer never is: it is not served through this path whatever names it.
@@ -303,7 +294,7 @@ void RegistryRequest::StreamBlob(const BlobSource& src) {
   res_.content_type = "application/octet-stream";
   const std::string range = req_.Header("Range");
   if (!range.empty() && src.size < 0) {
-    return SendError(res_, Status::RangeInvalid("the blob's length is not known yet; retry without Range"));
+    return SetOciError(res_, Status::RangeInvalid("the blob's length is not known yet; retry without Range"));
   }
   if (src.size == 0) {
     // An empty blob's bytes are known; wait for the fetch only to learn whether it committed.
@@ -311,7 +302,7 @@ void RegistryRequest::StreamBlob(const BlobSource& src) {
       std::string unused;
       if (src.fetch->Read(0, 1, 0, &unused, std::chrono::seconds(cfg_.upstream_timeout_seconds)) !=
           BlobFetch::ReadResult::kEnd) {
-        return SendError(res_, Status::UpstreamUnavailable("upstream fetch of " + src.digest.ToString() + " failed"));
+        return SetOciError(res_, Status::UpstreamUnavailable("upstream fetch of " + src.digest.ToString() + " failed"));
       }
     }
     res_.body.clear();
@@ -323,7 +314,7 @@ void RegistryRequest::StreamBlob(const BlobSource& src) {
     RangePick pick = PickRange(range, size);
     if (pick.kind == RangePick::kUnsatisfiable) {
       res_.SetHeader("Content-Range", "bytes */" + std::to_string(size));
-      return SendError(res_, Status::RangeInvalid("range starts past the end of the " + std::to_string(size) +
+      return SetOciError(res_, Status::RangeInvalid("range starts past the end of the " + std::to_string(size) +
                                                   "-byte blob"));
     }
     if (pick.kind == RangePick::kPartial) {
@@ -344,6 +335,21 @@ void RegistryRequest::StreamBlob(const BlobSource& src) {
 }
 
 }  // namespace
+
+void SetOciError(HttpResponse& res, const Status& st) {
+  const auto& info = oci::LookupError(st.code());
+  res.status = info.http_status;
+  res.log.error = std::string(info.wire_code);
+  res.log.message = st.message();
+  if (st.code() == Code::kTooManyRequests) res.SetHeader("Retry-After", "1");
+  res.SetContent(oci::ErrorJson(st), "application/json");
+}
+
+std::string EngineErrorBody(int status, const std::string& message) {
+  Code code = status == 503 ? Code::kUpstreamUnavailable : Code::kInvalidArgument;
+  if (status == 503 && message.find("too many") != std::string::npos) code = Code::kTooManyRequests;
+  return oci::ErrorJson(Status(code, message));
+}
 
 HttpResponse HandleRegistryRequest(Registry& registry, const config::Config& cfg, const HttpRequest& req) {
   return RegistryRequest(registry, cfg, req).Handle();
@@ -366,11 +372,7 @@ HttpEngineOptions RegistryEngineOptions(const config::Config& cfg) {
   o.tls_cert = cfg.tls_cert;
   o.tls_key = cfg.tls_key;
   o.common_headers = {{"Docker-Distribution-API-Version", "registry/2.0"}};
-  o.error_body = [](int status, const std::string& message) {
-    Code code = status == 503 ? Code::kUpstreamUnavailable : Code::kInvalidArgument;
-    if (status == 503 && message.find("too many") != std::string::npos) code = Code::kTooManyRequests;
-    return oci::ErrorJson(Status(code, message));
-  };
+  o.error_body = EngineErrorBody;
   return o;
 }
 

@@ -14,6 +14,13 @@
 
 namespace portcullis::proxy {
 
+// The OCI error answer for `st` through the one table (oci/errors.h): status,
+// JSON body, the access-log fields, and Retry-After for TOOMANYREQUESTS.
+void SetOciError(HttpResponse& res, const Status& st);
+// The engine's own answers (400, 431, 503) as OCI error JSON: 503 for a full
+// queue or cap is TOOMANYREQUESTS, else UPSTREAM_UNAVAILABLE; others INVALID_ARGUMENT.
+std::string EngineErrorBody(int status, const std::string& message);
+
 // The engine's settings for the registry API, from the config.
 HttpEngineOptions RegistryEngineOptions(const config::Config& cfg);
 
