@@ -219,39 +219,52 @@ Status Gate::CheckManifest(const Route& route, const std::string& tag, const oci
   return Check(route, tag, digest, media_type, bytes, client, 0, /*use_hot=*/true);
 }
 
+namespace {
+// One line per decision: info when served, warn when refused or warn-only.
+void LogDecision(const verifier::Decision& d, const char* how, const std::string& policy_version,
+                 const std::string& client, const std::string& image, const oci::Digest& digest) {
+  const LogLevel level = d.allowed && !d.warn_only ? LogLevel::kInfo : LogLevel::kWarn;
+  if (!LogEnabled(level)) return;
+  LogFields(level, "policy decision",
+            {{"client", client},
+             {"image", image},
+             {"digest", digest.ToString()},
+             {"rule", d.rule},
+             {"verdict", d.verdict()},
+             {"reason", d.reason},
+             {"keys", d.keys_matched},
+             {"cached", std::string_view(how) == "cache"},
+             {"source", how},
+             {"policy_version", policy_version}});
+}
+}  // namespace
+
+std::optional<Status> Gate::CheckManifestCached(const Route& route, const std::string& tag, const oci::Digest& digest,
+                                                const std::string& client) {
+  // An accepting verdict in memory needs nothing else (what it makes servable
+  // was recorded, with the same expiry, when it was reached). All of it runs
+  // under one shared lock: no reference counts, no copies.
+  const int64_t now = opt_.clock();
+  std::shared_lock<std::shared_mutex> l(mu_);
+  if (!policy_) return Status::Ok();
+  auto it = hot_.find(VerdictKey(policy_->version(), route.Key(), digest, TagPart(*policy_, tag)));
+  if (it == hot_.end() || it->second.expires <= now || !it->second.decision.allowed) return std::nullopt;
+  const verifier::Decision& d = it->second.decision;
+  HotCounter(d.warn_only)->fetch_add(1, std::memory_order_relaxed);
+  LogDecision(d, "cache", policy_->version(), client, route.Key() + (tag.empty() ? "" : ":" + tag), digest);
+  return Status::Ok();
+}
+
 Status Gate::Check(const Route& route, const std::string& tag, const oci::Digest& digest, const std::string& media_type,
                    const std::string& bytes, const std::string& client, int depth, bool use_hot) {
+  if (use_hot) {
+    if (auto hot = CheckManifestCached(route, tag, digest, client)) return *hot;
+  }
   const std::string image = route.Key() + (tag.empty() ? "" : ":" + tag);
   auto log_decision = [&](const verifier::Decision& d, const char* how, const std::string& policy_version) {
-    const LogLevel level = d.allowed && !d.warn_only ? LogLevel::kInfo : LogLevel::kWarn;
-    if (!LogEnabled(level)) return;
-    LogFields(level, "policy decision",
-              {{"client", client},
-               {"image", image},
-               {"digest", digest.ToString()},
-               {"rule", d.rule},
-               {"verdict", d.verdict()},
-               {"reason", d.reason},
-               {"keys", d.keys_matched},
-               {"cached", std::string_view(how) == "cache"},
-               {"source", how},
-               {"policy_version", policy_version}});
+    LogDecision(d, how, policy_version, client, image, digest);
   };
   const int64_t now = opt_.clock();
-  if (use_hot) {
-    // The hot path: an accepting verdict in memory needs nothing else (what it
-    // makes servable was recorded, with the same expiry, when it was reached).
-    // All of it runs under one shared lock: no reference counts, no copies.
-    std::shared_lock<std::shared_mutex> l(mu_);
-    if (!policy_) return Status::Ok();
-    auto it = hot_.find(VerdictKey(policy_->version(), route.Key(), digest, TagPart(*policy_, tag)));
-    if (it != hot_.end() && it->second.expires > now && it->second.decision.allowed) {
-      const verifier::Decision& d = it->second.decision;
-      HotCounter(d.warn_only)->fetch_add(1, std::memory_order_relaxed);
-      log_decision(d, "cache", policy_->version());
-      return Status::Ok();
-    }
-  }
   auto policy = this->policy();
   if (!policy) return Status::Ok();
   const std::string& version = policy->version();

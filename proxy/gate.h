@@ -26,6 +26,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 
@@ -69,6 +70,13 @@ class Gate {
   // could not be looked up (fail closed); IO_ERROR when the store fails.
   Status CheckManifest(const Route& route, const std::string& tag, const oci::Digest& digest,
                        const std::string& media_type, const std::string& bytes, const std::string& client);
+
+  // The same decision when it needs no lookup: OK without a policy or with an
+  // accepting verdict for this manifest in memory (and not expired). nullopt
+  // otherwise: call CheckManifest, which may block. Never blocks on I/O (one
+  // shared lock), so it may run on the event loop. Thread-safe.
+  std::optional<Status> CheckManifestCached(const Route& route, const std::string& tag, const oci::Digest& digest,
+                                            const std::string& client);
 
   enum class BlobGrant {
     kServe,              // serve it as it is

@@ -393,6 +393,46 @@ TEST_CASE("gate: cached verdicts are reused within the TTL and survive a new gat
   CHECK(again.CheckBlob(f.route, kLayer).ok());
 }
 
+TEST_CASE("gate: the in-memory check answers only what a full check accepted, for that repository, policy and time") {
+  // CheckManifestCached runs on the event loop: it must never accept what the
+  // full check would refuse, and it never refuses (a refusal is the worker's).
+  Fixture f;
+  const Manifest unsigned_image = Make(ImageJson());
+  const Manifest image = Make(ImageJson({{"annotations", {{"signed", "yes"}}}}));
+  // Without a policy everything passes, as in CheckManifest.
+  auto open = f.gate->CheckManifestCached(f.route, "v1", unsigned_image.digest, "t");
+  REQUIRE(open.has_value());
+  CHECK(open->ok());
+
+  f.RequireKey();
+  // Nothing decided yet; and a refusal (cached as a verdict) is never an answer here.
+  CHECK_FALSE(f.gate->CheckManifestCached(f.route, "v1", unsigned_image.digest, "t").has_value());
+  CHECK(Denied(f.Check(unsigned_image, "v1")));
+  CHECK_FALSE(f.gate->CheckManifestCached(f.route, "v1", unsigned_image.digest, "t").has_value());
+
+  f.Sign(image);
+  REQUIRE(f.Check(image, "v1").ok());
+  auto hot = f.gate->CheckManifestCached(f.route, "v1", image.digest, "t");
+  REQUIRE(hot.has_value());
+  CHECK(hot->ok());
+
+  // Another repository of the same upstream: its own verdict is needed.
+  Route other = f.route;
+  other.repo = "team/other";
+  CHECK_FALSE(f.gate->CheckManifestCached(other, "v1", image.digest, "t").has_value());
+  // A new policy version that rejects the repository: the old verdict is not its answer.
+  f.SetPolicy(R"({"rules":[{"match":"up.test/team/**","action":"reject"}],"default":"reject"})");
+  CHECK_FALSE(f.gate->CheckManifestCached(f.route, "v1", image.digest, "t").has_value());
+  CHECK(Denied(f.Check(image, "v1")));
+  CHECK_FALSE(f.gate->CheckManifestCached(f.route, "v1", image.digest, "t").has_value());
+  // Back to the first policy (its verdict is still live), then past its expiry.
+  f.RequireKey();
+  REQUIRE(f.Check(image, "v1").ok());
+  REQUIRE(f.gate->CheckManifestCached(f.route, "v1", image.digest, "t").has_value());
+  f.now += 301;
+  CHECK_FALSE(f.gate->CheckManifestCached(f.route, "v1", image.digest, "t").has_value());
+}
+
 TEST_CASE("gate: records of other policy versions and expired verdicts are collected (review L5)") {
   Fixture f(/*ttl=*/10);
   f.RequireKey();

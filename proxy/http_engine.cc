@@ -204,6 +204,20 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       keep_alive_ = false;
       return SendOwn(503, "shutting down; retry on another mirror");
     }
+    if (e_->opt.in_memory_handler) {
+      std::optional<HttpResponse> now;
+      try {
+        now = e_->opt.in_memory_handler(req_);
+      } catch (...) {
+        now.reset();  // the worker's handler answers it (and logs what fails there)
+      }
+      if (now && !now->stream) {
+        ++e_->active;
+        counted_ = true;
+        res_ = std::move(*now);
+        return WriteResponse();
+      }
+    }
     if (e_->queued.load() >= e_->opt.max_queued) {
       keep_alive_ = false;
       return SendOwn(503, "too many requests waiting; retry later");

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 
@@ -53,6 +54,12 @@ struct HttpEngineOptions {
   std::vector<std::pair<std::string, std::string>> common_headers;
   // Renders an error body for the engine's own answers (431, 400, 503).
   std::function<std::string(int status, const std::string& message)> error_body;
+  // Optional. Called on the event loop for each request head before it is
+  // queued for a worker: an answer it returns is sent at once (no worker, no
+  // queue); nullopt sends the request on to the handler. Must never block (no
+  // disk or network I/O, only short locks) and must not stream a body. An
+  // exception it throws sends the request on to the handler.
+  std::function<std::optional<HttpResponse>(const HttpRequest&)> in_memory_handler;
 };
 
 // Called on a worker thread for each request head that passed the limits.

@@ -90,6 +90,7 @@ class Proxy {
   int port() const { return server_->port(); }
   Store& store() { return *store_; }
   Registry& registry() { return *registry_; }
+  const Config& config() const { return cfg_; }
   // Blob fetches run on their own threads; wait for them (and their links).
   void Settle() { REQUIRE(registry_->fetches().WaitIdle(std::chrono::steady_clock::now() + std::chrono::seconds(10))); }
 

@@ -18,20 +18,14 @@
 #include "oci/status.h"
 #include "proxy/blob_fetch.h"
 #include "proxy/clock.h"
+#include "proxy/counters.h"
 #include "proxy/gate.h"
+#include "proxy/manifest_store.h"
 #include "proxy/metrics.h"
 #include "proxy/store.h"
 #include "proxy/upstreams.h"
 
 namespace portcullis::proxy {
-
-struct ManifestResult {
-  std::string media_type;
-  std::string bytes;
-  oci::Digest digest;
-  bool cache_hit = false;
-  bool stale = false;  // served from the cache because the upstream failed
-};
 
 // What a blob request is served from: the committed cache, or a running fetch.
 struct BlobSource {
@@ -40,11 +34,6 @@ struct BlobSource {
   uint64_t chunk_bytes = 0;
   std::shared_ptr<BlobFetch> fetch;  // null: serve from the store
   bool cache_hit = false;
-};
-
-struct Counters {
-  std::atomic<uint64_t> manifest_hits{0}, manifest_misses{0}, blob_hits{0}, blob_misses{0};
-  std::atomic<uint64_t> coalesced_waiters{0}, upstream_blob_fetches{0}, stale_served{0}, upstream_bytes{0};
 };
 
 class Registry {
@@ -63,8 +52,15 @@ class Registry {
   Metrics& metrics() { return metrics_; }
   Gate& gate() { return gate_; }
 
-  // A manifest by tag or digest (`ref`), as the upstream sent it.
-  StatusOr<ManifestResult> GetManifest(const Route& route, const std::string& ref);
+  // A manifest by tag or digest (`ref`), as the upstream sent it (ManifestStore::Get).
+  StatusOr<ManifestResult> GetManifest(const Route& route, const std::string& ref) {
+    return manifests_.Get(route, ref);
+  }
+  // The same when it is in memory and needs no upstream; never blocks
+  // (ManifestStore::Peek). nullopt: call GetManifest on a worker.
+  std::optional<ManifestResult> PeekManifest(const Route& route, const std::string& ref) {
+    return manifests_.Peek(route, ref);
+  }
 
   // Opens a blob for GET (joins or starts a fetch on a miss).
   StatusOr<BlobSource> OpenBlob(const Route& route, const oci::Digest& d);
@@ -85,9 +81,6 @@ class Registry {
   StatusOr<oci::HttpResponse> PassThrough(const Route& route, const std::string& target);
 
  private:
-  StatusOr<ManifestResult> FetchManifest(const Route& route, const std::string& ref,
-                                         const std::optional<oci::Digest>& want);
-  StatusOr<ManifestResult> FromCache(const Route& route, const oci::Digest& d, bool stale);
   Status UpstreamError(int status, const std::string& what);
   Status ConfirmBlobInRepo(const Route& route, const oci::Digest& d);
   // HEAD of a blob at the route's upstream.
@@ -99,6 +92,7 @@ class Registry {
   std::shared_ptr<const Router> router_;
   FetchTable fetches_;
   Counters counters_;
+  ManifestStore manifests_;
   Metrics metrics_;
   Gate gate_;
 };

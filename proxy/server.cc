@@ -64,10 +64,13 @@ void AddListing(Listing l, HttpResponse& res) {
 // the response being built.
 class RegistryRequest {
  public:
-  RegistryRequest(Registry& registry, const config::Config& cfg, const HttpRequest& req)
-      : registry_(registry), cfg_(cfg), req_(req) {}
+  // `in_memory`: answer only what needs no disk read and no upstream (see
+  // TryRegistryRequestInMemory); fell_back() then says the rest was not answered.
+  RegistryRequest(Registry& registry, const config::Config& cfg, const HttpRequest& req, bool in_memory = false)
+      : registry_(registry), cfg_(cfg), req_(req), in_memory_(in_memory) {}
 
   HttpResponse Handle();
+  bool fell_back() const { return fell_back_; }
 
  private:
   void Manifest(const Route& route, const std::string& ref);
@@ -81,6 +84,8 @@ class RegistryRequest {
   Registry& registry_;
   const config::Config& cfg_;
   const HttpRequest& req_;
+  const bool in_memory_;
+  bool fell_back_ = false;
   HttpResponse res_;
 };
 
@@ -119,6 +124,10 @@ HttpResponse RegistryRequest::Handle() {
   res_.log.route = kRouteNames[static_cast<int>(t.kind)];
   if (t.kind == Kind::kUnknown) {
     SetOciError(res_, Status::NotFound("no such endpoint " + path.substr(0, 200)));
+    return std::move(res_);
+  }
+  if (in_memory_ && t.kind != Kind::kManifest) {
+    fell_back_ = true;  // blobs and listings read the disk or ask the upstream
     return std::move(res_);
   }
   const std::string ns = req_.ParamOr("ns");
@@ -176,12 +185,26 @@ void RegistryRequest::Manifest(const Route& route, const std::string& ref) {
     // as the distribution conformance suite expects (a malformed digest is 400).
     if (Status st = oci::ValidateTag(ref); !st.ok()) return SetOciError(res_, Status::ManifestUnknown(st.message()));
   }
-  auto m = registry_.GetManifest(route, ref);
-  if (!m.ok()) return SetOciError(res_, m.status());
   const std::string tag = ref.find(':') == std::string::npos ? ref : "";
-  if (Status st = registry_.gate().CheckManifest(route, tag, m->digest, m->media_type, m->bytes, req_.remote_addr);
-      !st.ok()) {
-    return SetOciError(res_, st);
+  StatusOr<ManifestResult> m = Status::Internal("unset");
+  if (in_memory_) {
+    // Served here only when the bytes and an accepting verdict are in memory;
+    // a refusal is never decided here (the worker's full check decides it).
+    auto peeked = registry_.PeekManifest(route, ref);
+    std::optional<Status> verdict;
+    if (peeked) verdict = registry_.gate().CheckManifestCached(route, tag, peeked->digest, req_.remote_addr);
+    if (!verdict || !verdict->ok()) {
+      fell_back_ = true;
+      return;
+    }
+    m = std::move(*peeked);
+  } else {
+    m = registry_.GetManifest(route, ref);
+    if (!m.ok()) return SetOciError(res_, m.status());
+    if (Status st = registry_.gate().CheckManifest(route, tag, m->digest, m->media_type, m->bytes, req_.remote_addr);
+        !st.ok()) {
+      return SetOciError(res_, st);
+    }
   }
   res_.log.cache = m->cache_hit ? "hit" : "miss";
   res_.SetHeader("Docker-Content-Digest", m->digest.ToString());
@@ -351,6 +374,14 @@ std::string EngineErrorBody(int status, const std::string& message) {
   return oci::ErrorJson(Status(code, message));
 }
 
+std::optional<HttpResponse> TryRegistryRequestInMemory(Registry& registry, const config::Config& cfg,
+                                                      const HttpRequest& req) {
+  RegistryRequest r(registry, cfg, req, /*in_memory=*/true);
+  HttpResponse res = r.Handle();
+  if (r.fell_back()) return std::nullopt;
+  return res;
+}
+
 HttpResponse HandleRegistryRequest(Registry& registry, const config::Config& cfg, const HttpRequest& req) {
   return RegistryRequest(registry, cfg, req).Handle();
 }
@@ -403,7 +434,9 @@ HttpServer::HttpServer(const config::Config& cfg, Registry* registry) : cfg_(cfg
     }
     LogFields(LogLevel::kInfo, "access", f.data(), n);
   };
-  engine_ = std::make_unique<HttpEngine>(RegistryEngineOptions(cfg_), handler, logger);
+  HttpEngineOptions options = RegistryEngineOptions(cfg_);
+  options.in_memory_handler = [this](const HttpRequest& req) { return TryRegistryRequestInMemory(*registry_, cfg_, req); };
+  engine_ = std::make_unique<HttpEngine>(std::move(options), handler, logger);
 }
 
 HttpServer::~HttpServer() = default;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "config/config.h"
@@ -28,6 +29,15 @@ HttpEngineOptions RegistryEngineOptions(const config::Config& cfg);
 // other method is refused as UNSUPPORTED). Blocks on the store and the
 // upstream. Never throws on request bytes. Thread-safe: `registry` is.
 HttpResponse HandleRegistryRequest(Registry& registry, const config::Config& cfg, const HttpRequest& req);
+
+// The same answer as HandleRegistryRequest when it needs no disk read, no
+// upstream and no policy evaluation: cached manifests (a digest the repository
+// holds, a tag within its TTL) whose records are in RocksDB's memory and whose
+// accepting verdict is in the gate's memory, /v2/, and requests refused by
+// their shape. nullopt otherwise: the caller runs HandleRegistryRequest on a
+// worker. Never blocks on I/O, so the engine runs it on its event loop.
+std::optional<HttpResponse> TryRegistryRequestInMemory(Registry& registry, const config::Config& cfg,
+                                                      const HttpRequest& req);
 
 class HttpServer {
  public:

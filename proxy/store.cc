@@ -221,14 +221,49 @@ void Store::ReclaimDropped(const std::vector<oci::Digest>& dropped) {
   }
 }
 
+namespace {
+rocksdb::ReadOptions MemoryOnly() {
+  rocksdb::ReadOptions ro;
+  ro.read_tier = rocksdb::kBlockCacheTier;  // Incomplete instead of a disk read
+  return ro;
+}
+
+// A manifests record: "<media type>\n<bytes>".
+std::optional<StoredManifest> DecodeManifest(const std::string& v) {
+  auto nl = v.find('\n');
+  if (nl == std::string::npos) return std::nullopt;
+  return StoredManifest{v.substr(0, nl), v.substr(nl + 1)};
+}
+
+// A tags record: "<digest> <decimal seconds>", as PutTag writes it; anything
+// else is corruption (nullopt), never an exception.
+std::optional<TagRecord> DecodeTag(std::string_view v) {
+  auto sp = v.find(' ');
+  if (sp == std::string_view::npos) return std::nullopt;
+  auto d = oci::Digest::Parse(v.substr(0, sp));
+  if (!d.ok()) return std::nullopt;
+  int64_t fetched_at = 0;
+  std::string_view num = v.substr(sp + 1);
+  auto [end, ec] = std::from_chars(num.data(), num.data() + num.size(), fetched_at);
+  if (ec != std::errc() || end != num.data() + num.size() || num.empty()) return std::nullopt;
+  return TagRecord{*d, fetched_at};
+}
+}  // namespace
+
 StatusOr<std::optional<StoredManifest>> Store::GetManifest(const oci::Digest& d) {
   std::string v;
   auto s = db_->Get(rocksdb::ReadOptions(), manifests_, d.ToString(), &v);
   if (s.IsNotFound()) return std::optional<StoredManifest>();
   PC_RETURN_IF_ERROR(FromRocks(s, "reading manifest " + d.ToString()));
-  auto nl = v.find('\n');
-  if (nl == std::string::npos) return Status::IoError("corrupt manifest record " + d.ToString());
-  return std::optional<StoredManifest>(StoredManifest{v.substr(0, nl), v.substr(nl + 1)});
+  auto m = DecodeManifest(v);
+  if (!m) return Status::IoError("corrupt manifest record " + d.ToString());
+  return m;
+}
+
+std::optional<StoredManifest> Store::PeekManifest(const oci::Digest& d) {
+  std::string v;
+  if (!db_->Get(MemoryOnly(), manifests_, d.ToString(), &v).ok()) return std::nullopt;
+  return DecodeManifest(v);
 }
 
 Status Store::PutManifest(const oci::Digest& d, const StoredManifest& m) {
@@ -243,18 +278,15 @@ StatusOr<std::optional<TagRecord>> Store::GetTag(const std::string& key) {
   auto s = db_->Get(rocksdb::ReadOptions(), tags_, key, &v);
   if (s.IsNotFound()) return std::optional<TagRecord>();
   PC_RETURN_IF_ERROR(FromRocks(s, "reading tag " + key));
-  auto sp = v.find(' ');
-  if (sp == std::string::npos) return Status::IoError("corrupt tag record " + key);
-  auto d = oci::Digest::Parse(std::string_view(v).substr(0, sp));
-  if (!d.ok()) return Status::IoError("corrupt tag record " + key);
-  // Written by PutTag as decimal seconds; anything else is corruption, not an exception.
-  int64_t fetched_at = 0;
-  std::string_view num = std::string_view(v).substr(sp + 1);
-  auto [end, ec] = std::from_chars(num.data(), num.data() + num.size(), fetched_at);
-  if (ec != std::errc() || end != num.data() + num.size() || num.empty()) {
-    return Status::IoError("corrupt tag record " + key);
-  }
-  return std::optional<TagRecord>(TagRecord{*d, fetched_at});
+  auto rec = DecodeTag(v);
+  if (!rec) return Status::IoError("corrupt tag record " + key);
+  return rec;
+}
+
+std::optional<TagRecord> Store::PeekTag(const std::string& key) {
+  std::string v;
+  if (!db_->Get(MemoryOnly(), tags_, key, &v).ok()) return std::nullopt;
+  return DecodeTag(v);
 }
 
 Status Store::PutTag(const std::string& key, const TagRecord& rec) {
@@ -270,6 +302,11 @@ Status Store::DeleteTag(const std::string& key) {
 bool Store::HasLink(const std::string& repo, const oci::Digest& d) {
   std::string v;
   return db_->Get(rocksdb::ReadOptions(), links_, repo + "@" + d.ToString(), &v).ok();
+}
+
+bool Store::PeekLink(const std::string& repo, const oci::Digest& d) {
+  std::string v;
+  return db_->Get(MemoryOnly(), links_, repo + "@" + d.ToString(), &v).ok();
 }
 
 Status Store::PutLinks(const std::string& repo, const std::vector<oci::Digest>& ds) {

@@ -84,6 +84,14 @@ class Store {
 
   // Links: repo "<upstream>/<repo>" is known to hold `d`.
   bool HasLink(const std::string& repo, const oci::Digest& d);
+
+  // Reads that never wait for the disk, for callers on an event loop: from
+  // RocksDB's memtables and block cache only (read_tier kBlockCacheTier).
+  // nullopt (false) when the record is absent, unreadable or not in memory:
+  // the caller then makes the blocking read (above) on a worker thread.
+  std::optional<StoredManifest> PeekManifest(const oci::Digest& d);
+  std::optional<TagRecord> PeekTag(const std::string& key);
+  bool PeekLink(const std::string& repo, const oci::Digest& d);
   Status PutLinks(const std::string& repo, const std::vector<oci::Digest>& ds);
 
   // Blobs.
