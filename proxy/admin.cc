@@ -17,6 +17,7 @@
 #include "proxy/producer_body.h"
 #include "proxy/server.h"
 #include "proxy/log.h"
+#include "proxy/prefetch.h"
 
 namespace portcullis::proxy {
 
@@ -270,12 +271,12 @@ void AdminServer::Install() {
     // The lines are written as the prefetch goes, on its own thread.
     res.content_type = "application/x-ndjson";
     res.stream = ProducerBody(
-        [reg, r, ref = ref, image](const Emit& sink) {
+        [reg, r, ref = ref, image, wait = std::chrono::seconds(cfg_.upstream_timeout_seconds) * 60](const Emit& sink) {
           auto emit = [&](const nlohmann::json& j) { sink(oci::DumpSafe(j) + "\n"); };
           Status st;
           nlohmann::json summary;
           try {
-            st = reg->Prefetch(r, ref, emit, &summary);
+            st = Prefetch(*reg, r, ref, wait, emit, &summary);
           } catch (const std::exception& e) {
             Log(LogLevel::kError, "prefetch failed with an exception", {{"image", image}, {"error", e.what()}});
             st = Status::Internal("prefetch of " + image + " failed on an internal error (see the server log)");

@@ -2,7 +2,6 @@
 
 #include <charconv>
 #include <chrono>
-#include <set>
 
 #include "oci/errors.h"
 #include "oci/json_fields.h"
@@ -160,47 +159,6 @@ StatusOr<int64_t> Registry::StatBlob(const Route& route, const oci::Digest& d, b
                                    " has no valid Content-Length (\"" + cl.substr(0, 40) + "\")");
   }
   return size;
-}
-
-Status Registry::Prefetch(const Route& route, const std::string& ref,
-                          const std::function<void(const nlohmann::json&)>& on_event, nlohmann::json* summary) {
-  PC_ASSIGN_OR_RETURN(ManifestResult top, GetManifest(route, ref));
-  PC_RETURN_IF_ERROR(gate_.CheckManifest(route, ref.find(':') == std::string::npos ? ref : "", top.digest,
-                                         top.media_type, top.bytes, "admin prefetch"));
-  std::vector<ManifestResult> images;
-  uint64_t manifests = 1, blobs = 0, bytes = 0;
-  on_event({{"event", "manifest"}, {"digest", top.digest.ToString()}, {"media_type", top.media_type}});
-  PC_ASSIGN_OR_RETURN(oci::Manifest parsed, oci::ParseManifest(top.bytes, top.media_type));
-  std::vector<oci::Manifest> todo;
-  if (parsed.IsIndex()) {
-    for (const auto& child : parsed.manifests) {
-      PC_ASSIGN_OR_RETURN(ManifestResult m, GetManifest(route, child.digest.ToString()));
-      PC_RETURN_IF_ERROR(gate_.CheckManifest(route, "", m.digest, m.media_type, m.bytes, "admin prefetch"));
-      ++manifests;
-      on_event({{"event", "manifest"}, {"digest", m.digest.ToString()}, {"media_type", m.media_type}});
-      PC_ASSIGN_OR_RETURN(oci::Manifest pm, oci::ParseManifest(m.bytes, m.media_type));
-      if (!pm.IsIndex()) todo.push_back(std::move(pm));
-    }
-  } else {
-    todo.push_back(std::move(parsed));
-  }
-  std::set<oci::Digest> seen;
-  for (const auto& m : todo) {
-    for (const auto& b : m.Blobs()) {
-      if (!seen.insert(b.digest).second) continue;
-      PC_ASSIGN_OR_RETURN(BlobSource src, OpenBlob(route, b.digest));
-      if (src.fetch && !src.fetch->WaitDone(std::chrono::seconds(cfg_.upstream_timeout_seconds) * 60)) {
-        Status why = src.fetch->failure();
-        return why.ok() ? Status::UpstreamUnavailable("fetch of " + b.digest.ToString() + " did not finish") : why;
-      }
-      ++blobs;
-      bytes += static_cast<uint64_t>(b.size);
-      on_event({{"event", "blob"}, {"digest", b.digest.ToString()}, {"size", b.size}, {"cached", src.cache_hit}});
-    }
-  }
-  *summary = {{"event", "done"}, {"digest", top.digest.ToString()}, {"manifests", manifests},
-              {"blobs", blobs},   {"bytes", bytes}};
-  return Status::Ok();
 }
 
 StatusOr<oci::HttpResponse> Registry::PassThrough(const Route& route, const std::string& target) {

@@ -69,11 +69,6 @@ class Registry {
   // HEAD answer must not claim a size it does not know.
   StatusOr<int64_t> StatBlob(const Route& route, const oci::Digest& d, bool* cache_hit);
 
-  // Pulls an image into the cache: the manifest (every child of an index) and
-  // every blob. `on_event` gets one JSON object per manifest and blob.
-  Status Prefetch(const Route& route, const std::string& ref,
-                  const std::function<void(const nlohmann::json&)>& on_event, nlohmann::json* summary);
-
   // GETs `target` from the route's upstream and returns the answer as is
   // (tags/list, referrers). Bodies over 4 MiB are refused. A 200 whose body
   // is not a well-typed listing (CheckListing) is UPSTREAM_INVALID; a 404 is
