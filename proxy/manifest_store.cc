@@ -5,6 +5,7 @@
 #include "oci/manifest.h"
 #include "oci/reference.h"
 #include "proxy/log.h"
+#include "proxy/upstream.h"
 
 namespace portcullis::proxy {
 
@@ -55,11 +56,7 @@ StatusOr<ManifestResult> ManifestStore::FromCache(const Route& route, const oci:
 
 StatusOr<ManifestResult> ManifestStore::Fetch(const Route& route, const std::string& ref,
                                                  const std::optional<oci::Digest>& want) {
-  oci::HttpRequest req;
-  req.target = "/v2/" + route.repo + "/manifests/" + ref;
-  req.scope = "repository:" + route.repo + ":pull";
-  req.headers.emplace("Accept", oci::ManifestAcceptHeader());
-  auto resp = route.upstream->client->Do(req, oci::kMaxManifestBytes);
+  auto resp = upstream::Manifest(route, ref, /*head=*/false);
   if (!resp.ok()) {
     if (resp.status().code() == Code::kSizeInvalid) {
       return Status::ManifestInvalid("upstream manifest " + route.Key() + ":" + ref + " is over the 4 MiB limit");
@@ -168,12 +165,7 @@ StatusOr<ManifestResult> ManifestStore::Get(const Route& route, const std::strin
   };
   if (rec) {
     // Revalidate with a HEAD: cheap, and it does not count against pull limits.
-    oci::HttpRequest head;
-    head.method = "HEAD";
-    head.target = "/v2/" + route.repo + "/manifests/" + ref;
-    head.scope = "repository:" + route.repo + ":pull";
-    head.headers.emplace("Accept", oci::ManifestAcceptHeader());
-    auto resp = route.upstream->client->Do(head, 0);
+    auto resp = upstream::Manifest(route, ref, /*head=*/true);
     if (!resp.ok()) return serve_stale(resp.status());
     if (resp->status >= 500) return serve_stale(oci::UpstreamHttpError(resp->status, key));
     if (resp->status == 404) {

@@ -52,8 +52,6 @@ Registry::Registry(const config::Config& cfg, std::shared_ptr<Store> store, std:
                     [this] { return static_cast<double>(store_->Stats().manifests); });
 }
 
-Status Registry::UpstreamError(int status, const std::string& what) { return oci::UpstreamHttpError(status, what); }
-
 std::shared_ptr<const Router> Registry::router() const {
   std::lock_guard<std::mutex> l(router_mu_);
   return router_;
@@ -72,19 +70,11 @@ void Registry::SwapRouter(std::unique_ptr<Router> router) {
   router_ = next;
 }
 
-StatusOr<oci::HttpResponse> Registry::HeadBlob(const Route& route, const oci::Digest& d) {
-  oci::HttpRequest head;
-  head.method = "HEAD";
-  head.target = "/v2/" + route.repo + "/blobs/" + d.ToString();
-  head.scope = "repository:" + route.repo + ":pull";
-  return route.upstream->client->Do(head, 0);
-}
-
 Status Registry::ConfirmBlobInRepo(const Route& route, const oci::Digest& d) {
   if (store_->HasLink(route.Key(), d)) return Status::Ok();
-  PC_ASSIGN_OR_RETURN(oci::HttpResponse resp, HeadBlob(route, d));
+  PC_ASSIGN_OR_RETURN(oci::HttpResponse resp, upstream::HeadBlob(route, d));
   if (resp.status == 404) return Status::BlobUnknown("blob " + d.ToString() + " is not known in " + route.Key());
-  if (resp.status != 200) return UpstreamError(resp.status, "blob " + d.ToString());
+  if (resp.status != 200) return oci::UpstreamHttpError(resp.status, "blob " + d.ToString());
   return store_->PutLinks(route.Key(), {d});
 }
 
@@ -148,9 +138,9 @@ StatusOr<int64_t> Registry::StatBlob(const Route& route, const oci::Digest& d, b
     return static_cast<int64_t>(meta->size);
   }
   *cache_hit = false;
-  PC_ASSIGN_OR_RETURN(oci::HttpResponse resp, HeadBlob(route, d));
+  PC_ASSIGN_OR_RETURN(oci::HttpResponse resp, upstream::HeadBlob(route, d));
   if (resp.status == 404) return Status::BlobUnknown("blob " + d.ToString() + " is unknown to " + route.Key());
-  if (resp.status != 200) return UpstreamError(resp.status, "blob " + d.ToString());
+  if (resp.status != 200) return oci::UpstreamHttpError(resp.status, "blob " + d.ToString());
   std::string cl = oci::HeaderValue(resp.headers, "Content-Length");
   int64_t size = -1;
   auto [end, ec] = std::from_chars(cl.data(), cl.data() + cl.size(), size);
@@ -159,55 +149,6 @@ StatusOr<int64_t> Registry::StatBlob(const Route& route, const oci::Digest& d, b
                                    " has no valid Content-Length (\"" + cl.substr(0, 40) + "\")");
   }
   return size;
-}
-
-StatusOr<oci::HttpResponse> Registry::PassThrough(const Route& route, const std::string& target) {
-  oci::HttpRequest req;
-  req.target = target;
-  req.scope = "repository:" + route.repo + ":pull";
-  req.headers.emplace("Accept", "application/json, " + std::string(oci::kOciIndex));
-  auto r = route.upstream->client->Do(req, oci::kMaxManifestBytes);
-  if (!r.ok() && r.status().code() == Code::kSizeInvalid) {
-    return Status::UpstreamInvalid("upstream answer for " + target + " is over 4 MiB");
-  }
-  if (!r.ok()) return r;
-  // 404 goes back to the caller (a registry without the referrers API says so
-  // with a bare 404); every other failure is ours to name.
-  if (r->status == 404) return r;
-  if (r->status != 200) return UpstreamError(r->status, route.Key() + " " + target.substr(0, 200));
-  PC_RETURN_IF_ERROR(CheckListing(target, r->body).Annotate("upstream answer for " + route.Key()));
-  return r;
-}
-
-Status CheckListing(const std::string& target, std::string_view body) {
-  auto j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_discarded()) return Status::UpstreamInvalid("the body is not JSON");
-  if (!j.is_object()) return Status::UpstreamInvalid("the body is " + oci::JsonTypeName(j) + ", not a JSON object");
-  auto path_end = target.find('?');
-  std::string_view path = std::string_view(target).substr(0, path_end);
-  const std::string_view tags_suffix = "/tags/list";
-  if (path.size() >= tags_suffix.size() && path.substr(path.size() - tags_suffix.size()) == tags_suffix) {
-    if (oci::FieldPresent(j, "name") && !oci::StringField(j, "name")) {
-      return Status::UpstreamInvalid("tags/list name is not a string");
-    }
-    if (const auto* tags = oci::FindField(j, "tags"); tags != nullptr && !tags->is_null()) {
-      if (!tags->is_array()) return Status::UpstreamInvalid("tags/list tags is not an array");
-      for (const auto& t : *tags) {
-        if (!t.is_string()) return Status::UpstreamInvalid("tags/list tags holds " + oci::JsonTypeName(t));
-      }
-    }
-    return Status::Ok();
-  }
-  if (path.find("/referrers/") != std::string_view::npos) {
-    const auto* ms = oci::FindField(j, "manifests");
-    if (ms == nullptr || !ms->is_array()) return Status::UpstreamInvalid("referrers answer has no manifests array");
-    for (const auto& m : *ms) {
-      if (!m.is_object() || !oci::StringField(m, "digest")) {
-        return Status::UpstreamInvalid("referrers answer lists a descriptor without a digest string");
-      }
-    }
-  }
-  return Status::Ok();
 }
 
 }  // namespace portcullis::proxy

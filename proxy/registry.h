@@ -23,6 +23,7 @@
 #include "proxy/manifest_store.h"
 #include "proxy/metrics.h"
 #include "proxy/store.h"
+#include "proxy/upstream.h"
 #include "proxy/upstreams.h"
 
 namespace portcullis::proxy {
@@ -69,17 +70,13 @@ class Registry {
   // HEAD answer must not claim a size it does not know.
   StatusOr<int64_t> StatBlob(const Route& route, const oci::Digest& d, bool* cache_hit);
 
-  // GETs `target` from the route's upstream and returns the answer as is
-  // (tags/list, referrers). Bodies over 4 MiB are refused. A 200 whose body
-  // is not a well-typed listing (CheckListing) is UPSTREAM_INVALID; a 404 is
-  // returned as it is; any other status is an error (oci::UpstreamHttpError).
-  StatusOr<oci::HttpResponse> PassThrough(const Route& route, const std::string& target);
+  // Listings (tags/list, referrers) from the route's upstream (upstream::PassThrough).
+  StatusOr<oci::HttpResponse> PassThrough(const Route& route, const std::string& target) {
+    return upstream::PassThrough(route, target);
+  }
 
  private:
-  Status UpstreamError(int status, const std::string& what);
   Status ConfirmBlobInRepo(const Route& route, const oci::Digest& d);
-  // HEAD of a blob at the route's upstream.
-  StatusOr<oci::HttpResponse> HeadBlob(const Route& route, const oci::Digest& d);
 
   const config::Config cfg_;
   std::shared_ptr<Store> store_;
@@ -92,11 +89,6 @@ class Registry {
   Gate gate_;
 };
 
-// Checks an upstream 200 answer to `target` (a tags/list or referrers path,
-// query allowed) before it is passed on: a JSON object; tags/list: "name" a
-// string and "tags" an array of strings (or null) when present; referrers: a
-// "manifests" array of objects with a "digest" string. UPSTREAM_INVALID names
-// the problem. Never throws.
-Status CheckListing(const std::string& target, std::string_view body);
+using upstream::CheckListing;
 
 }  // namespace portcullis::proxy
