@@ -11,6 +11,9 @@
 #      image signed by an untrusted key, and a bundle of another image relabelled as
 #      this image's referrer (its subject says so, its message digest does not)
 #   4. plain sign (no --bundle) still writes the legacy .sig tag
+#   5. portcullis verify IMAGE --key finds the bundle through the fallback index:
+#      accepted with the signer's key; refused (exit 1, with the reason) with another
+#      key, and for the bundle relabelled onto another image
 source "$(dirname "$0")/lib.sh"
 suite_init sign_bundle
 need openssl base64 jq
@@ -167,5 +170,35 @@ check_eq "... writes the .sig tag" "200" \
   "$(http_status GET "http://$UP/v2/lab/legacy/manifests/sha256-${DL#sha256:}.sig" -H "Accept: $ACCEPT_ALL")"
 check_eq "... and no fallback index" "404" \
   "$(http_status GET "http://$UP/v2/lab/legacy/manifests/sha256-${DL#sha256:}" -H "Accept: $ACCEPT_ALL")"
+
+# ---------------------------------------------------------------- 5. portcullis verify --key
+expect_exit 0 "5. verify --key a.pub: lab/bundle:v1 accepted (key a's bundle, via the fallback index)" \
+  pc verify "$UP/lab/bundle:v1" --key "$T/a.pub" --allow-http
+check_true "... prints the payload cosign v3 prints for a bundle, naming the digest" "$(head -c 400 "$T/out")" \
+  jq -e --arg d "$D" 'length == 1 and .[0].critical.image["docker-manifest-digest"] == $d and
+     .[0].critical.type == "https://sigstore.dev/cosign/sign/v1"' "$T/out"
+check_true "... and says key b's bundle does not verify with a.pub" "$(tail -3 "$T/err")" \
+  grep -qF "rejected: Sigstore bundle: the signature over the artifact does not verify" "$T/err"
+expect_exit 0 "verify --key b.pub --json: lab/bundle:v1 accepted (key b's bundle)" \
+  pc verify "$UP/lab/bundle:v1" --key "$T/b.pub" --allow-http --json
+check_true "... one bundle verified, from the fallback tag; key a's rejected" "$(head -c 600 "$T/out")" \
+  jq -e '(.verified | length) == 1 and .verified[0].kind == "sigstore-bundle" and
+     (.verified[0].source | startswith("fallback tag sha256-")) and (.rejected | length) == 1' "$T/out"
+expect_exit 1 "verify --key c.pub: lab/bundle:v1 refused (bundles by a and b only)" \
+  pc verify "$UP/lab/bundle:v1" --key "$T/c.pub" --allow-http
+check_true "... saying none of the 2 signatures verifies with c.pub" "$(tail -1 "$T/err")" \
+  grep -qF "none of the 2 signatures of $UP/lab/bundle@$D verifies with $T/c.pub" "$T/err"
+check_eq "... and prints no payload" "" "$(cat "$T/out")"
+expect_exit 1 "verify --key a.pub: lab/untrusted:v1 (bundle by key c) refused" \
+  pc verify "$UP/lab/untrusted:v1" --key "$T/a.pub" --allow-http
+expect_exit 0 "... while c.pub accepts it" pc verify "$UP/lab/untrusted:v1" --key "$T/c.pub" --allow-http
+expect_exit 1 "verify --key a.pub: lab/relabel:v1 (key a's bundle of lab/bundle relabelled) refused" \
+  pc verify "$UP/lab/relabel:v1" --key "$T/a.pub" --allow-http
+check_true "... the bundle's message digest is not this image" "$(tail -2 "$T/err")" \
+  grep -qF "rejected: Sigstore bundle: the bundle's message digest is not the artifact's" "$T/err"
+expect_exit 0 "verify --key a.pub: lab/legacy:v1 (.sig tag) still verifies" \
+  pc verify "$UP/lab/legacy:v1" --key "$T/a.pub" --allow-http
+expect_exit 2 "verify --trusted-root without --key is a usage error" \
+  pc verify "$UP/lab/bundle:v1" --policy "$T/pol/cli.json" --trusted-root /nonexistent --allow-http
 
 finish
