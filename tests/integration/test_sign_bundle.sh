@@ -14,6 +14,9 @@
 #   5. portcullis verify IMAGE --key finds the bundle through the fallback index:
 #      accepted with the signer's key; refused (exit 1, with the reason) with another
 #      key, and for the bundle relabelled onto another image
+#   6. containers-policy.json sigstoreSigned keyPath through the proxy gate: the
+#      bundle-signed image pulls; the untrusted and relabelled ones are refused, and
+#      so is the bundle under a signedIdentity that names what must be signed
 source "$(dirname "$0")/lib.sh"
 suite_init sign_bundle
 need openssl base64 jq
@@ -200,5 +203,45 @@ expect_exit 0 "verify --key a.pub: lab/legacy:v1 (.sig tag) still verifies" \
   pc verify "$UP/lab/legacy:v1" --key "$T/a.pub" --allow-http
 expect_exit 2 "verify --trusted-root without --key is a usage error" \
   pc verify "$UP/lab/bundle:v1" --policy "$T/pol/cli.json" --trusted-root /nonexistent --allow-http
+
+# ---------------------------------------------------------------- 6. containers-policy.json through the gate
+mkdir -p "$T/cp/keys"
+cp "$T/a.pub" "$T/cp/keys/a.pub"
+cat >"$T/cp/policy.json" <<JSON
+{"default":[{"type":"reject"}],
+ "transports":{"docker":{
+   "upstream.test/lab":[{"type":"sigstoreSigned","keyPath":"keys/a.pub","signedIdentity":{"type":"matchRepository"}}],
+   "upstream.test/lab/legacy":[{"type":"sigstoreSigned","keyPath":"keys/a.pub",
+      "signedIdentity":{"type":"exactRepository","dockerRepository":"$UP/lab/legacy"}}],
+   "upstream.test/lab/bundle:pinned":[{"type":"sigstoreSigned","keyPath":"keys/a.pub",
+      "signedIdentity":{"type":"exactRepository","dockerRepository":"upstream.test/lab/bundle"}}]}}}
+JSON
+check "6. skopeo tags lab/bundle:pinned (the same digest)" \
+  sk copy -q --src-tls-verify=false --dest-tls-verify=false "docker://$UP/lab/bundle:v1" "docker://$UP/lab/bundle:pinned"
+start_proxy cp --upstream "upstream.test=http://$UP" --policy "$T/cp/policy.json" ||
+  { not_ok "proxy (containers-policy.json) starts" "$(tail -3 "$T/cp.log")"; finish; }
+ok "proxy (containers-policy.json) starts"
+C=${ADDR[cp]}
+cdecision() { grep -F '"msg":"policy decision"' "$T/cp.log" | jq -cR --arg i "$1" 'fromjson? | select(.image == $i)' | tail -1; }
+check "6. skopeo pulls upstream.test/lab/bundle:v1 under sigstoreSigned keyPath (bundle by key a)" \
+  sk copy -q --src-tls-verify=false "docker://$C/upstream.test/lab/bundle:v1" "oci:$T/pull/cp1:x"
+check_true "... decision: accept by keyPath" "$(cdecision upstream.test/lab/bundle:v1)" \
+  jq -e '.verdict == "accept" and (.keys | length) == 1 and (.keys[0] | startswith("keyPath"))' \
+  <<<"$(cdecision upstream.test/lab/bundle:v1)"
+check "... and the legacy .sig image under exactRepository" \
+  sk copy -q --src-tls-verify=false "docker://$C/upstream.test/lab/legacy:v1" "oci:$T/pull/cp2:x"
+for img in lab/untrusted:v1 lab/relabel:v1 lab/bundle:pinned; do
+  if sk copy -q --src-tls-verify=false "docker://$C/upstream.test/$img" "oci:$T/pull/cp3:x" >"$T/cli.out" 2>&1; then
+    not_ok "6. skopeo pull of upstream.test/$img refused" "the pull succeeded"
+  else
+    ok "6. skopeo pull of upstream.test/$img refused"
+  fi
+  check_true "... decision: reject" "$(cdecision "upstream.test/$img")" \
+    jq -e '.verdict == "reject"' <<<"$(cdecision "upstream.test/$img")"
+done
+check_true "... the relabelled bundle's reason names the digest mismatch" "$(cdecision upstream.test/lab/relabel:v1)" \
+  jq -e '.reason | contains("message digest is not the artifact")' <<<"$(cdecision upstream.test/lab/relabel:v1)"
+check_true "... exactRepository cannot hold for a bundle" "$(cdecision upstream.test/lab/bundle:pinned)" \
+  jq -e '.reason | contains("a Sigstore bundle signs the digest only")' <<<"$(cdecision upstream.test/lab/bundle:pinned)"
 
 finish
