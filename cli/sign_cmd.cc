@@ -17,6 +17,7 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/verify_report.h"
 #include "keys/encrypted_key.h"
 #include "keys/files.h"
 #include "keys/key.h"
@@ -28,7 +29,9 @@
 #include "signer/pusher.h"
 #include "signer/bundle_sign.h"
 #include "signer/sign.h"
+#include "verifier/discovery.h"
 #include "verifier/image_check.h"
+#include "verifier/key_verify.h"
 #include "verifier/policy.h"
 #include "verifier/registry_read.h"
 #include "verifier/remote.h"
@@ -67,9 +70,8 @@ with a key and no transparency-log upload: a v0.3 bundle (message signature over
 the manifest, public-key hint, no log entry) stored as an OCI referrer of the
 image (artifactType application/vnd.dev.sigstore.bundle.v0.3+json); on a
 registry without the referrers API the referrer is also listed in the index
-tagged sha256-<hex>. Needs an ECDSA P-256 or RSA key. Verify it with a trust
-policy (portcullis verify --policy, or the proxy gate); verify --key reads the
-.sig tag only.
+tagged sha256-<hex>. Needs an ECDSA P-256 or RSA key. portcullis verify --key,
+verify --policy and the proxy gate find and verify it.
 
 Flags:
   --key KEY                 encrypted private key (cosign format; see portcullis key)
@@ -84,12 +86,17 @@ Flags:
 constexpr const char* kVerifyUsage = R"(Usage: portcullis verify IMAGE --key PUB [flags]
        portcullis verify IMAGE --policy FILE [flags]
 
-Verifies the cosign signatures of IMAGE (stored under its sha256-<hex>.sig tag)
-with the public key PUB: each payload must hash to its layer digest, the signature
-must verify, the payload must be exactly cosign's simple-signing JSON and name the
-image's digest. Prints the verified payloads as a JSON array (as cosign verify does);
-reasons for rejected signatures go to stderr.
-Exit 0 when at least one signature verifies, 1 when none does, 2 on errors.
+Verifies the cosign signatures of IMAGE with the public key PUB, wherever cosign
+stores them: Sigstore bundles (cosign v3, portcullis sign --bundle) and signature
+manifests found through the referrers API (or, on a registry without it, the
+index tagged sha256-<hex>), and the legacy sha256-<hex>.sig tag. A simple-signing
+payload must hash to its layer digest, its signature verify, and be exactly
+cosign's JSON naming the image's digest. A bundle must be key-based and verify
+with PUB, and its signed artifact must be the image's digest (a bundle with a log
+entry or timestamp is verified against the trusted root too). Prints the verified
+payloads as a JSON array (as cosign verify does); reasons for rejected signatures
+go to stderr. Exit 0 when at least one signature verifies, 1 when none does, 2 on
+errors.
 
 With --policy, the trust policy decides instead (see portcullis policy --help): its
 matching rule, k-of-n keys, identity checks; signatures are looked for in the
@@ -98,6 +105,8 @@ printed as JSON; exit 0 accepted (or warn), 1 refused, 2 error.
 
 Flags:
   --key PUB      public key (PEM "PUBLIC KEY")
+  --trusted-root FILE  the Sigstore trusted_root.json for bundles with a log entry
+                 (default: the Sigstore public-good root built in)
   --policy FILE  a trust policy (Portcullis JSON or containers-policy.json) instead of --key
   --json         print a JSON report (digest, verified and rejected signatures)
 )";
@@ -325,7 +334,7 @@ int RunSign(const std::vector<std::string>& args) {
 }
 
 int RunVerify(const std::vector<std::string>& args) {
-  auto flags = ParseFlags(args, WithRegistryFlags({{"--key", "--policy"}, {"--json"}, {}}));
+  auto flags = ParseFlags(args, WithRegistryFlags({{"--key", "--policy", "--trusted-root"}, {"--json"}, {}}));
   if (!flags.ok()) return Fail("verify", flags.status().message() + " (see portcullis verify --help)");
   if (flags->help) {
     std::cout << kVerifyUsage << "\n" << kRegistryFlagsHelp;
@@ -333,6 +342,9 @@ int RunVerify(const std::vector<std::string>& args) {
   }
   if (flags->positional.size() != 1) return Fail("verify", "want exactly one IMAGE (see portcullis verify --help)");
   if (flags->Has("--key") && flags->Has("--policy")) return Fail("verify", "--key and --policy exclude each other");
+  if (flags->Has("--trusted-root") && !flags->Has("--key")) {
+    return Fail("verify", "--trusted-root goes with --key (a policy names its own trusted_root)");
+  }
   if (flags->Has("--policy")) {
     // The policy engine decides; the verdict is JSON on stdout, the reason on stderr.
     auto policy = verifier::Policy::LoadFile(flags->Value("--policy"));
@@ -354,6 +366,8 @@ int RunVerify(const std::vector<std::string>& args) {
   if (!ref.ok()) return Fail("verify", ref.status().Annotate(image));
   auto pub = keys::PublicKey::FromPemFile(flags->Value("--key"));
   if (!pub.ok()) return Fail("verify", pub.status());
+  auto root = LoadTrustedRoot(flags->Value("--trusted-root"));
+  if (!root.ok()) return Fail("verify", root.status());
   auto opts = RemoteOptionsFrom(*flags);
   if (!opts.ok()) return Fail("verify", opts.status());
   auto remote = verifier::ConnectRegistry(ref->registry, *opts);
@@ -361,56 +375,12 @@ int RunVerify(const std::vector<std::string>& args) {
   const std::string scope = verifier::PullScope(ref->repository);
   auto digest = Resolve(*remote->client, *ref, scope);
   if (!digest.ok()) return FailRemote("verify", digest.status(), *flags);
-  auto layers = verifier::FindSignatures(*remote->client, ref->repository, *digest, scope);
-  if (!layers.ok()) return FailRemote("verify", layers.status(), *flags);
-  verifier::VerificationReport report = verifier::VerifySignatures(*layers, *pub, *digest);
-
-  const std::string subject = ref->Name() + "@" + digest->ToString();
-  for (const auto& r : report.rejected) {
-    std::cerr << "portcullis verify: signature layer " << r.layer_digest.ToString() << " rejected: " << r.reason
-              << "\n";
-  }
-  if (flags->Has("--json")) {
-    json verified = json::array(), rejected = json::array();
-    for (const auto& v : report.verified) {
-      verified.push_back({{"layer_digest", v.layer_digest.ToString()},
-                          {"docker_reference", v.parsed.docker_reference},
-                          {"payload", json::parse(v.payload, nullptr, false)}});
-    }
-    for (const auto& r : report.rejected) {
-      rejected.push_back({{"layer_digest", r.layer_digest.ToString()}, {"reason", r.reason}});
-    }
-    std::cout << json{{"image", subject},
-                      {"digest", digest->ToString()},
-                      {"signature_tag", verifier::SignatureTag(*digest)},
-                      {"verified", verified},
-                      {"rejected", rejected}}
-                     .dump(2, ' ', false, json::error_handler_t::replace)
-              << "\n";
-  } else if (report.ok()) {
-    // cosign verify's stdout: the verified payloads as one JSON array.
-    std::string out = "[";
-    for (size_t i = 0; i < report.verified.size(); ++i) {
-      if (i > 0) out += ",";
-      out += report.verified[i].payload;
-    }
-    std::cout << out << "]\n";
-  }
-  if (!report.ok()) {
-    if (layers->empty()) {
-      std::cerr << "portcullis verify: no signatures found for " << subject << " (no "
-                << verifier::SignatureTag(*digest) << " tag)\n";
-    } else {
-      std::cerr << "portcullis verify: none of the " << layers->size() << " signatures of " << subject
-                << " verifies with " << flags->Value("--key") << "\n";
-    }
-    return kExitRefused;
-  }
-  std::cerr << "\nVerification for " << subject << " --\n"
-            << "The following checks were performed on each of these signatures:\n"
-            << "  - The cosign claims were validated\n"
-            << "  - The signatures were verified against the specified public key\n";
-  return kExitOk;
+  // The referrers API (or the sha256-<hex> fallback index), then the .sig tag.
+  verifier::RegistrySignatureSource source(*remote->client, ref->repository, scope);
+  auto found = source.Find(*digest);
+  if (!found.ok()) return FailRemote("verify", found.status(), *flags);
+  verifier::KeyVerification report = verifier::VerifyWithKey(*found, *pub, *root, *digest);
+  return ReportKeyVerification(ref->Name(), *digest, *found, report, *flags);
 }
 
 int RunPush(const std::vector<std::string>& args) {

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/verify_report.h"
 #include "keys/files.h"
 #include "keys/key.h"
 #include "verifier/sigstore/verify.h"
@@ -49,14 +50,6 @@ Exit 0 verified, 1 refused (the reason on stderr), 2 usage or I/O error.
 int Fail(int code, const std::string& message) {
   std::cerr << "portcullis verify-bundle: " << message << "\n";
   return code;
-}
-
-// The trusted root in `path`, or the built-in public-good root when `path` is empty.
-StatusOr<verifier::sigstore::TrustedRoot> LoadTrustedRoot(const std::string& path) {
-  if (path.empty()) return verifier::sigstore::TrustedRoot::PublicGood();
-  auto text = keys::ReadSmallFile(path, 4 << 20);
-  if (!text.ok()) return text.status();
-  return verifier::sigstore::TrustedRoot::Parse(*text);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "oci/reference.h"
+#include "verifier/containers_bundle.h"
 #include "verifier/policy_containers_internal.h"
 #include "verifier/signature_check.h"
 
@@ -63,14 +64,68 @@ std::string Join(const std::vector<std::string>& v, const char* sep = ", ") {
 
 std::string FulcioLabel(const FulcioTrust& f) { return "fulcio " + f.subject_email + " (" + f.oidc_issuer + ")"; }
 
+void AddMatched(Decision& d, const std::string& label) {
+  if (std::find(d.keys_matched.begin(), d.keys_matched.end(), label) == d.keys_matched.end()) {
+    d.keys_matched.push_back(label);
+  }
+}
+
+// A Sigstore bundle signs the image digest only: cosign v3's in-toto statement
+// names no repository (`"subject":[{"digest":…}]`, `"predicate":{}`), and a
+// message signature signs the manifest bytes. It is read as a signature of
+// <repository it was found in>@<digest>, which satisfies the identities that
+// ask for the repository being pulled; the ones that name what must have been
+// signed cannot be checked on it (see verifier/policy.md).
+bool BundleIdentityOk(const SignedIdentity& id, std::string* why) {
+  if (id.type == SignedIdentity::Type::kMatchRepoDigestOrExact || id.type == SignedIdentity::Type::kMatchRepository) {
+    return true;
+  }
+  *why = "a Sigstore bundle signs the digest only, no docker-reference: signedIdentity " + id.Describe() +
+         " cannot hold for it (bundles count under matchRepoDigestOrExact and matchRepository)";
+  return false;
+}
+
+// One bundle under a sigstoreSigned requirement (containers_bundle.h); true when accepted.
+template <typename Note>
+bool CheckBundleSig(const Requirement& r, const oci::Digest& digest, const FoundSignature& sig, Decision& d,
+                    std::vector<std::string>& outcome, Note& note) {
+  auto one = [&](const std::string& who, const BundleCheck& c) {
+    if (c.kind == BundleCheck::Kind::kVerified) {
+      std::string why;
+      if (!BundleIdentityOk(r.identity, &why)) {
+        note(why);
+        outcome.push_back("signed by " + who + " but " + why);
+        return false;
+      }
+      outcome.push_back("verified: " + who);
+      AddMatched(d, who);
+      return true;
+    }
+    if (c.kind == BundleCheck::Kind::kRefused) {
+      note("bundle not verified for " + who + ": " + c.detail);
+      outcome.push_back("not verified for " + who + ": " + c.detail);
+    } else {
+      outcome.push_back((c.kind == BundleCheck::Kind::kUnreadable ? "unusable: " : "not for " + who + ": ") +
+                        c.detail);
+    }
+    return false;
+  };
+  if (r.fulcio) return one(FulcioLabel(*r.fulcio), CheckContainersFulcioBundle(sig, digest, *r.fulcio, r.rekor_keys));
+  for (const TrustedKey& k : r.keys) {
+    BundleCheck c = CheckContainersKeyBundle(sig, digest, k.der, r.rekor_keys);
+    if (c.kind == BundleCheck::Kind::kUnreadable || c.kind == BundleCheck::Kind::kOtherMode) return one(k.name, c);
+    if (c.kind == BundleCheck::Kind::kRefused && c.detail.find("does not verify") != std::string::npos) {
+      continue;  // another key's bundle: not this key's refusal
+    }
+    if (one(k.name, c)) return true;
+  }
+  return false;
+}
+
 // One found signature under a "fulcio" requirement (legacy_keyless.h); true when accepted.
 template <typename Note>
 bool CheckFulcio(const Requirement& r, const DockerRef& intended, const oci::Digest& digest, const FoundSignature& sig,
                  Decision& d, std::vector<std::string>& outcome, Note& note) {
-  if (sig.bundle) {
-    outcome.push_back("a Sigstore bundle: a fulcio requirement reads cosign .sig signatures");
-    return false;
-  }
   auto key = VerifyFulcioLayer(sig, *r.fulcio, r.rekor_keys);
   if (!key.ok()) {
     note(key.status().message());
@@ -190,6 +245,12 @@ bool ContainersPolicy::CheckSigstore(const Requirement& r, const DockerRef& inte
   bool accepted = false;
   for (const FoundSignature& sig : found) {
     std::vector<std::string> outcome;
+    if (sig.bundle) {
+      accepted = CheckBundleSig(r, digest, sig, d, outcome, note) || accepted;
+      if (outcome.empty()) outcome.push_back("no trusted key of this requirement verifies it");
+      d.details.push_back(SignatureLabel(sig) + ": " + Join(outcome, "; "));
+      continue;
+    }
     if (r.fulcio) {
       accepted = CheckFulcio(r, intended, digest, sig, d, outcome, note) || accepted;
       d.details.push_back(SignatureLabel(sig) + ": " + Join(outcome, "; "));

@@ -161,8 +161,9 @@ check_eq "(lab/ref has no .sig tag)" 404 \
 expect_exit 0 "the referrer in the fallback tag is found and verified" verify_policy "$R/lab/ref:v1" "$T/pol/trust-py.json"
 json_is "... reported as found through the fallback tag" \
   '.keys_matched == ["py"] and .signatures_found == 1 and .referrers_api == false and (.details[0] | contains("fallback tag sha256-"))'
-expect_exit 1 "(control) --key mode reads only the .sig tag and finds nothing" \
+expect_exit 0 "--key mode finds the referrer in the fallback tag too (as cosign v3 verify --key)" \
   pc verify "$R/lab/ref:v1" --key "$T/py/py.pub" --allow-http
+expect_exit 1 "... and refuses it with another key" pc verify "$R/lab/ref:v1" --key "$T/a.pub" --allow-http
 expect_exit 0 "policy test shows the fallback-tag signature" \
   pc policy test "$R/lab/ref@$D" --policy "$T/pol/trust-py.json" --allow-http
 out_has "... as found through the fallback tag" "fallback tag sha256-${D#sha256:} -> $RD"

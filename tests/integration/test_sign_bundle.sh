@@ -11,6 +11,12 @@
 #      image signed by an untrusted key, and a bundle of another image relabelled as
 #      this image's referrer (its subject says so, its message digest does not)
 #   4. plain sign (no --bundle) still writes the legacy .sig tag
+#   5. portcullis verify IMAGE --key finds the bundle through the fallback index:
+#      accepted with the signer's key; refused (exit 1, with the reason) with another
+#      key, and for the bundle relabelled onto another image
+#   6. containers-policy.json sigstoreSigned keyPath through the proxy gate: the
+#      bundle-signed image pulls; the untrusted and relabelled ones are refused, and
+#      so is the bundle under a signedIdentity that names what must be signed
 source "$(dirname "$0")/lib.sh"
 suite_init sign_bundle
 need openssl base64 jq
@@ -167,5 +173,75 @@ check_eq "... writes the .sig tag" "200" \
   "$(http_status GET "http://$UP/v2/lab/legacy/manifests/sha256-${DL#sha256:}.sig" -H "Accept: $ACCEPT_ALL")"
 check_eq "... and no fallback index" "404" \
   "$(http_status GET "http://$UP/v2/lab/legacy/manifests/sha256-${DL#sha256:}" -H "Accept: $ACCEPT_ALL")"
+
+# ---------------------------------------------------------------- 5. portcullis verify --key
+expect_exit 0 "5. verify --key a.pub: lab/bundle:v1 accepted (key a's bundle, via the fallback index)" \
+  pc verify "$UP/lab/bundle:v1" --key "$T/a.pub" --allow-http
+check_true "... prints the payload cosign v3 prints for a bundle, naming the digest" "$(head -c 400 "$T/out")" \
+  jq -e --arg d "$D" 'length == 1 and .[0].critical.image["docker-manifest-digest"] == $d and
+     .[0].critical.type == "https://sigstore.dev/cosign/sign/v1"' "$T/out"
+check_true "... and says key b's bundle does not verify with a.pub" "$(tail -3 "$T/err")" \
+  grep -qF "rejected: Sigstore bundle: the signature over the artifact does not verify" "$T/err"
+expect_exit 0 "verify --key b.pub --json: lab/bundle:v1 accepted (key b's bundle)" \
+  pc verify "$UP/lab/bundle:v1" --key "$T/b.pub" --allow-http --json
+check_true "... one bundle verified, from the fallback tag; key a's rejected" "$(head -c 600 "$T/out")" \
+  jq -e '(.verified | length) == 1 and .verified[0].kind == "sigstore-bundle" and
+     (.verified[0].source | startswith("fallback tag sha256-")) and (.rejected | length) == 1' "$T/out"
+expect_exit 1 "verify --key c.pub: lab/bundle:v1 refused (bundles by a and b only)" \
+  pc verify "$UP/lab/bundle:v1" --key "$T/c.pub" --allow-http
+check_true "... saying none of the 2 signatures verifies with c.pub" "$(tail -1 "$T/err")" \
+  grep -qF "none of the 2 signatures of $UP/lab/bundle@$D verifies with $T/c.pub" "$T/err"
+check_eq "... and prints no payload" "" "$(cat "$T/out")"
+expect_exit 1 "verify --key a.pub: lab/untrusted:v1 (bundle by key c) refused" \
+  pc verify "$UP/lab/untrusted:v1" --key "$T/a.pub" --allow-http
+expect_exit 0 "... while c.pub accepts it" pc verify "$UP/lab/untrusted:v1" --key "$T/c.pub" --allow-http
+expect_exit 1 "verify --key a.pub: lab/relabel:v1 (key a's bundle of lab/bundle relabelled) refused" \
+  pc verify "$UP/lab/relabel:v1" --key "$T/a.pub" --allow-http
+check_true "... the bundle's message digest is not this image" "$(tail -2 "$T/err")" \
+  grep -qF "rejected: Sigstore bundle: the bundle's message digest is not the artifact's" "$T/err"
+expect_exit 0 "verify --key a.pub: lab/legacy:v1 (.sig tag) still verifies" \
+  pc verify "$UP/lab/legacy:v1" --key "$T/a.pub" --allow-http
+expect_exit 2 "verify --trusted-root without --key is a usage error" \
+  pc verify "$UP/lab/bundle:v1" --policy "$T/pol/cli.json" --trusted-root /nonexistent --allow-http
+
+# ---------------------------------------------------------------- 6. containers-policy.json through the gate
+mkdir -p "$T/cp/keys"
+cp "$T/a.pub" "$T/cp/keys/a.pub"
+cat >"$T/cp/policy.json" <<JSON
+{"default":[{"type":"reject"}],
+ "transports":{"docker":{
+   "upstream.test/lab":[{"type":"sigstoreSigned","keyPath":"keys/a.pub","signedIdentity":{"type":"matchRepository"}}],
+   "upstream.test/lab/legacy":[{"type":"sigstoreSigned","keyPath":"keys/a.pub",
+      "signedIdentity":{"type":"exactRepository","dockerRepository":"$UP/lab/legacy"}}],
+   "upstream.test/lab/bundle:pinned":[{"type":"sigstoreSigned","keyPath":"keys/a.pub",
+      "signedIdentity":{"type":"exactRepository","dockerRepository":"upstream.test/lab/bundle"}}]}}}
+JSON
+check "6. skopeo tags lab/bundle:pinned (the same digest)" \
+  sk copy -q --src-tls-verify=false --dest-tls-verify=false "docker://$UP/lab/bundle:v1" "docker://$UP/lab/bundle:pinned"
+start_proxy cp --upstream "upstream.test=http://$UP" --policy "$T/cp/policy.json" ||
+  { not_ok "proxy (containers-policy.json) starts" "$(tail -3 "$T/cp.log")"; finish; }
+ok "proxy (containers-policy.json) starts"
+C=${ADDR[cp]}
+cdecision() { grep -F '"msg":"policy decision"' "$T/cp.log" | jq -cR --arg i "$1" 'fromjson? | select(.image == $i)' | tail -1; }
+check "6. skopeo pulls upstream.test/lab/bundle:v1 under sigstoreSigned keyPath (bundle by key a)" \
+  sk copy -q --src-tls-verify=false "docker://$C/upstream.test/lab/bundle:v1" "oci:$T/pull/cp1:x"
+check_true "... decision: accept by keyPath" "$(cdecision upstream.test/lab/bundle:v1)" \
+  jq -e '.verdict == "accept" and (.keys | length) == 1 and (.keys[0] | startswith("keyPath"))' \
+  <<<"$(cdecision upstream.test/lab/bundle:v1)"
+check "... and the legacy .sig image under exactRepository" \
+  sk copy -q --src-tls-verify=false "docker://$C/upstream.test/lab/legacy:v1" "oci:$T/pull/cp2:x"
+for img in lab/untrusted:v1 lab/relabel:v1 lab/bundle:pinned; do
+  if sk copy -q --src-tls-verify=false "docker://$C/upstream.test/$img" "oci:$T/pull/cp3:x" >"$T/cli.out" 2>&1; then
+    not_ok "6. skopeo pull of upstream.test/$img refused" "the pull succeeded"
+  else
+    ok "6. skopeo pull of upstream.test/$img refused"
+  fi
+  check_true "... decision: reject" "$(cdecision "upstream.test/$img")" \
+    jq -e '.verdict == "reject"' <<<"$(cdecision "upstream.test/$img")"
+done
+check_true "... the relabelled bundle's reason names the digest mismatch" "$(cdecision upstream.test/lab/relabel:v1)" \
+  jq -e '.reason | contains("message digest is not the artifact")' <<<"$(cdecision upstream.test/lab/relabel:v1)"
+check_true "... exactRepository cannot hold for a bundle" "$(cdecision upstream.test/lab/bundle:pinned)" \
+  jq -e '.reason | contains("a Sigstore bundle signs the digest only")' <<<"$(cdecision upstream.test/lab/bundle:pinned)"
 
 finish

@@ -176,7 +176,20 @@ StatusOr<VerifyResult> VerifyImpl(const Bundle& b, const TrustedRoot& root, cons
   PC_ASSIGN_OR_RETURN(result.signing_times, SigningTimes(b, entry, *log, root, signature, now));
 
   // 2. Certificate at every signing time, SCT, identity.
-  if (keyless) {
+  if (keyless && opt.fulcio_anchors != nullptr) {
+    std::vector<Cert> intermediates;
+    for (size_t i = 1; i < b.certificates.size() && i <= 8; ++i) {
+      auto c = ParseCertDer(b.certificates[i]);
+      if (!c.ok()) return Status::Denied("a chain certificate of the bundle does not parse");
+      intermediates.push_back(std::move(*c));
+    }
+    for (int64_t t : result.signing_times) {
+      PC_RETURN_IF_ERROR(VerifyChainToAnchors(leaf, *opt.fulcio_anchors, intermediates, t));
+    }
+    PC_ASSIGN_OR_RETURN(result.identity, ExtractIdentity(leaf));
+    PC_ASSIGN_OR_RETURN(result.fulcio_issuer, FulcioIssuer(leaf));
+    result.email_sans = EmailSans(leaf);
+  } else if (keyless) {
     Cert issuer;
     for (int64_t t : result.signing_times) {
       PC_ASSIGN_OR_RETURN(issuer, VerifyChainAt(leaf, root, t));
@@ -195,7 +208,9 @@ StatusOr<VerifyResult> VerifyImpl(const Bundle& b, const TrustedRoot& root, cons
   if (IsRekorV2(entry) && !entry.has_inclusion_proof) {
     return Status::Denied("a Rekor v2 entry needs an inclusion proof");
   }
-  if (entry.has_inclusion_proof) PC_RETURN_IF_ERROR(VerifyInclusion(entry, *log));
+  if (entry.has_inclusion_proof && (opt.verify_inclusion_proof || IsRekorV2(entry))) {
+    PC_RETURN_IF_ERROR(VerifyInclusion(entry, *log));
+  }
   result.log_url = log->base_url;
   result.log_index = entry.log_index;
 

@@ -54,6 +54,17 @@ struct VerifyOptions {
   // --tlog-upload=false` writes; the trust a key-based .sig signature gets). A
   // bundle that has log entries or timestamps is verified in full regardless.
   bool allow_untimed_key = false;
+  // containers-policy.json "fulcio" semantics (containers/image,
+  // signature/fulcio_cert.go), for verifier/containers_bundle.h: when set, a
+  // certificate must chain at every signing time to one of these anchors
+  // (VerifyChainToAnchors; the bundle's chain certificates after the leaf are
+  // untrusted intermediates) instead of the root's Fulcio CAs, no SCT is
+  // required, and the identity is not matched here (the caller checks
+  // VerifyResult::fulcio_issuer and email_sans).
+  const std::vector<Cert>* fulcio_anchors = nullptr;
+  // containers/image trusts a Rekor entry by its SET alone: false skips the
+  // inclusion proof and checkpoint (never for Rekor v2 entries, which have no SET).
+  bool verify_inclusion_proof = true;
 };
 
 struct VerifyResult {
@@ -64,6 +75,9 @@ struct VerifyResult {
   int64_t log_index = 0;
   bool dsse = false;
   std::string predicate_type;  // DSSE in-toto statements
+  // With VerifyOptions::fulcio_anchors: FulcioIssuer() and EmailSans() of the leaf.
+  std::string fulcio_issuer;
+  std::vector<std::string> email_sans;
 };
 
 StatusOr<VerifyResult> VerifyBundle(const Bundle& bundle, const TrustedRoot& root, const Artifact& artifact,

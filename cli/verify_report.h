@@ -1,0 +1,28 @@
+// Output of `portcullis verify IMAGE --key PUB` (cli-internal): the verified
+// payloads on stdout as a JSON array (cosign verify's shape; a verified Sigstore
+// bundle appears as the payload cosign v3 prints for it), or a JSON report with
+// --json; one line per rejected signature and the verdict on stderr.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cli/flags.h"
+#include "oci/digest.h"
+#include "oci/status.h"
+#include "verifier/discovery.h"
+#include "verifier/key_verify.h"
+#include "verifier/sigstore/trusted_root.h"
+
+namespace portcullis::cli {
+
+// Prints the outcome; returns the exit code (0 at least one verified, 1 none).
+int ReportKeyVerification(const std::string& name, const oci::Digest& digest,
+                          const std::vector<verifier::FoundSignature>& found,
+                          const verifier::KeyVerification& report, const Flags& flags);
+
+// The trusted_root.json at `path`, or the built-in Sigstore public-good root when
+// `path` is empty. Errors name the file.
+StatusOr<verifier::sigstore::TrustedRoot> LoadTrustedRoot(const std::string& path);
+
+}  // namespace portcullis::cli

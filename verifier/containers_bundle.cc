@@ -1,0 +1,116 @@
+#include "verifier/containers_bundle.h"
+
+#include <algorithm>
+
+#include "verifier/sigstore/bundle.h"
+#include "verifier/sigstore/verify.h"
+
+namespace portcullis::verifier {
+
+namespace {
+
+using Kind = BundleCheck::Kind;
+
+BundleCheck Outcome(Kind kind, std::string detail) {
+  BundleCheck c;
+  c.kind = kind;
+  c.detail = std::move(detail);
+  return c;
+}
+
+// A trusted root holding only the Rekor keys, as logs identified by the SHA-256
+// of their key (Rekor's log ID).
+StatusOr<sigstore::TrustedRoot> RekorRoot(const std::vector<sigstore::PKey>& rekor_keys) {
+  sigstore::TrustedRoot root;
+  for (size_t i = 0; i < rekor_keys.size(); ++i) {
+    PC_ASSIGN_OR_RETURN(std::string der, sigstore::PublicKeyDer(rekor_keys[i]));
+    sigstore::LogInstance log;
+    log.base_url = "rekorPublicKey[" + std::to_string(i) + "]";
+    log.log_id = sigstore::Sha256(der);
+    log.key = rekor_keys[i];
+    log.valid_for.start = 0;
+    root.tlogs.push_back(std::move(log));
+  }
+  return root;
+}
+
+BundleCheck Check(const FoundSignature& sig, const oci::Digest& digest, const std::string* key_der,
+                  const FulcioTrust* fulcio, const std::vector<sigstore::PKey>& rekor_keys) {
+  if (!sig.bundle) return Outcome(Kind::kUnreadable, "not a Sigstore bundle");
+  if (!sig.problem.empty()) return Outcome(Kind::kUnreadable, sig.problem);
+  auto bundle = sigstore::ParseBundle(sig.payload);
+  if (!bundle.ok()) return Outcome(Kind::kUnreadable, "not a usable Sigstore bundle: " + bundle.status().message());
+  if (fulcio != nullptr && bundle->has_public_key) {
+    return Outcome(Kind::kOtherMode, "signed with a key, not a Fulcio certificate");
+  }
+  if (key_der != nullptr && !bundle->has_public_key) {
+    return Outcome(Kind::kOtherMode, "signed with a certificate, not a key");
+  }
+  auto artifact = sigstore::Artifact::FromDigest(digest.ToString());
+  if (!artifact.ok()) return Outcome(Kind::kRefused, "the image digest is not sha256: " + digest.ToString());
+
+  sigstore::Bundle b = std::move(*bundle);
+  b.rfc3161_timestamps.clear();  // containers-policy trusts no TSA: the SET gives the time
+  sigstore::VerifyOptions opt;
+  opt.verify_inclusion_proof = false;
+  sigstore::TrustedRoot root;
+  if (rekor_keys.empty()) {
+    // A key requirement without Rekor keys: the signature alone, as for a .sig layer.
+    b.tlog_entries.clear();
+    opt.allow_untimed_key = true;
+  } else {
+    if (b.tlog_entries.empty()) {
+      return Outcome(Kind::kRefused, "the requirement's Rekor keys need a Rekor SET, and the bundle has no log entry");
+    }
+    auto r = RekorRoot(rekor_keys);
+    if (!r.ok()) return Outcome(Kind::kRefused, "internal: " + r.status().message());
+    root = std::move(*r);
+  }
+  if (key_der != nullptr) {
+    opt.key_der = *key_der;
+  } else {
+    opt.fulcio_anchors = &fulcio->cas;
+  }
+  auto verified = sigstore::VerifyBundle(b, root, *artifact, opt);
+  if (!verified.ok()) {
+    std::string why = verified.status().message();
+    if (why.find("not in the trusted root") != std::string::npos) {
+      why = "its log entry's SET is not by any of the requirement's Rekor keys";
+    }
+    return Outcome(Kind::kRefused, why);
+  }
+  if (verified->dsse && verified->predicate_type != kCosignSignPredicateType) {
+    return Outcome(Kind::kRefused, "an attestation (predicateType \"" + verified->predicate_type.substr(0, 200) +
+                                       "\"), not a cosign image signature");
+  }
+  if (fulcio != nullptr) {
+    if (verified->fulcio_issuer != fulcio->oidc_issuer) {
+      return Outcome(Kind::kRefused, "required OIDC issuer \"" + fulcio->oidc_issuer + "\", got \"" +
+                                         verified->fulcio_issuer.substr(0, 300) + "\"");
+    }
+    const auto& sans = verified->email_sans;
+    if (std::find(sans.begin(), sans.end(), fulcio->subject_email) == sans.end()) {
+      return Outcome(Kind::kRefused, "required email \"" + fulcio->subject_email + "\" not found (got " +
+                                         (sans.empty() ? std::string("no email SAN") : "\"" + sans[0].substr(0, 300) + "\"") +
+                                         ")");
+    }
+  }
+  BundleCheck ok;
+  ok.kind = Kind::kVerified;
+  ok.result = std::move(*verified);
+  return ok;
+}
+
+}  // namespace
+
+BundleCheck CheckContainersKeyBundle(const FoundSignature& sig, const oci::Digest& digest, const std::string& key_der,
+                                     const std::vector<sigstore::PKey>& rekor_keys) {
+  return Check(sig, digest, &key_der, nullptr, rekor_keys);
+}
+
+BundleCheck CheckContainersFulcioBundle(const FoundSignature& sig, const oci::Digest& digest,
+                                        const FulcioTrust& fulcio, const std::vector<sigstore::PKey>& rekor_keys) {
+  return Check(sig, digest, nullptr, &fulcio, rekor_keys);
+}
+
+}  // namespace portcullis::verifier
