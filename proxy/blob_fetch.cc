@@ -1,5 +1,7 @@
 #include "proxy/blob_fetch.h"
 
+#include <malloc.h>
+
 #include <system_error>
 #include <thread>
 
@@ -230,6 +232,11 @@ void BlobFetch::Run(oci::RegistryClient* client, const std::string& repo) {
   } catch (...) {
     Fail(Status::Internal("blob fetch of " + digest_.ToString() + " failed with an unknown exception"));
   }
+  // The window's chunks (up to keep + max_pending + the pool's share) went
+  // back to malloc at the commit or failure; glibc keeps freed 1 MiB blocks in
+  // its arenas, so without this the process's RSS would stay at the largest
+  // window it ever had. Give them back to the system.
+  malloc_trim(0);
 }
 
 void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
