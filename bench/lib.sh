@@ -121,12 +121,12 @@ start_registry() { # NAME [REMOTE_URL]   (data in $W/NAME-data, fresh)
   wait_http "http://127.0.0.1:$port/v2/" "$name"
 }
 
-start_portcullis() { # NAME EXTRA_ARGS...   (data in $W/NAME-data, fresh)
+start_portcullis() { # NAME EXTRA_ARGS...   (data in $W/NAME-data, fresh; binary $PC_EXE, else $W/portcullis)
   local name=$1 port; shift
   port=$(free_port)
   rm -rf "$W/$name-data"; mkdir -p "$W/$name-data"
   ADDR[$name]=127.0.0.1:$port
-  start_bg "$name" "$W/portcullis" serve --listen "127.0.0.1:$port" --data-dir "$W/$name-data" \
+  start_bg "$name" "${PC_EXE:-$W/portcullis}" serve --listen "127.0.0.1:$port" --data-dir "$W/$name-data" \
     --upstream "bench.test=http://${ADDR[upstream]}" --default-upstream bench.test --admin-listen off "$@"
   wait_http "http://127.0.0.1:$port/v2/" "$name"
 }
@@ -227,6 +227,30 @@ pull_n() {
   awk -v n="$n" -v s="$size" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f\n", n*s/(b-a)/1e6}'
 }
 
+# pull_clients URL N SIZE FILE : N concurrent curl GETs; prints the wall time in s (or nan) and
+# writes each client's own time (curl's time_total, s) to FILE, one a line, fastest first
+pull_clients() {
+  local url=$1 n=$2 size=$3 file=$4 i t0 t1 bad=0 pids=() d
+  d=$(mktemp -d -p "$W")
+  t0=$EPOCHREALTIME
+  for ((i = 1; i <= n; i++)); do
+    curl -s -o /dev/null --max-time 300 -w '%{http_code} %{size_download} %{time_total}\n' "$url" >"$d/$i" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do wait "$i" || bad=1; done
+  t1=$EPOCHREALTIME
+  : >"$file"
+  for ((i = 1; i <= n; i++)); do
+    read -r code got secs <"$d/$i" || true
+    if [[ "$code $got" == "200 $size" ]]; then echo "$secs" >>"$file"
+    else bad=1; echo "pull $url: $(cat "$d/$i")" >>"$W/errors.log"; fi
+  done
+  rm -rf "$d"
+  sort -g -o "$file" "$file"
+  if ((bad)); then echo nan; return; fi
+  awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f\n", b-a}'
+}
+
 # listen_overflows : the kernel's TcpExt ListenOverflows counter (SYNs/ACKs dropped because an
 # accept queue was full; system-wide, so other processes on the machine can add to it)
 listen_overflows() {
@@ -256,9 +280,20 @@ print(rps.group(1), round(float(p99.group(1)) * f, 3), timeouts, sys.argv[2])
 PY
 }
 
+# rss_sampler FILE PIDS... : appends the summed VmRSS (KiB) of PIDS to FILE every 100 ms until
+# killed (at most 300 s). One short line per append, so a kill never leaves a half-written or
+# truncated file (the old sampler rewrote the file with `>` each time: a kill between the
+# truncation and the write, or before the first write, read as 0 MiB).
+rss_sampler() {
+  local file=$1 i; shift
+  for i in $(seq 3000); do echo "$(rss_sum VmRSS "$@")" >>"$file"; sleep 0.1; done
+}
+# max_of FILE : the largest number in FILE (one a line), 0 when none
+max_of() { awk 'BEGIN{m=0} $1 ~ /^[0-9]+$/ && $1+0 > m {m=$1+0} END{print m}' "$1" 2>/dev/null || echo 0; }
+
 # server_pids NAME : the PID we started and its children (nginx workers)
 server_pids() { local p=${PIDS[$1]}; echo "$p"; pgrep -P "$p" 2>/dev/null || true; }
-# rss_kib PIDS... FIELD : sum of FIELD (VmRSS or VmHWM) in KiB
+# rss_sum FIELD PIDS... : sum of FIELD (VmRSS or VmHWM) over PIDS, in KiB
 rss_sum() {
   local field=$1 p s=0 v; shift
   for p in "$@"; do v=$(awk -v f="$field:" '$1==f{print $2}' "/proc/$p/status" 2>/dev/null || true); s=$((s + ${v:-0})); done

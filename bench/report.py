@@ -30,9 +30,13 @@ MEASUREMENTS = [
     ("cold8_upstream_gets", "GETs", "4. 8 cold pulls: upstream blob GETs", ["portcullis", "distribution"], True),
     ("cold8_upstream_bytes", "MiB", "4. 8 cold pulls: upstream blob bytes", ["portcullis", "distribution"], True),
     ("cold8_wall_s", "s", "4. 8 cold pulls: wall time", ["portcullis", "distribution"], True),
-    ("cold1_wall_s", "s", "4. (context) one cold pull through the proxy: wall time", ["portcullis", "distribution"], True),
+    ("cold8_client_med_s", "s", "4. 8 cold pulls: median client's time", ["portcullis", "distribution"], True),
+    ("cold8_client_max_s", "s", "4. 8 cold pulls: slowest client's time", ["portcullis", "distribution"], True),
+    ("cold1_wall_s", "s", "4. one cold pull (nginx: the same file, page cache: the limit)", ["portcullis", "distribution", "nginx"], True),
     ("direct_wall_s", "s", "4. one direct pull from the upstream: wall time", ["upstream"], True),
-    ("direct8_wall_s", "s", "4. (context) 8 concurrent direct pulls from the upstream: wall time", ["upstream"], True),
+    ("direct8_wall_s", "s", "4. 8 concurrent direct pulls from the upstream: wall time", ["upstream"], True),
+    ("direct8_client_med_s", "s", "4. 8 concurrent direct pulls: median client's time", ["upstream"], True),
+    ("direct8_client_max_s", "s", "4. 8 concurrent direct pulls: slowest client's time", ["upstream"], True),
     ("blob_c16_MBps", "MB/s", "5. cached blob, 16 clients (aggregate)", ["portcullis", "distribution", "nginx"], False),
     ("rss_peak_MiB", "MiB", "5. peak RSS, 16 clients (VmHWM)", ["portcullis", "distribution", "nginx"], True),
     ("rss_sampled_MiB", "MiB", "5. peak RSS, 16 clients (VmRSS sampled 10/s)", ["portcullis", "distribution", "nginx"], True),
@@ -78,6 +82,12 @@ def ratio(a, b):
     return a / b
 
 
+# Test 4 keys (the rows --cold-only keeps, and the ones measured for a --baseline-bin binary).
+COLD_KEYS = ("cold8_", "cold1_", "direct")
+BASELINE_KEYS = ("cold8_upstream_gets", "cold8_upstream_bytes", "cold8_wall_s", "cold8_client_med_s",
+                 "cold8_client_max_s", "cold1_wall_s")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw", required=True)
@@ -104,6 +114,13 @@ def main():
     med = {}
     has_policy = meta.get("has_policy") == "1"
     measurements = [mm for mm in MEASUREMENTS if has_policy or "policy" not in mm[0]]
+    cold_only = meta.get("cold_only") == "1"
+    has_baseline = bool(meta.get("baseline_bin"))
+    if cold_only:
+        measurements = [mm for mm in measurements if mm[0].startswith(COLD_KEYS)]
+    if has_baseline:
+        measurements = [(k, u, d, sv + ["baseline"] if k in BASELINE_KEYS else sv, lo)
+                        for k, u, d, sv, lo in measurements]
     for key, unit, _, servers, _ in measurements:
         med[key] = {}
         for s in servers:
@@ -115,6 +132,14 @@ def main():
             med[key][s] = median(xs)
 
     m = lambda k, s: med.get(k, {}).get(s)
+
+    def paired(ka, sa, kb, sb):
+        """Median over rounds of ka[sa] / kb[sb] taken in the same round (less exposed to the
+        machine's drift than a ratio of medians); None unless both have the same rounds."""
+        xa, xb = raw.get(ka, {}).get(sa, []), raw.get(kb, {}).get(sb, [])
+        if not xa or len(xa) != len(xb):
+            return None
+        return median([a / b if b else float("nan") for a, b in zip(xa, xb)])
     P, D, N = "portcullis", "distribution", "nginx"
     ratios = {
         "blob_c1_P/D": ratio(m("blob_c1_MBps", P), m("blob_c1_MBps", D)),
@@ -138,6 +163,17 @@ def main():
                                else ratio(m("mtag_policy_rps", P), m("mtag_rps", P))),
         "cold1_wall_P/direct": ratio(m("cold1_wall_s", P), m("direct_wall_s", "upstream")),
         "cold1_wall_D/direct": ratio(m("cold1_wall_s", D), m("direct_wall_s", "upstream")),
+        # paired per round (medians of the per-round ratios)
+        "cold1_P/direct_paired": paired("cold1_wall_s", P, "direct_wall_s", "upstream"),
+        "cold1_D/direct_paired": paired("cold1_wall_s", D, "direct_wall_s", "upstream"),
+        "cold1_P/D_paired": paired("cold1_wall_s", P, "cold1_wall_s", D),
+        "cold1_P/N_paired": paired("cold1_wall_s", P, "cold1_wall_s", N),
+        "cold8_P/D_paired": paired("cold8_wall_s", P, "cold8_wall_s", D),
+        "cold8_maxclient_P/direct8_paired": paired("cold8_client_max_s", P, "direct8_client_max_s", "upstream"),
+        "cold8_maxclient_D/direct8_paired": paired("cold8_client_max_s", D, "direct8_client_max_s", "upstream"),
+        "cold1_P/baseline_paired": paired("cold1_wall_s", P, "cold1_wall_s", "baseline"),
+        "cold8_P/baseline_paired": paired("cold8_wall_s", P, "cold8_wall_s", "baseline"),
+        "cold8_maxclient_P/baseline_paired": paired("cold8_client_max_s", P, "cold8_client_max_s", "baseline"),
         "mtag_policy_P/D": ratio(m("mtag_policy_rps", P), m("mtag_rps", D)),
         "tag_cold_policy/tag_cold_P": ratio(m("tag_cold_policy_ms", P), m("tag_cold_ms", P)),
     }
@@ -169,6 +205,15 @@ def main():
                f"{x(r['cold8_upstream_bytes_P/image'])} (distribution {x(r['cold8_upstream_bytes_D/image'])})"),
         target("4. 8 cold pulls wall ≤ 1.2× one direct pull", r["cold8_wall_P/direct"], lambda v: v <= 1.2,
                f"{x(r['cold8_wall_P/direct'])} (distribution {x(r['cold8_wall_D/direct'])})"),
+        target("4. one cold pull ≤ 1.2× one direct pull (paired per round)", r["cold1_P/direct_paired"],
+               lambda v: v <= 1.2, f"{x(r['cold1_P/direct_paired'])} (distribution {x(r['cold1_D/direct_paired'])})"),
+        target("4. one cold pull faster than distribution's (paired per round)", r["cold1_P/D_paired"],
+               lambda v: v < 1.0, x(r["cold1_P/D_paired"])),
+        target("4. 8 cold pulls: wall ≤ distribution's (paired per round)", r["cold8_P/D_paired"],
+               lambda v: v <= 1.0, x(r["cold8_P/D_paired"])),
+        target("4. 8 cold pulls: slowest client ≤ slowest of 8 concurrent direct pulls (paired per round)",
+               r["cold8_maxclient_P/direct8_paired"], lambda v: v <= 1.0,
+               f"{x(r['cold8_maxclient_P/direct8_paired'])} (distribution {x(r['cold8_maxclient_D/direct8_paired'])})"),
         target("5. peak RSS ≤ 150 MiB (16 clients)", m("rss_peak_MiB", P), lambda v: v <= 150, f"{fmt(m('rss_peak_MiB', P))} MiB"),
         target("3. (with --policy) tag within TTL ≥ 30× distribution req/s", r["mtag_policy_P/D"], lambda v: v >= 30,
                x(r["mtag_policy_P/D"]) if has_policy else "policy not in the proxy"),
@@ -179,6 +224,9 @@ def main():
                if r["mtag_policy/mtag_P"] is not None
                else "policy not in the proxy"),
     ]
+
+    if cold_only:
+        targets = [t for t in targets if t["target"].startswith("4.")]
 
     ok = not problems
     result = {
@@ -232,15 +280,17 @@ def main():
                   "blob_c16_MBps": ("blob_c16_P/D", "blob_c16_P/N"), "mdig_rps": ("mdig_rps_P/D", "mdig_rps_P/N"),
                   "mtag_rps": ("mtag_rps_P/D", None)}
     for key, unit, desc, servers, lower in measurements:
-        if key in ("direct_wall_s", "direct8_wall_s"):
+        if servers == ["upstream"]:
             L.append(f"| {desc} | {unit} | {fmt(m(key, 'upstream'))} (upstream) | | | | |")
             continue
         if key == "upstream_blob_gets_during_cached_tests":
             L.append(f"| {desc} | {unit} | {fmt(m(key, 'all'))} (all) | | | | |")
             continue
         cells = [fmt(m(key, s), unit) if s in servers else "n/a" for s in (P, D, N)]
+        if key == "cold1_wall_s":  # the limit is the nginx column: shown, not divided
+            cells[2] = f"{cells[2]} (file)"
         rd, rn = ratio_keys.get(key, (None, None))
-        if key in ("mdig_p99_ms", "mtag_p99_ms", "cold8_wall_s", "cold1_wall_s", "cold8_upstream_bytes", "rss_peak_MiB",
+        if key in ("mdig_p99_ms", "mtag_p99_ms", "cold8_wall_s", "cold1_wall_s", "cold8_client_med_s", "cold8_client_max_s", "cold8_upstream_bytes", "rss_peak_MiB",
                    "rss_sampled_MiB", "tag_cold_ms", "tag_warm_ms", "cold8_upstream_gets", "mdig_wrk_timeouts",
                    "mdig_listen_overflows", "mtag_wrk_timeouts", "mtag_listen_overflows"):
             rdv, rnv = ratio(m(key, P), m(key, D)), ratio(m(key, P), m(key, N)) if N in servers else None
@@ -254,11 +304,27 @@ def main():
              f"{x(r['cold8_wall_P/direct'])}, distribution {x(r['cold8_wall_D/direct'])}; wall / 8 concurrent direct "
              f"pulls: Portcullis {x(r['cold8_wall_P/direct8'])}, distribution {x(r['cold8_wall_D/direct8'])}; "
              f"one cold pull / one direct pull: Portcullis {x(r['cold1_wall_P/direct'])}, distribution "
-             f"{x(r['cold1_wall_D/direct'])}. "
+             f"{x(r['cold1_wall_D/direct'])}; paired per round (median of per-round ratios): one cold pull / "
+             f"direct Portcullis {x(r['cold1_P/direct_paired'])}, distribution {x(r['cold1_D/direct_paired'])}; "
+             f"Portcullis / distribution: one cold pull {x(r['cold1_P/D_paired'])}, 8 cold pulls "
+             f"{x(r['cold8_P/D_paired'])}; Portcullis / nginx file {x(r['cold1_P/N_paired'])}. "
              f"Test 6: cold / warm for Portcullis {x(r['tag_cold/warm_P'])}."
              + (f" With --policy: tag req/s {x(r['mtag_policy/mtag_P'])} of no policy, {x(r['mtag_policy_P/D'])} "
                 f"distribution; cold first request {x(r['tag_cold_policy/tag_cold_P'])} of no policy." if has_policy else "")
              + "\n")
+    if has_baseline:
+        L.append(f"Test 4 side by side with the baseline binary `{meta.get('baseline_bin')}` (same rounds, "
+                 "its turn rotating with the others):\n")
+        L.append("| measurement | unit | Portcullis | baseline | Portcullis / baseline (paired per round) |")
+        L.append("|---|---|---|---|---|")
+        pairs = {"cold1_wall_s": r["cold1_P/baseline_paired"], "cold8_wall_s": r["cold8_P/baseline_paired"],
+                 "cold8_client_max_s": r["cold8_maxclient_P/baseline_paired"]}
+        for key, unit, desc, servers, _ in measurements:
+            if "baseline" in servers:
+                pr = pairs.get(key)
+                L.append(f"| {desc} | {unit} | {fmt(m(key, P))} | {fmt(m(key, 'baseline'))} | "
+                         f"{x(pr) if pr is not None else ''} |")
+        L.append("")
     L.append("## Targets (from the issue; reported, never asserted)\n")
     L.append("| target | measured | status |\n|---|---|---|")
     for t in targets:

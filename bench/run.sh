@@ -2,12 +2,16 @@
 # Portcullis benchmark: Portcullis vs docker-registry in proxy mode ("distribution") vs nginx
 # (sendfile of the same bytes: the physical limit), side by side on one machine, 127.0.0.1 only.
 #
-# Usage: bench/run.sh [--smoke] [--rounds N] [--out DIR] [--bin PATH] [--keep-tmp]
+# Usage: bench/run.sh [--smoke] [--cold-only] [--rounds N] [--out DIR] [--bin PATH]
+#                     [--baseline-bin PATH] [--keep-tmp]
 #   --smoke      1 round, 2 s wrk runs, a 64 MiB blob instead of 1 GiB (about a minute)
+#   --cold-only  test 4 (cold pulls) alone; RESULTS.md shows only its rows
 #   --rounds N   rounds per measurement (default 5; medians are reported)
 #   --out DIR    where RESULTS.md and results.json go (default: this folder)
 #   --bin PATH   the portcullis binary (default $PORTCULLIS_BIN, else build/cli/portcullis);
 #                it is copied into the temp dir so a rebuild during the run changes nothing
+#   --baseline-bin PATH  a second portcullis binary measured in test 4 side by side with --bin
+#                (column "baseline"): the effect of a change, in the same rounds
 #   --keep-tmp   keep the temp dir (logs, data dirs) afterwards
 #
 # Never asserts performance: the exit status is 0 when every measurement produced a number,
@@ -21,7 +25,7 @@ SRC_DIR="$(cd "$BENCH_DIR/.." && pwd)"
 PY=/usr/bin/python3   # Debian's python (python3 on PATH may be a pyenv build)
 
 MODE=full ROUNDS=5 OUT=$BENCH_DIR KEEP=0 BIN=${PORTCULLIS_BIN:-$SRC_DIR/build/cli/portcullis}
-ROUNDS_SET=0
+ROUNDS_SET=0 COLD_ONLY=0 BASELINE_BIN=
 while (($#)); do
   case $1 in
     --smoke) MODE=smoke ;;
@@ -29,7 +33,9 @@ while (($#)); do
     --out) OUT=${2:?--out DIR}; shift ;;
     --bin) BIN=${2:?--bin PATH}; shift ;;
     --keep-tmp) KEEP=1 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --cold-only) COLD_ONLY=1 ;;
+    --baseline-bin) BASELINE_BIN=${2:?--baseline-bin PATH}; shift ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -58,13 +64,21 @@ source "$BENCH_DIR/lib.sh"   # tools, temp dir, servers, images, measuring helpe
 T_START=$EPOCHREALTIME
 LOAD_BEFORE=$(cat /proc/loadavg)
 cp "$BIN" "$W/portcullis"
+if [[ -n $BASELINE_BIN ]]; then
+  [[ -x $BASELINE_BIN ]] || die "baseline binary $BASELINE_BIN not found"
+  cp "$BASELINE_BIN" "$W/portcullis-baseline"
+fi
 COMMIT=$(git -C "$SRC_DIR" rev-parse HEAD 2>/dev/null || echo unknown)
 if [[ $COMMIT != unknown ]] && [[ -n $(git -C "$SRC_DIR" --no-optional-locks status --porcelain --untracked-files=no -- . \
              ':!bench/RESULTS.md' ':!bench/results.json' 2>/dev/null) ]]; then
   COMMIT="$COMMIT (work tree has uncommitted changes)"
 fi
 HAS_POLICY=0
-"$W/portcullis" serve --help 2>&1 | grep -q -- '--policy' && HAS_POLICY=1
+if ((COLD_ONLY)); then
+  BIG_BYTES=$((1 * MiB))   # test 4 uses the 200 MiB image only
+elif "$W/portcullis" serve --help 2>&1 | grep -q -- '--policy'; then
+  HAS_POLICY=1
+fi
 say "mode $MODE, $ROUNDS round(s), blob $((BIG_BYTES / MiB)) MiB, wrk ${WRK_SECS}s; temp dir $W"
 say "load average before: $LOAD_BEFORE"
 
@@ -84,9 +98,10 @@ MANIFEST_BYTES=$(stat -c %s "$SMALL_M_FILE")
 start_registry distribution "http://${ADDR[upstream]}"
 start_portcullis portcullis --tag-ttl 300
 start_nginx
-# nginx serves the same blob file (a hard link) and the manifest bytes under the registry paths
-mkdir -p "$W/nginx/root/v2/bench/big/blobs" "$W/nginx/root/v2/bench/small/manifests"
+# nginx serves the same blob files (hard links) and the manifest bytes under the registry paths
+mkdir -p "$W/nginx/root/v2/bench/big/blobs" "$W/nginx/root/v2/bench/mid/blobs" "$W/nginx/root/v2/bench/small/manifests"
 ln "$W/src/big.bin" "$W/nginx/root/v2/bench/big/blobs/$BIG_DG"
+ln "$W/src/mid.bin" "$W/nginx/root/v2/bench/mid/blobs/$MID_DG"
 cp "$SMALL_M_FILE" "$W/nginx/root/v2/bench/small/manifests/$SMALL_M"
 chmod -R a+rX "$W/src" "$W/nginx/root"
 
@@ -95,6 +110,9 @@ declare -A BASE=([portcullis]="http://${ADDR[portcullis]}" [distribution]="http:
 # With a trust policy (when serve has --policy): a second Portcullis that serves only images
 # signed by the bench key. bench/small:v1 and every cold-N tag are signed in the upstream with
 # `portcullis key generate` + `portcullis sign --allow-http`; bench/mid:v1 is left unsigned.
+if ((COLD_ONLY)); then
+  say "--cold-only: tests 1-3, 5 and 6 skipped"
+else
 if ((HAS_POLICY)); then
   say "policy variant: signing the small images, starting Portcullis with --policy"
   mkdir -p "$W/keys"
@@ -206,11 +224,12 @@ for s in "${SERVERS[@]}"; do
   mapfile -t pids < <(server_pids "$s")
   hwm_ok=1
   for p in "${pids[@]}"; do echo 5 >"/proc/$p/clear_refs" 2>/dev/null || hwm_ok=0; done   # reset VmHWM
-  ( max=0; for i in $(seq 3000); do v=$(rss_sum VmRSS "${pids[@]}"); ((v > max)) && max=$v; echo "$max" >"$W/rss-$s"; sleep 0.1; done ) &
+  rss_sum VmRSS "${pids[@]}" >"$W/rss-$s"   # one sample before the pulls, whatever the timing
+  rss_sampler "$W/rss-$s" "${pids[@]}" &
   sampler=$!; HELPERS+=("$sampler")
   record blob_c16_MBps "$s" "$(pull_n "${BASE[$s]}$BLOB_PATH" 16 "$BIG_BYTES")"
   kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
-  sampled=$(cat "$W/rss-$s" 2>/dev/null || echo 0)
+  sampled=$(max_of "$W/rss-$s")
   hwm=$(rss_sum VmHWM "${pids[@]}")
   ((hwm_ok)) || hwm=$sampled
   ((sampled > hwm)) && hwm=$sampled
@@ -232,48 +251,58 @@ for ((r = 1; r <= ROUNDS; r++)); do
   fi
 done
 
-# ---------------------------------------------------------------- 4. 8 concurrent cold pulls
-say "4. 8 concurrent cold pulls of the 200 MiB blob (fresh proxies each round), one cold pull, one direct pull"
+fi   # COLD_ONLY
+
+# ---------------------------------------------------------------- 4. cold pulls
+say "4. cold pulls of the 200 MiB blob (a fresh proxy for each measurement): 8 concurrent, then one; direct pulls"
 MID_PATH=/v2/bench/mid/blobs/$MID_DG
+COLD_PROXIES=(portcullis distribution)
+[[ -n $BASELINE_BIN ]] && COLD_PROXIES=(portcullis baseline distribution)
+# cold_server KIND : starts a fresh proxy of KIND (new data dir); sets CNAME
+cold_server() {
+  case $1 in
+    portcullis) start_portcullis pc-cold --tag-ttl 300; CNAME=pc-cold ;;
+    baseline) PC_EXE=$W/portcullis-baseline start_portcullis pcb-cold --tag-ttl 300; CNAME=pcb-cold ;;
+    distribution) start_registry dist-cold "http://${ADDR[upstream]}"; CNAME=dist-cold ;;
+  esac
+}
+# record_clients KEY SERVER FILE : the slowest and the median client of a pull_clients run
+record_clients() {
+  local n
+  n=$(grep -c . "$3" || true)
+  if ((n == 0)); then record "$1_client_max_s" "$2" nan; record "$1_client_med_s" "$2" nan; return; fi
+  record "$1_client_max_s" "$2" "$(tail -1 "$3")"
+  record "$1_client_med_s" "$2" "$(awk '{a[NR]=$1} END{printf "%.3f\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}' "$3")"
+  note "$2" "$1 client times (s), round $r: $(tr '\n' ' ' <"$3")"
+}
 for ((r = 1; r <= ROUNDS; r++)); do
-  for s in portcullis distribution; do
-    if [[ $s == portcullis ]]; then start_portcullis pc-cold --tag-ttl 300; else start_registry dist-cold "http://${ADDR[upstream]}"; fi
-    name=$([[ $s == portcullis ]] && echo pc-cold || echo dist-cold)
+  # The proxies take turns going first, so no one always runs on the coolest (or hottest) machine.
+  order=()
+  for ((i = 0; i < ${#COLD_PROXIES[@]}; i++)); do order+=("${COLD_PROXIES[$(((i + r - 1) % ${#COLD_PROXIES[@]}))]}"); done
+  for s in "${order[@]}"; do
+    cold_server "$s"
     before=$(log_lines)
-    t0=$EPOCHREALTIME
-    agg=$(pull_n "http://${ADDR[$name]}$MID_PATH" 8 "$MID_BYTES")
-    t1=$EPOCHREALTIME
+    wall=$(pull_clients "http://${ADDR[$CNAME]}$MID_PATH" 8 "$MID_BYTES" "$W/clients")
     sleep 0.5   # let the upstream write its access log line
     read -r gets bytes < <(upstream_blob_bytes_since "$before")
-    if [[ $agg == nan ]]; then wall=nan; else wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f\n", b-a}'); fi
     record cold8_wall_s "$s" "$wall"
+    record_clients cold8 "$s" "$W/clients"
     record cold8_upstream_gets "$s" "$gets"
     record cold8_upstream_bytes "$s" "$bytes"
-    stop_bg "$name"; rm -rf "$W/$name-data"
+    stop_bg "$CNAME"; rm -rf "${W:?}/$CNAME-data"
+    # One cold pull: the cost of fetching, hashing and storing the layer for one client.
+    cold_server "$s"
+    record cold1_wall_s "$s" "$(pull_clients "http://${ADDR[$CNAME]}$MID_PATH" 1 "$MID_BYTES" "$W/clients")"
+    stop_bg "$CNAME"; rm -rf "${W:?}/$CNAME-data"
   done
-  # One cold pull through each proxy: the cost of fetching, hashing and storing the layer.
-  for s in portcullis distribution; do
-    if [[ $s == portcullis ]]; then start_portcullis pc-cold --tag-ttl 300; else start_registry dist-cold "http://${ADDR[upstream]}"; fi
-    name=$([[ $s == portcullis ]] && echo pc-cold || echo dist-cold)
-    t0=$EPOCHREALTIME
-    one=$(pull_n "http://${ADDR[$name]}$MID_PATH" 1 "$MID_BYTES")
-    t1=$EPOCHREALTIME
-    if [[ $one == nan ]]; then wall=nan; else wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f\n", b-a}'); fi
-    record cold1_wall_s "$s" "$wall"
-    stop_bg "$name"; rm -rf "$W/$name-data"
-  done
-  t0=$EPOCHREALTIME
-  one=$(pull_n "http://${ADDR[upstream]}$MID_PATH" 1 "$MID_BYTES")
-  t1=$EPOCHREALTIME
-  if [[ $one == nan ]]; then wall=nan; else wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f\n", b-a}'); fi
-  record direct_wall_s upstream "$wall"
-  # context: 8 concurrent pulls straight from the upstream (each client gets its own copy)
-  t0=$EPOCHREALTIME
-  agg=$(pull_n "http://${ADDR[upstream]}$MID_PATH" 8 "$MID_BYTES")
-  t1=$EPOCHREALTIME
-  if [[ $agg == nan ]]; then wall=nan; else wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f\n", b-a}'); fi
-  record direct8_wall_s upstream "$wall"
+  # The limits: the same bytes from nginx (a file in the page cache, sendfile) and from the upstream.
+  record cold1_wall_s nginx "$(pull_clients "${BASE[nginx]}$MID_PATH" 1 "$MID_BYTES" "$W/clients")"
+  record direct_wall_s upstream "$(pull_clients "http://${ADDR[upstream]}$MID_PATH" 1 "$MID_BYTES" "$W/clients")"
+  # 8 concurrent pulls straight from the upstream: each client gets its own copy, its share of the machine
+  record direct8_wall_s upstream "$(pull_clients "http://${ADDR[upstream]}$MID_PATH" 8 "$MID_BYTES" "$W/clients")"
+  record_clients direct8 upstream "$W/clients"
 done
+note all "load average after test 4: $(cat /proc/loadavg)"
 
 # ---------------------------------------------------------------- report
 LOAD_AFTER=$(cat /proc/loadavg)
@@ -287,5 +316,6 @@ mkdir -p "$OUT"
   ram_kib="$(awk '/^MemTotal/{print $2}' /proc/meminfo)" kernel="$(uname -r)" \
   date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" commit="$COMMIT" version="$("$W/portcullis" version 2>/dev/null | head -1)" \
   load_before="$LOAD_BEFORE" load_after="$LOAD_AFTER" wall_s="$WALL" has_policy="$HAS_POLICY" \
+  cold_only="$COLD_ONLY" baseline_bin="$BASELINE_BIN" \
   registry_version="$(docker-registry --version 2>/dev/null | head -1)" nginx_version="$(nginx -v 2>&1 | head -1)" \
   errors="$(head -c 2000 "$W/errors.log" 2>/dev/null | tr '\n' ';' || true)"

@@ -1,5 +1,7 @@
 #include "proxy/blob_fetch.h"
 
+#include <malloc.h>
+
 #include <system_error>
 #include <thread>
 
@@ -7,8 +9,38 @@
 
 namespace portcullis::proxy {
 
-BlobFetch::BlobFetch(oci::Digest digest, std::shared_ptr<Store> store, uint64_t chunk_bytes)
-    : digest_(std::move(digest)), store_(std::move(store)), chunk_bytes_(chunk_bytes) {}
+using namespace std::chrono_literals;
+
+BlobFetch::BlobFetch(oci::Digest digest, std::shared_ptr<Store> store, uint64_t chunk_bytes, FetchWindow window,
+                     std::shared_ptr<std::atomic<size_t>> pool)
+    : digest_(std::move(digest)),
+      store_(std::move(store)),
+      chunk_bytes_(chunk_bytes),
+      window_(window),
+      pool_(std::move(pool)) {}
+
+BlobFetch::~BlobFetch() {
+  std::lock_guard<std::mutex> l(mu_);
+  ReturnBorrowed();
+}
+
+void BlobFetch::ReturnBorrowed() {
+  if (borrowed_ > 0 && pool_) pool_->fetch_sub(borrowed_);
+  borrowed_ = 0;
+}
+
+bool BlobFetch::RoomForChunk() {
+  if (complete_ - stored_ < window_.max_pending + borrowed_) return true;
+  if (!pool_) return false;
+  size_t used = pool_->load();
+  while (used < window_.shared_chunks) {
+    if (pool_->compare_exchange_weak(used, used + 1)) {
+      ++borrowed_;
+      return true;
+    }
+  }
+  return false;
+}
 
 Status BlobFetch::WaitForHeaders(std::chrono::milliseconds timeout, int64_t* size) {
   std::unique_lock<std::mutex> l(mu_);
@@ -46,6 +78,16 @@ Status BlobFetch::failure() const {
   return failure_;
 }
 
+uint64_t BlobFetch::stored_chunks_for_test() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return stored_;
+}
+
+uint64_t BlobFetch::window_first_for_test() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return first_;
+}
+
 BlobFetch::ReadResult BlobFetch::Read(uint64_t offset, size_t max, uint64_t hold_at, std::string* out,
                                       std::chrono::milliseconds wait) {
   std::unique_lock<std::mutex> l(mu_);
@@ -60,16 +102,22 @@ BlobFetch::ReadResult BlobFetch::Read(uint64_t offset, size_t max, uint64_t hold
   }
   if (failed_) return ReadResult::kFailed;
   if (verified_ && offset >= received_) return ReadResult::kEnd;
-  uint64_t lim = limit();
-  uint64_t flushed_bytes = flushed_chunks_ * chunk_bytes_;
-  if (offset >= flushed_bytes) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(lim - offset, max));
-    out->append(buffer_, static_cast<size_t>(offset - flushed_bytes), n);
+  const uint64_t lim = limit();
+  const uint64_t index = offset / chunk_bytes_;
+  const uint64_t in_chunk = offset % chunk_bytes_;
+  if (index >= first_ && index - first_ < chunks_.size()) {
+    // In the window. The bytes below `lim` are never modified again (a chunk is
+    // only appended to, in capacity reserved up front), so the copy can run
+    // without the lock while `chunk` keeps them alive.
+    std::shared_ptr<std::string> chunk = chunks_[static_cast<size_t>(index - first_)];
+    const char* data = chunk->data();
+    l.unlock();
+    const uint64_t n = std::min<uint64_t>({chunk_bytes_ - in_chunk, lim - offset, max});
+    out->append(data + in_chunk, static_cast<size_t>(n));
     return ReadResult::kData;
   }
-  // The bytes are in a chunk already in the store: read it without the lock.
-  uint64_t index = offset / chunk_bytes_;
-  uint64_t in_chunk = offset % chunk_bytes_;
+  // Behind the window (a slow reader, or the window freed at commit): only
+  // chunks already in the store leave the window, so read it there.
   l.unlock();
   rocksdb::PinnableSlice chunk;
   if (!store_->ReadChunk(digest_, index, &chunk).ok() || chunk.size() <= in_chunk) return ReadResult::kFailed;
@@ -80,12 +128,99 @@ BlobFetch::ReadResult BlobFetch::Read(uint64_t offset, size_t max, uint64_t hold
 
 void BlobFetch::Fail(Status st) {
   // Drop whatever was written first, so nothing of a bad blob stays behind.
+  // (The fetch's writer has stopped by now: BlobFetch::Writer.)
   (void)store_->DropBlob(digest_);
   std::lock_guard<std::mutex> l(mu_);
   failed_ = true;
   failure_ = std::move(st);
+  chunks_.clear();  // readers fail from now on; the window's memory goes
+  ReturnBorrowed();
   cv_.notify_all();
 }
+
+bool BlobFetch::WriteOne(std::unique_lock<std::mutex>& l) {
+  if (stored_ >= complete_ || !write_error_.ok()) return false;
+  const uint64_t index = stored_;
+  // Chunks at or after stored_ never leave the window, and a complete chunk is never modified.
+  std::shared_ptr<std::string> chunk = chunks_[static_cast<size_t>(index - first_)];
+  l.unlock();
+  if (before_write_) before_write_(index);
+  Status st = store_->PutChunk(digest_, index, *chunk);
+  l.lock();
+  if (!st.ok()) {
+    write_error_ = st;
+    writer_cv_.notify_all();
+    return false;
+  }
+  ++stored_;
+  if (borrowed_ > 0) {  // a stored chunk gives its borrowed place back
+    --borrowed_;
+    if (pool_) pool_->fetch_sub(1);
+  }
+  while (chunks_.size() > window_.keep_chunks && first_ < stored_) {
+    chunks_.pop_front();
+    ++first_;
+  }
+  writer_cv_.notify_all();
+  return true;
+}
+
+void BlobFetch::WriteLoop() {
+  std::unique_lock<std::mutex> l(mu_);
+  try {
+    for (;;) {
+      if (WriteOne(l)) continue;
+      if (!write_error_.ok() || stop_) return;
+      writer_cv_.wait(l);
+    }
+  } catch (const std::exception& e) {
+    if (!l.owns_lock()) l.lock();
+    write_error_ = Status::Internal("writing " + digest_.ToString() + ": " + std::string(e.what()).substr(0, 200));
+    writer_cv_.notify_all();
+  }
+}
+
+// The fetch's writer thread, stopped and joined whatever way Fetch() ends
+// (before Fail drops the blob, so no chunk is written after the drop).
+class BlobFetch::Writer {
+ public:
+  explicit Writer(BlobFetch* f) : f_(f) {
+    try {
+      thread_ = std::thread([f] { f->WriteLoop(); });
+    } catch (const std::system_error&) {
+      inline_ = true;  // no thread: the fetch thread writes each chunk itself
+    }
+  }
+  ~Writer() { Stop(true); }
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  bool inline_mode() const { return inline_; }
+  // Waits until every complete chunk is in the store; the first write error otherwise.
+  Status Drain() {
+    Stop(false);
+    std::lock_guard<std::mutex> l(f_->mu_);
+    return f_->write_error_;
+  }
+  // Stops the writer after the chunk it is writing (the fetch failed).
+  void Abandon() { Stop(true); }
+
+ private:
+  void Stop(bool abandon) {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> l(f_->mu_);
+      f_->stop_ = true;
+      if (abandon && f_->write_error_.ok()) f_->write_error_ = Status::Internal("fetch abandoned");
+      f_->writer_cv_.notify_all();
+    }
+    thread_.join();
+  }
+
+  BlobFetch* f_;
+  std::thread thread_;
+  bool inline_ = false;
+};
 
 void BlobFetch::Run(oci::RegistryClient* client, const std::string& repo) {
   // This runs on a thread of its own: an exception escaping it would end the
@@ -97,6 +232,11 @@ void BlobFetch::Run(oci::RegistryClient* client, const std::string& repo) {
   } catch (...) {
     Fail(Status::Internal("blob fetch of " + digest_.ToString() + " failed with an unknown exception"));
   }
+  // The window's chunks (up to keep + max_pending + the pool's share) went
+  // back to malloc at the commit or failure; glibc keeps freed 1 MiB blocks in
+  // its arenas, so without this the process's RSS would stay at the largest
+  // window it ever had. Give them back to the system.
+  malloc_trim(0);
 }
 
 void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
@@ -106,10 +246,11 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
   oci::HttpRequest req;
   req.target = "/v2/" + repo + "/blobs/" + digest_.ToString();
   req.scope = "repository:" + repo + ":pull";
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    buffer_.reserve(chunk_bytes_);
-  }
+  Writer writer(this);
+  auto fail = [&](Status st) {
+    writer.Abandon();
+    Fail(std::move(st));
+  };
   auto on_headers = [&](int status, const oci::Headers& h) {
     if (status != 200) {
       if (status == 404) {
@@ -137,41 +278,54 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
   };
   auto on_data = [&](const char* data, size_t n) {
     hasher->Update(data, n);
+    std::unique_lock<std::mutex> l(mu_);
     while (n > 0) {
-      size_t room = static_cast<size_t>(chunk_bytes_) - buffer_.size();
-      size_t take = std::min(room, n);
-      {
-        std::lock_guard<std::mutex> l(mu_);
-        buffer_.append(data, take);
-        received_ += take;
-        // Waking every reader per 4 KiB read costs more than the bytes: wake
-        // them per 64 KiB and at each chunk's end (and at commit or failure).
-        if (received_ - notified_ >= 64 * 1024 || buffer_.size() == chunk_bytes_) {
-          notified_ = received_;
-          cv_.notify_all();
-        }
-      }
-      data += take;
-      n -= take;
-      if (buffer_.size() == chunk_bytes_) {
-        // Only this thread mutates buffer_, so reading it unlocked is safe.
-        Status st = store_->PutChunk(digest_, flushed_chunks_, buffer_);
-        if (!st.ok()) {
-          write_error = st;
+      if (chunks_.empty() || chunks_.back()->size() == chunk_bytes_) {
+        // A new chunk: wait until the writer is less than max_pending chunks
+        // behind, or the pool lends one (another fetch's return does not wake
+        // this one: look again every 5 ms).
+        while (write_error_.ok() && !RoomForChunk()) writer_cv_.wait_for(l, 5ms);
+        if (!write_error_.ok()) {
+          write_error = write_error_;
           return false;
         }
-        std::lock_guard<std::mutex> l(mu_);
-        ++flushed_chunks_;
-        buffer_.clear();
+        auto chunk = std::make_shared<std::string>();
+        chunk->reserve(static_cast<size_t>(chunk_bytes_));
+        chunks_.push_back(std::move(chunk));
+      }
+      std::string& chunk = *chunks_.back();
+      size_t take = std::min(static_cast<size_t>(chunk_bytes_) - chunk.size(), n);
+      chunk.append(data, take);
+      received_ += take;
+      data += take;
+      n -= take;
+      const bool full = chunk.size() == chunk_bytes_;
+      // Waking every reader per 4 KiB read costs more than the bytes: wake
+      // them per 64 KiB and at each chunk's end (and at commit or failure).
+      if (received_ - notified_ >= 64 * 1024 || full) {
+        notified_ = received_;
+        cv_.notify_all();
+      }
+      if (full) {
+        ++complete_;
+        if (writer.inline_mode()) {
+          WriteOne(l);
+          if (!write_error_.ok()) {
+            write_error = write_error_;
+            return false;
+          }
+        } else {
+          writer_cv_.notify_all();
+        }
       }
     }
     return true;
   };
   auto r = client->Stream(req, on_headers, on_data);
-  if (!write_error.ok()) return Fail(write_error);
-  if (!answer.ok()) return Fail(answer);
-  if (!r.ok()) return Fail(r.status());
-  if (r->status != 200) return Fail(oci::UpstreamHttpError(r->status, "blob " + digest_.ToString() + " in " + repo));
+  if (!write_error.ok()) return fail(write_error);
+  if (!answer.ok()) return fail(answer);
+  if (!r.ok()) return fail(r.status());
+  if (r->status != 200) return fail(oci::UpstreamHttpError(r->status, "blob " + digest_.ToString() + " in " + repo));
   uint64_t received;
   int64_t size;
   {
@@ -180,29 +334,44 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
     size = size_;
   }
   if (size >= 0 && received != static_cast<uint64_t>(size)) {
-    return Fail(Status::SizeInvalid("upstream sent " + std::to_string(received) + " bytes of " +
+    return fail(Status::SizeInvalid("upstream sent " + std::to_string(received) + " bytes of " +
                                     digest_.ToString() + ", Content-Length said " + std::to_string(size)));
   }
   oci::Digest got = hasher->Finish();
   if (got != digest_) {
-    return Fail(Status::DigestInvalid("upstream sent bytes for " + digest_.ToString() + " whose digest is " +
+    return fail(Status::DigestInvalid("upstream sent bytes for " + digest_.ToString() + " whose digest is " +
                                       got.ToString() + "; dropped, not cached"));
   }
   {
-    // The bytes are proven: readers may finish while the commit makes them durable.
+    // The bytes are proven: readers may finish (from the window, or the store
+    // behind it) while the writer and the commit make them durable.
     std::lock_guard<std::mutex> l(mu_);
     verified_ = true;
     cv_.notify_all();
   }
-  Status st = store_->CommitBlob(digest_, flushed_chunks_, buffer_, received, chunk_bytes_);
+  Status st = writer.Drain();
+  if (!st.ok()) return Fail(st);
+  std::shared_ptr<std::string> last;
+  uint64_t last_index;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    last_index = complete_;
+    if (!chunks_.empty() && chunks_.back()->size() < chunk_bytes_) last = chunks_.back();
+  }
+  st = store_->CommitBlob(digest_, last_index, last ? std::string_view(*last) : std::string_view(), received,
+                          chunk_bytes_);
   if (!st.ok()) return Fail(st);
   std::lock_guard<std::mutex> l(mu_);
   committed_ = true;
+  // Every chunk is in the store now: readers read there, and the window's memory goes.
+  chunks_.clear();
+  first_ = last_index + 1;
+  ReturnBorrowed();
   cv_.notify_all();
 }
 
-FetchTable::FetchTable(std::shared_ptr<Store> store, uint64_t chunk_bytes, size_t max_inflight)
-    : store_(std::move(store)), chunk_bytes_(chunk_bytes), max_inflight_(max_inflight) {}
+FetchTable::FetchTable(std::shared_ptr<Store> store, uint64_t chunk_bytes, size_t max_inflight, FetchWindow window)
+    : store_(std::move(store)), chunk_bytes_(chunk_bytes), max_inflight_(max_inflight), window_(window) {}
 
 StatusOr<std::shared_ptr<BlobFetch>> FetchTable::Join(const oci::Digest& d,
                                                       std::shared_ptr<oci::RegistryClient> client,
@@ -221,7 +390,8 @@ StatusOr<std::shared_ptr<BlobFetch>> FetchTable::Join(const oci::Digest& d,
       return Status::TooManyRequests(std::to_string(max_inflight_) +
                                      " upstream blob fetches are running; retry shortly");
     }
-    fetch = std::make_shared<BlobFetch>(d, store_, chunk_bytes_);
+    fetch = std::make_shared<BlobFetch>(d, store_, chunk_bytes_, window_, pool_);
+    if (before_write_) fetch->set_before_write_for_test(before_write_);
     running_[d] = fetch;
     ++threads_;
     *started = true;

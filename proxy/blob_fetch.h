@@ -1,17 +1,28 @@
 // In-flight blob fetches: one upstream GET per uncached blob, however many
-// clients ask for it at once. Bytes flow upstream → SHA-256 → RocksDB chunks
-// → every reader as they arrive. The fetch runs on its own thread, so a reader
-// that goes away does not stop it; when it ends, the digest decides: equal →
-// the blob is committed (visible to later requests); different → every chunk is
-// dropped and every reader fails before its last byte.
+// clients ask for it at once. Bytes flow upstream → SHA-256 → a bounded
+// in-memory window of chunks → every reader as they arrive; a writer thread
+// of the fetch puts the window's chunks into RocksDB behind it, so readers do
+// not wait for RocksDB (its write stalls and flushes). A chunk leaves the
+// window once it is in the store and the window holds more than its keep
+// size; a reader behind the window reads that chunk from the store. When the
+// writer falls `max_pending` chunks behind, the fetch borrows further chunks
+// from a pool shared by every fetch of its FetchTable (`shared_chunks`), and
+// waits for its writer once that is empty too. Bounded memory: per fetch
+// keep + max_pending + 1 chunks, plus shared_chunks for all fetches together.
 //
-// Readers are never handed the last byte of their response before the fetch
-// has committed, so no client ever completes a body whose digest is wrong.
+// The fetch runs on its own thread, so a reader that goes away does not stop
+// it; when it ends, the digest decides: equal → readers may finish, and the
+// blob is committed (visible to later requests) once the writer has put every
+// chunk; different → every chunk is dropped and every reader fails before its
+// last byte. Readers are never handed the last byte of their response before
+// every byte arrived and matched the digest, so no client ever completes a
+// body whose digest is wrong.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -25,9 +36,21 @@
 
 namespace portcullis::proxy {
 
+// The window's bounds, in chunks (see above). With the default 1 MiB chunks:
+// 7 MiB per fetch, and 64 MiB shared by all fetches.
+struct FetchWindow {
+  size_t keep_chunks = 2;     // chunks kept in memory after they are in the store
+  size_t max_pending = 4;     // complete chunks not yet in the store, without borrowing
+  size_t shared_chunks = 64;  // the pool (per FetchTable) a fetch borrows from beyond max_pending
+};
+
 class BlobFetch {
  public:
-  BlobFetch(oci::Digest digest, std::shared_ptr<Store> store, uint64_t chunk_bytes);
+  // `pool` counts the chunks borrowed from the shared pool by every fetch
+  // (null: none can be borrowed).
+  BlobFetch(oci::Digest digest, std::shared_ptr<Store> store, uint64_t chunk_bytes, FetchWindow window = {},
+            std::shared_ptr<std::atomic<size_t>> pool = nullptr);
+  ~BlobFetch();
 
   const oci::Digest& digest() const { return digest_; }
 
@@ -56,23 +79,51 @@ class BlobFetch {
   // the fetch as failed (INTERNAL).
   void Run(oci::RegistryClient* client, const std::string& repo);
 
+  // For tests: chunks [0, n) are in the store; the window starts at chunk first.
+  uint64_t stored_chunks_for_test() const;
+  uint64_t window_first_for_test() const;
+  // For tests: called on the writer before each chunk goes into the store
+  // (set before Run; a test blocks it to hold the store behind the readers).
+  void set_before_write_for_test(std::function<void(uint64_t index)> f) { before_write_ = std::move(f); }
+
  private:
   friend class FetchTable;
+  class Writer;
   void Fetch(oci::RegistryClient* client, const std::string& repo);
   void Fail(Status st);
+  // Puts complete chunks into the store until told to stop (the writer thread,
+  // or inline when no thread could be started). Returns when stop_ is set and
+  // nothing is left, or on a write error (recorded in write_error_).
+  void WriteLoop();
+  // Puts the next complete chunk, if any, into the store; false when none was waiting.
+  bool WriteOne(std::unique_lock<std::mutex>& l);
+  // Room for one more chunk: under max_pending, or one borrowed from the pool.
+  bool RoomForChunk();
+  void ReturnBorrowed();  // every borrowed chunk back to the pool (under mu_)
 
   const oci::Digest digest_;
   const std::shared_ptr<Store> store_;
   const uint64_t chunk_bytes_;
+  const FetchWindow window_;
+  const std::shared_ptr<std::atomic<size_t>> pool_;
+  std::function<void(uint64_t)> before_write_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;         // readers, WaitForHeaders, WaitDone
+  std::condition_variable writer_cv_;  // the writer (work or stop) and the fetch (room)
   bool headers_ = false;
   int64_t size_ = -1;
   uint64_t received_ = 0;
-  uint64_t notified_ = 0;  // received_ when readers were last woken
-  uint64_t flushed_chunks_ = 0;  // chunks [0, flushed_chunks_) are in the store
-  std::string buffer_;           // bytes from flushed_chunks_ * chunk_bytes_ on
+  uint64_t notified_ = 0;      // received_ when readers were last woken
+  // Chunks [first_, first_ + chunks_.size()) are in memory; the last one may be
+  // partial (being filled). Complete chunks are never modified again.
+  std::deque<std::shared_ptr<std::string>> chunks_;
+  uint64_t first_ = 0;
+  uint64_t complete_ = 0;      // chunks [0, complete_) are complete
+  uint64_t stored_ = 0;        // chunks [0, stored_) are in the store
+  size_t borrowed_ = 0;        // chunks borrowed from the pool (returned as chunks are stored)
+  bool stop_ = false;          // the writer stops once stored_ == complete_
+  Status write_error_;
   bool verified_ = false;  // every byte arrived and matched the digest
   bool committed_ = false;
   bool failed_ = false;
@@ -82,7 +133,7 @@ class BlobFetch {
 // The table of running fetches, bounded in size.
 class FetchTable {
  public:
-  FetchTable(std::shared_ptr<Store> store, uint64_t chunk_bytes, size_t max_inflight);
+  FetchTable(std::shared_ptr<Store> store, uint64_t chunk_bytes, size_t max_inflight, FetchWindow window = {});
 
   // Returns the running fetch of `d` (joining it) or starts one through
   // `client` for `repo`. `*started` says which. TOOMANYREQUESTS when the bound
@@ -101,16 +152,23 @@ class FetchTable {
   // which Join answers UPSTREAM_UNAVAILABLE and the slot is free again.
   using Spawner = std::function<void(std::function<void()> body)>;
   void set_spawner_for_test(Spawner s) { spawner_ = std::move(s); }
+  // Chunks borrowed from the shared pool by running fetches.
+  size_t pool_used() const { return pool_->load(); }
+  // Given to every fetch this starts (BlobFetch::set_before_write_for_test).
+  void set_before_write_for_test(std::function<void(uint64_t index)> f) { before_write_ = std::move(f); }
 
  private:
   const std::shared_ptr<Store> store_;
   const uint64_t chunk_bytes_;
   const size_t max_inflight_;
+  const FetchWindow window_;
+  const std::shared_ptr<std::atomic<size_t>> pool_ = std::make_shared<std::atomic<size_t>>(0);
   mutable std::mutex mu_;
   std::condition_variable idle_cv_;
   std::map<oci::Digest, std::shared_ptr<BlobFetch>> running_;
   size_t threads_ = 0;  // fetch threads not yet finished (on_done included)
   Spawner spawner_;
+  std::function<void(uint64_t)> before_write_;
 };
 
 }  // namespace portcullis::proxy

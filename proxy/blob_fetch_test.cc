@@ -637,3 +637,194 @@ TEST_CASE("proxy: fetch of a body longer than the digest's bytes fails") {
 }
 
 }  // namespace
+
+// ---- The window: readers ahead of the store, the store behind them ----
+
+// Polls `pred` every 10 ms for up to 10 s.
+bool Eventually(const std::function<bool()>& pred) {
+  auto deadline = SteadyClock::now() + 10s;
+  while (SteadyClock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return pred();
+}
+
+TEST_CASE("proxy: fetch serves readers from its window while the store is behind, and waits at max_pending") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeRegistry up;
+  const std::string body = Pattern(kChunk * 12 + 100, 21);
+  Digest d = Digest::Sha256Of(body);
+  FakeBlob b;
+  b.body = body;
+  b.piece = 1000;
+  up.SetBlob("r", d, b);
+  auto writer_gate = std::make_shared<Gate>();
+  FetchTable table(store, kChunk, 8, portcullis::proxy::FetchWindow{2, 3, 0});
+  // The store writer is held before its first chunk.
+  table.set_before_write_for_test([writer_gate](uint64_t) { writer_gate->Wait(20s); });
+  IdleAtExit idle_at_exit{table};
+  struct OpenAtExit {  // a failed REQUIRE must not leave the writer held
+    std::shared_ptr<Gate> g;
+    ~OpenAtExit() { g->Open(); }
+  } open_at_exit{writer_gate};
+  bool started = false;
+  auto f = table.Join(d, ClientFor(up.url()), "r", &started, nullptr);
+  REQUIRE(f.ok());
+  BlobFetch& fetch = *f.value();
+  // Three chunks are readable though none is in the store.
+  Outcome ahead = ReadAll(fetch, body.size() - 1, 0, 1500, 3 * kChunk);
+  REQUIRE(ahead.last == RR::kData);
+  CHECK(Diff(ahead.data, body.substr(0, ahead.data.size())) == "");
+  CHECK(fetch.stored_chunks_for_test() == 0);
+  CHECK_FALSE(HasChunk(*store, d, 0));
+  // The fetch stops at max_pending (3) complete chunks the writer has not stored.
+  REQUIRE(Eventually([&] { return fetch.size_committed() >= 3 * kChunk; }));
+  std::this_thread::sleep_for(300ms);
+  CHECK(fetch.size_committed() == 3 * kChunk);
+  CHECK_FALSE(fetch.committed());
+  writer_gate->Open();
+  Outcome rest = ReadAll(fetch, body.size() - 1, ahead.data.size());
+  CHECK(rest.last == RR::kEnd);
+  CHECK(Diff(ahead.data + rest.data, body) == "");
+  REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
+  CHECK(fetch.committed());
+  CHECK(fetch.window_first_for_test() == 13);  // the window is freed at commit
+  CHECK(Diff(ReadBack(*store, d), body) == "");
+  // A reader after the commit reads from the store.
+  Outcome late = ReadAll(fetch, body.size() - 1, 0, 5000);
+  CHECK(late.last == RR::kEnd);
+  CHECK(Diff(late.data, body) == "");
+}
+
+TEST_CASE("proxy: fetch reader behind the window reads the chunks from the store") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeRegistry up;
+  const std::string body = Pattern(kChunk * 10 + 5, 22);
+  Digest d = Digest::Sha256Of(body);
+  auto gate = std::make_shared<Gate>();
+  FakeBlob b;
+  b.body = body;
+  b.piece = 1000;
+  b.gate_at = kChunk * 9;  // the fetch is held after nine chunks
+  b.gate = gate;
+  up.SetBlob("r", d, b);
+  FetchTable table(store, kChunk, 8, portcullis::proxy::FetchWindow{1, 2, 0});
+  IdleAtExit idle_at_exit{table};
+  struct OpenAtExit {
+    std::shared_ptr<Gate> g;
+    ~OpenAtExit() { g->Open(); }
+  } open_at_exit{gate};
+  bool started = false;
+  auto f = table.Join(d, ClientFor(up.url()), "r", &started, nullptr);
+  REQUIRE(f.ok());
+  BlobFetch& fetch = *f.value();
+  // Nine chunks arrive; eight go into the store and leave the window (it keeps one).
+  REQUIRE(Eventually([&] { return fetch.stored_chunks_for_test() >= 8 && fetch.window_first_for_test() >= 8; }));
+  CHECK_FALSE(fetch.committed());
+  CHECK(HasChunk(*store, d, 0));
+  // A reader that starts now (behind the window) gets the first chunks from the store.
+  Outcome slow = ReadAll(fetch, body.size() - 1, 0, 3000, 9 * kChunk);
+  REQUIRE(slow.last == RR::kData);
+  CHECK(slow.data.size() == 9 * kChunk);
+  CHECK(Diff(slow.data, body.substr(0, slow.data.size())) == "");
+  gate->Open();
+  Outcome rest = ReadAll(fetch, body.size() - 1, slow.data.size());
+  CHECK(rest.last == RR::kEnd);
+  CHECK(Diff(slow.data + rest.data, body) == "");
+  REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
+  CHECK(Diff(ReadBack(*store, d), body) == "");
+}
+
+TEST_CASE("proxy: fetch of a wrong body fails readers mid-window and no chunk is written after the drop") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeRegistry up;
+  const std::string good = Pattern(kChunk * 6 + 50, 23);
+  Digest d = Digest::Sha256Of(good);
+  std::string bad = good;
+  bad[kChunk * 5 + 3] ^= 0x20;
+  FakeBlob b;
+  b.body = bad;
+  b.piece = 1000;
+  up.SetBlob("r", d, b);
+  auto writer_gate = std::make_shared<Gate>();
+  FetchTable table(store, kChunk, 8, portcullis::proxy::FetchWindow{8, 16, 0});
+  table.set_before_write_for_test([writer_gate](uint64_t) { writer_gate->Wait(20s); });
+  IdleAtExit idle_at_exit{table};
+  struct OpenAtExit {
+    std::shared_ptr<Gate> g;
+    ~OpenAtExit() { g->Open(); }
+  } open_at_exit{writer_gate};
+  bool started = false;
+  auto f = table.Join(d, ClientFor(up.url()), "r", &started, nullptr);
+  REQUIRE(f.ok());
+  BlobFetch& fetch = *f.value();
+  // Every byte arrives while the writer is held: the reader reads them from the window.
+  Outcome o = ReadAll(fetch, good.size() - 1, 0, 1000, 4 * kChunk);
+  REQUIRE(o.last == RR::kData);
+  CHECK(Diff(o.data, bad.substr(0, o.data.size())) == "");
+  REQUIRE(Eventually([&] { return fetch.size_committed() == good.size(); }));
+  CHECK(fetch.stored_chunks_for_test() == 0);
+  // The digest fails; the fetch stops its writer (which is writing chunk 0) before dropping.
+  writer_gate->Open();
+  Outcome rest = ReadAll(fetch, good.size() - 1, o.data.size());
+  CHECK(rest.last == RR::kFailed);
+  CHECK(o.data.size() + rest.data.size() < good.size());
+  REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
+  CHECK(fetch.failure().code() == Code::kDigestInvalid);
+  CHECK_FALSE(Meta(*store, d).has_value());
+  for (uint64_t i = 0; i < 7; ++i) {
+    CAPTURE(i);
+    CHECK_FALSE(HasChunk(*store, d, i));
+  }
+}
+
+TEST_CASE("proxy: fetches borrow beyond max_pending from one shared pool, and give it back") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeRegistry up;
+  const std::string body_a = Pattern(kChunk * 20 + 1, 24), body_b = Pattern(kChunk * 10 + 2, 25);
+  Digest da = Digest::Sha256Of(body_a), db = Digest::Sha256Of(body_b);
+  FakeBlob a, b;
+  a.body = body_a;
+  b.body = body_b;
+  up.SetBlob("r", da, a);
+  up.SetBlob("r", db, b);
+  auto writer_gate = std::make_shared<Gate>();
+  FetchTable table(store, kChunk, 8, portcullis::proxy::FetchWindow{1, 2, 3});
+  table.set_before_write_for_test([writer_gate](uint64_t) { writer_gate->Wait(20s); });
+  IdleAtExit idle_at_exit{table};
+  struct OpenAtExit {
+    std::shared_ptr<Gate> g;
+    ~OpenAtExit() { g->Open(); }
+  } open_at_exit{writer_gate};
+  auto client = ClientFor(up.url());
+  bool started = false;
+  auto fa = table.Join(da, client, "r", &started, nullptr);
+  REQUIRE(fa.ok());
+  // With the store held, A gets its own 2 chunks and the pool's 3.
+  REQUIRE(Eventually([&] { return fa.value()->size_committed() >= 5 * kChunk; }));
+  std::this_thread::sleep_for(200ms);
+  CHECK(fa.value()->size_committed() == 5 * kChunk);
+  CHECK(table.pool_used() == 3);
+  // B finds the pool empty: its own 2 chunks only.
+  auto fb = table.Join(db, client, "r", &started, nullptr);
+  REQUIRE(fb.ok());
+  REQUIRE(Eventually([&] { return fb.value()->size_committed() >= 2 * kChunk; }));
+  std::this_thread::sleep_for(200ms);
+  CHECK(fb.value()->size_committed() == 2 * kChunk);
+  writer_gate->Open();
+  Outcome oa = ReadAll(*fa.value(), body_a.size() - 1, 0, 50000);
+  Outcome ob = ReadAll(*fb.value(), body_b.size() - 1, 0, 50000);
+  CHECK(oa.last == RR::kEnd);
+  CHECK(ob.last == RR::kEnd);
+  CHECK(Diff(oa.data, body_a) == "");
+  CHECK(Diff(ob.data, body_b) == "");
+  REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
+  CHECK(table.pool_used() == 0);
+  CHECK(Diff(ReadBack(*store, da), body_a) == "");
+  CHECK(Diff(ReadBack(*store, db), body_b) == "");
+}
