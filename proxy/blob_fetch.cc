@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "oci/errors.h"
+#include "proxy/upstream.h"
 
 namespace portcullis::proxy {
 
@@ -127,9 +128,10 @@ BlobFetch::ReadResult BlobFetch::Read(uint64_t offset, size_t max, uint64_t hold
 }
 
 void BlobFetch::Fail(Status st) {
-  // Drop whatever was written first, so nothing of a bad blob stays behind.
-  // (The fetch's writer has stopped by now: BlobFetch::Writer.)
-  (void)store_->DropBlob(digest_);
+  // Drop whatever this fetch wrote, so nothing of a bad blob stays behind.
+  // (The fetch's writer has stopped by now: BlobFetch::Writer.) A fetch that
+  // wrote nothing drops nothing: the digest may be complete from an earlier one.
+  if (began_.load()) (void)store_->DropBlob(digest_);
   std::lock_guard<std::mutex> l(mu_);
   failed_ = true;
   failure_ = std::move(st);
@@ -243,9 +245,7 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
   auto hasher = oci::Hasher::Create(digest_.algorithm());
   Status answer;  // the mapped upstream status when not 200
   Status write_error;
-  oci::HttpRequest req;
-  req.target = "/v2/" + repo + "/blobs/" + digest_.ToString();
-  req.scope = "repository:" + repo + ":pull";
+  const oci::HttpRequest req = upstream::BlobGet(repo, digest_);
   Writer writer(this);
   auto fail = [&](Status st) {
     writer.Abandon();
@@ -270,6 +270,7 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
       write_error = st;
       return false;
     }
+    began_ = true;
     std::lock_guard<std::mutex> l(mu_);
     headers_ = true;
     size_ = size;
@@ -390,6 +391,10 @@ StatusOr<std::shared_ptr<BlobFetch>> FetchTable::Join(const oci::Digest& d,
       return Status::TooManyRequests(std::to_string(max_inflight_) +
                                      " upstream blob fetches are running; retry shortly");
     }
+    if (held_.count(d)) return Status::TooManyRequests("blob " + d.ToString() + " is being removed; retry shortly");
+    // Under mu_: no other fetch of `d` can commit between this look and BeginBlob.
+    PC_ASSIGN_OR_RETURN(auto meta, store_->GetBlobMeta(d));
+    if (meta && meta->complete) return Status::AlreadyExists("blob " + d.ToString() + " is cached");
     fetch = std::make_shared<BlobFetch>(d, store_, chunk_bytes_, window_, pool_);
     if (before_write_) fetch->set_before_write_for_test(before_write_);
     running_[d] = fetch;
@@ -435,6 +440,20 @@ StatusOr<std::shared_ptr<BlobFetch>> FetchTable::Join(const oci::Digest& d,
 size_t FetchTable::inflight() const {
   std::lock_guard<std::mutex> l(mu_);
   return running_.size();
+}
+
+std::optional<FetchTable::Hold> FetchTable::HoldIdle(const oci::Digest& d) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (running_.count(d)) return std::nullopt;
+  ++held_[d];
+  return Hold(this, d);
+}
+
+FetchTable::Hold::~Hold() {
+  if (table_ == nullptr) return;
+  std::lock_guard<std::mutex> l(table_->mu_);
+  auto it = table_->held_.find(d_);
+  if (it != table_->held_.end() && --it->second == 0) table_->held_.erase(it);
 }
 
 bool FetchTable::Running(const oci::Digest& d) const {

@@ -27,6 +27,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <utility>
+#include <optional>
 #include <string>
 
 #include "oci/digest.h"
@@ -124,6 +126,7 @@ class BlobFetch {
   size_t borrowed_ = 0;        // chunks borrowed from the pool (returned as chunks are stored)
   bool stop_ = false;          // the writer stops once stored_ == complete_
   Status write_error_;
+  std::atomic<bool> began_{false};  // BeginBlob succeeded: Fail drops what was written
   bool verified_ = false;  // every byte arrived and matched the digest
   bool committed_ = false;
   bool failed_ = false;
@@ -137,13 +140,36 @@ class FetchTable {
 
   // Returns the running fetch of `d` (joining it) or starts one through
   // `client` for `repo`. `*started` says which. TOOMANYREQUESTS when the bound
-  // is reached. The fetch's thread holds `client` alive via `keep`.
+  // is reached or `d` is held (below). ALREADY_EXISTS when `d` is complete in
+  // the store (an earlier fetch committed it after the caller looked): serve
+  // it from there; a second fetch never rewrites a complete blob (review L2).
+  // The fetch's thread holds `client` alive.
   StatusOr<std::shared_ptr<BlobFetch>> Join(const oci::Digest& d, std::shared_ptr<oci::RegistryClient> client,
                                             const std::string& repo, bool* started,
                                             const std::function<void(const BlobFetch&)>& on_done);
 
   size_t inflight() const;
   bool Running(const oci::Digest& d) const;
+
+  // While a Hold of `d` lives, no fetch of `d` starts (Join answers
+  // TOOMANYREQUESTS): for whoever drops `d` from the store (purge, eviction,
+  // garbage collection), so that no fetch writes chunks the drop then deletes
+  // (review L2). Must not outlive the table.
+  class Hold {
+   public:
+    Hold(FetchTable* table, oci::Digest d) : table_(table), d_(std::move(d)) {}
+    Hold(Hold&& o) noexcept : table_(std::exchange(o.table_, nullptr)), d_(o.d_) {}
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+    Hold& operator=(Hold&&) = delete;
+    ~Hold();
+
+   private:
+    FetchTable* table_;
+    oci::Digest d_;
+  };
+  // A Hold of `d`, or nullopt when a fetch of `d` is running now.
+  std::optional<Hold> HoldIdle(const oci::Digest& d);
   // Waits until no fetch runs, up to `deadline`. True when idle.
   bool WaitIdle(std::chrono::steady_clock::time_point deadline);
 
@@ -166,6 +192,7 @@ class FetchTable {
   mutable std::mutex mu_;
   std::condition_variable idle_cv_;
   std::map<oci::Digest, std::shared_ptr<BlobFetch>> running_;
+  std::map<oci::Digest, int> held_;  // Holds alive, by digest
   size_t threads_ = 0;  // fetch threads not yet finished (on_done included)
   Spawner spawner_;
   std::function<void(uint64_t)> before_write_;

@@ -28,6 +28,7 @@ using portcullis::oci::RegistryClient;
 using portcullis::proxy::BlobFetch;
 using portcullis::proxy::FetchTable;
 using portcullis::proxy::Store;
+using portcullis::proxy::testing::FakeBlob;
 using portcullis::proxy::testing::FakeRegistry;
 using portcullis::testing::TempDir;
 using namespace std::chrono_literals;
@@ -158,4 +159,84 @@ TEST_CASE("proxy: fetch survives an on_done callback that throws") {
   CHECK(f.value()->WaitDone(10s));
   CHECK(table.WaitIdle(Clock::now() + 10s));
   CHECK(table.inflight() == 0);
+}
+
+// Review L2, the second race: a client found the blob not yet cached, the
+// running fetch then committed and left the table, and the client's Join
+// started a second fetch whose BeginBlob turned the complete record back into
+// a pending one (and whose failure would have dropped the good blob).
+TEST_CASE("proxy: a second fetch of a digest already complete never rewrites or drops it (review L2)") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeRegistry up;
+  const std::string body = "a layer that is cached";
+  const Digest d = Digest::Sha256Of(body);
+  up.SetBlob("r", d, "lying bytes that do not match the digest");
+  REQUIRE(store->BeginBlob(d, kChunk).ok());
+  REQUIRE(store->CommitBlob(d, 0, body, body.size(), kChunk).ok());
+
+  // The table sees it is complete: no fetch, no upstream GET.
+  FetchTable table(store, kChunk, 2);
+  IdleAtExit idle_at_exit{table};
+  bool started = false;
+  auto f = table.Join(d, ClientFor(up.url()), "r", &started, nullptr);
+  REQUIRE_FALSE(f.ok());
+  CHECK(f.status().code() == Code::kAlreadyExists);
+  CHECK(up.blob_gets == 0);
+
+  // A fetch that gets past the table anyway: BeginBlob refuses, and the
+  // failure (the upstream lies too) drops nothing it did not write.
+  CHECK(store->BeginBlob(d, kChunk).code() == Code::kAlreadyExists);
+  BlobFetch stray(d, store, kChunk);
+  stray.Run(ClientFor(up.url()).get(), "r");
+  CHECK(stray.failed());
+  auto meta = store->GetBlobMeta(d);
+  REQUIRE(meta.ok());
+  REQUIRE(meta->has_value());
+  CHECK((*meta)->complete);
+  CHECK((*meta)->size == body.size());
+  rocksdb::PinnableSlice chunk;
+  REQUIRE(store->ReadChunk(d, 0, &chunk).ok());
+  CHECK(chunk.ToString() == body);
+}
+
+// Review L2, the first race: a purge (or eviction) checked that no fetch ran,
+// then scanned; a fetch started in between wrote chunks the purge deleted,
+// then committed a complete record without them. A hold closes the window.
+TEST_CASE("proxy: no fetch starts while a digest is held for removal, and no hold is taken while one runs (review L2)") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeRegistry up;
+  const std::string body = "layer bytes to purge";
+  const Digest d = Digest::Sha256Of(body);
+  FakeBlob slow;
+  slow.body = body;
+  slow.gate = std::make_shared<portcullis::proxy::testing::Gate>();
+  slow.gate_at = 5;
+  up.SetBlob("r", d, slow);
+  FetchTable table(store, kChunk, 2);
+  IdleAtExit idle_at_exit{table};
+  bool started = false;
+  {
+    auto hold = table.HoldIdle(d);
+    REQUIRE(hold.has_value());
+    auto second = table.HoldIdle(d);  // holds nest
+    REQUIRE(second.has_value());
+    auto f = table.Join(d, ClientFor(up.url()), "r", &started, nullptr);
+    REQUIRE_FALSE(f.ok());
+    CHECK(f.status().code() == Code::kTooManyRequests);
+    CHECK_FALSE(table.Running(d));
+    second.reset();
+    CHECK_FALSE(table.Join(d, ClientFor(up.url()), "r", &started, nullptr).ok());  // the first still holds
+  }
+  CHECK(up.blob_gets == 0);
+  // Released: a fetch starts; while it runs, no hold is given.
+  auto f = table.Join(d, ClientFor(up.url()), "r", &started, nullptr);
+  REQUIRE(f.ok());
+  CHECK(started);
+  CHECK_FALSE(table.HoldIdle(d).has_value());
+  slow.gate->Open();
+  CHECK(f.value()->WaitDone(10s));
+  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  CHECK(table.HoldIdle(d).has_value());
 }

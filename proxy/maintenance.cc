@@ -60,7 +60,8 @@ StatusOr<uint64_t> Maintenance::EvictIfNeeded() {
   uint64_t n = 0, bytes = 0, manifests = 0, tags = 0;
   for (const auto& b : blobs) {
     if (store_->Stats().blob_bytes <= low) break;
-    if (fetches_->Running(b.digest) || store_->Pinned(b.digest)) continue;
+    auto hold = fetches_->HoldIdle(b.digest);  // no fetch starts while it is dropped
+    if (!hold || store_->Pinned(b.digest)) continue;
     PC_RETURN_IF_ERROR(store_->DropBlob(b.digest));
     PC_RETURN_IF_ERROR(store_->DropDependents(b.digest, &manifests, &tags));
     ++n;
@@ -83,7 +84,9 @@ StatusOr<GcResult> Maintenance::Gc() {
   PC_ASSIGN_OR_RETURN(auto blobs, store_->ListBlobs());
   uint64_t manifests = 0, tags = 0;
   for (const auto& b : blobs) {
-    if (links.count(b.digest.ToString()) || fetches_->Running(b.digest) || store_->Pinned(b.digest)) continue;
+    if (links.count(b.digest.ToString())) continue;
+    auto hold = fetches_->HoldIdle(b.digest);
+    if (!hold || store_->Pinned(b.digest)) continue;
     PC_RETURN_IF_ERROR(store_->DropBlob(b.digest));
     ++r.blobs;
     r.bytes += b.size;
@@ -105,7 +108,10 @@ StatusOr<PurgeResult> Maintenance::Purge(const std::string& target) {
   if (target.rfind("sha256:", 0) == 0 || target.rfind("sha512:", 0) == 0) {
     PC_ASSIGN_OR_RETURN(oci::Digest d, oci::Digest::Parse(target));
     std::lock_guard<std::mutex> work(work_mu_);
-    if (fetches_->Running(d)) return Status::TooManyRequests("blob " + target + " is being fetched; retry shortly");
+    // Held for the whole purge: a fetch starting during the scan below would
+    // write chunks that DropBlob then deletes under a later complete record (review L2).
+    auto hold = fetches_->HoldIdle(d);
+    if (!hold) return Status::TooManyRequests("blob " + target + " is being fetched; retry shortly");
     PC_ASSIGN_OR_RETURN(auto meta, store_->GetBlobMeta(d));
     PC_ASSIGN_OR_RETURN(auto man, store_->GetManifest(d));
     PC_RETURN_IF_ERROR(store_->DeleteLinksTo(d, &r.tags));
@@ -144,7 +150,8 @@ StatusOr<FsckResult> Maintenance::Fsck() {
   FsckResult r;
   PC_ASSIGN_OR_RETURN(auto blobs, store_->ListBlobs());
   for (const auto& b : blobs) {
-    if (fetches_->Running(b.digest)) continue;
+    auto hold = fetches_->HoldIdle(b.digest);
+    if (!hold) continue;
     ++r.checked;
     auto hasher = oci::Hasher::Create(b.digest.algorithm());
     uint64_t got = 0;

@@ -78,20 +78,27 @@ Status Registry::ConfirmBlobInRepo(const Route& route, const oci::Digest& d) {
   return store_->PutLinks(route.Key(), {d});
 }
 
-StatusOr<BlobSource> Registry::OpenBlob(const Route& route, const oci::Digest& d) {
+StatusOr<BlobSource> Registry::OpenCached(const Route& route, const oci::Digest& d, bool* found) {
+  *found = false;
   BlobSource src;
   src.digest = d;
   PC_ASSIGN_OR_RETURN(auto meta, store_->GetBlobMeta(d));
-  if (meta && meta->complete) {
-    // Bytes are shared across repositories, access is not: the repo must hold it.
-    PC_RETURN_IF_ERROR(ConfirmBlobInRepo(route, d));
-    ++counters_.blob_hits;
-    store_->Touch(d);
-    src.size = static_cast<int64_t>(meta->size);
-    src.chunk_bytes = meta->chunk_bytes;
-    src.cache_hit = true;
-    return src;
-  }
+  if (!meta || !meta->complete) return src;
+  *found = true;
+  // Bytes are shared across repositories, access is not: the repo must hold it.
+  PC_RETURN_IF_ERROR(ConfirmBlobInRepo(route, d));
+  ++counters_.blob_hits;
+  store_->Touch(d);
+  src.size = static_cast<int64_t>(meta->size);
+  src.chunk_bytes = meta->chunk_bytes;
+  src.cache_hit = true;
+  return src;
+}
+
+StatusOr<BlobSource> Registry::OpenBlob(const Route& route, const oci::Digest& d) {
+  bool found = false;
+  PC_ASSIGN_OR_RETURN(BlobSource src, OpenCached(route, d, &found));
+  if (found) return src;
   ++counters_.blob_misses;
   bool started = false;
   std::string upstream_name = route.upstream->name;
@@ -99,8 +106,7 @@ StatusOr<BlobSource> Registry::OpenBlob(const Route& route, const oci::Digest& d
   std::string key = route.Key();
   Store* store = store_.get();
   Counters* counters = &counters_;
-  PC_ASSIGN_OR_RETURN(
-      src.fetch, fetches_.Join(d, route.upstream->client, route.repo, &started, [=](const BlobFetch& f) {
+  auto joined = fetches_.Join(d, route.upstream->client, route.repo, &started, [=](const BlobFetch& f) {
         counters->upstream_bytes += f.size_committed();
         if (f.committed()) {
           (void)store->PutLinks(key, {f.digest()});
@@ -113,7 +119,14 @@ StatusOr<BlobSource> Registry::OpenBlob(const Route& route, const oci::Digest& d
               {{"upstream", upstream_name}, {"repo", repo}, {"digest", f.digest().ToString()},
                {"error", f.failure().ToString()}});
         }
-      }));
+      });
+  if (!joined.ok() && joined.status().Is(Code::kAlreadyExists)) {
+    // An earlier fetch committed it after the look above (review L2).
+    PC_ASSIGN_OR_RETURN(src, OpenCached(route, d, &found));
+    if (found) return src;
+    return Status::UpstreamUnavailable("blob " + d.ToString() + " changed while it was opened; retry");
+  }
+  PC_ASSIGN_OR_RETURN(src.fetch, std::move(joined));
   if (started) {
     ++counters_.upstream_blob_fetches;
   } else {

@@ -77,6 +77,8 @@ class Registry {
 
  private:
   Status ConfirmBlobInRepo(const Route& route, const oci::Digest& d);
+  // The blob from the store when it is complete there (*found), else an empty source.
+  StatusOr<BlobSource> OpenCached(const Route& route, const oci::Digest& d, bool* found);
 
   const config::Config cfg_;
   std::shared_ptr<Store> store_;

@@ -326,6 +326,12 @@ StatusOr<std::optional<BlobMeta>> Store::GetBlobMeta(const oci::Digest& d) {
 }
 
 Status Store::BeginBlob(const oci::Digest& d, uint64_t chunk_bytes) {
+  // A complete blob is never turned back into a pending one (review L2).
+  std::string v;
+  if (db_->Get(rocksdb::ReadOptions(), meta_, d.ToString(), &v).ok()) {
+    auto was = DecodeMeta(v);
+    if (was && was->complete) return Status::AlreadyExists("blob " + d.ToString() + " is already cached");
+  }
   BlobMeta m;
   m.complete = false;
   m.chunk_bytes = chunk_bytes;

@@ -96,7 +96,8 @@ class Store {
 
   // Blobs.
   StatusOr<std::optional<BlobMeta>> GetBlobMeta(const oci::Digest& d);
-  // Records a pending blob; chunks may follow.
+  // Records a pending blob; chunks may follow. ALREADY_EXISTS (nothing
+  // written) when `d` is complete: a complete blob never becomes pending again.
   Status BeginBlob(const oci::Digest& d, uint64_t chunk_bytes);
   // Writes chunk `index` without the write-ahead log: not durable until CommitBlob.
   Status PutChunk(const oci::Digest& d, uint64_t index, std::string_view data);
