@@ -33,7 +33,6 @@ std::optional<ManifestResult> ManifestStore::Peek(const Route& route, const std:
   }
   auto m = store_->PeekManifest(d);
   if (!m) return std::nullopt;
-  ++counters_->manifest_hits;
   ManifestResult r;
   r.media_type = std::move(m->media_type);
   r.bytes = std::move(m->bytes);

@@ -45,7 +45,8 @@ class ManifestStore {
   // The same answer when it is in memory now and needs no upstream: a digest
   // the repository is known to hold, or a tag within its TTL, whose records
   // are in RocksDB's memtables or block cache. Never blocks (no disk read, no
-  // network): for the event loop. nullopt: call Get on a worker.
+  // network): for the event loop. nullopt: call Get on a worker. Counts
+  // nothing: the caller counts the hit once it serves the answer.
   std::optional<ManifestResult> Peek(const Route& route, const std::string& ref);
 
  private:

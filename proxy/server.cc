@@ -197,6 +197,7 @@ void RegistryRequest::Manifest(const Route& route, const std::string& ref) {
       fell_back_ = true;
       return;
     }
+    ++registry_.counters().manifest_hits;
     m = std::move(*peeked);
   } else {
     m = registry_.GetManifest(route, ref);
