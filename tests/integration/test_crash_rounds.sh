@@ -6,8 +6,10 @@
 #   - a calibration round (no kill) times 8 concurrent cold blob GETs and is the positive
 #     control of the judge (8 complete bodies, all right);
 #   - then CRASH_ROUNDS rounds (default 10): 8 concurrent cold GETs (2 per layer, so coalesced
-#     readers are cut too), kill -9 after a random delay in [0, 0.8 x the calibrated time] (so
-#     kills land before the requests, mid-body, and during the commits after the last byte),
+#     readers are cut too), kill -9 after a random delay in [0, 0.8 x the calibrated time],
+#     halved after each round whose kill found every client done (the first cold pull after a
+#     start is the slowest), so kills land before the requests, mid-body, and during the
+#     commits after the last byte;
 #     restart on the same data dir;
 #   - judge of every client: a COMPLETE body (curl exit 0, HTTP 200, as many bytes as
 #     Content-Length) must hash to its digest; a cut body is fine;
@@ -138,6 +140,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
   judge "$r" >>"$T/judge.out"
   ((R_CUT_MID > 0)) && mid_rounds=$((mid_rounds + 1))
   log "round $r: kill -9 after $delay ms with $running clients running: $R_COMPLETE complete, $R_CUT_MID cut mid-body, $R_WRONG wrong"
+  # The first cold pull after a start (the calibration) is the slowest; when a kill found
+  # every client done, later rounds draw from half the range, so kills keep landing mid-body.
+  ((running == 0 && MAX_DELAY > 20)) && MAX_DELAY=$((MAX_DELAY / 2)) && log "kill delays now drawn from [0, $MAX_DELAY] ms"
 
   if ! start_proxy proxy "${PROXY_ARGS[@]}" || ! wait_http "http://$ADMIN/healthz" 30 proxy; then
     restart_bad=$((restart_bad + 1))
