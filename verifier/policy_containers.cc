@@ -56,12 +56,6 @@ std::string ScopeProblem(const std::string& scope) {
   return "";
 }
 
-std::string Join(const std::vector<std::string>& v, const char* sep = ", ") {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-  return s;
-}
-
 std::string FulcioLabel(const FulcioTrust& f) { return "fulcio " + f.subject_email + " (" + f.oidc_issuer + ")"; }
 
 void AddMatched(Decision& d, const std::string& label) {
@@ -248,12 +242,12 @@ bool ContainersPolicy::CheckSigstore(const Requirement& r, const DockerRef& inte
     if (sig.bundle) {
       accepted = CheckBundleSig(r, digest, sig, d, outcome, note) || accepted;
       if (outcome.empty()) outcome.push_back("no trusted key of this requirement verifies it");
-      d.details.push_back(SignatureLabel(sig) + ": " + Join(outcome, "; "));
+      d.details.push_back(SignatureLabel(sig) + ": " + JoinList(outcome, "; "));
       continue;
     }
     if (r.fulcio) {
       accepted = CheckFulcio(r, intended, digest, sig, d, outcome, note) || accepted;
-      d.details.push_back(SignatureLabel(sig) + ": " + Join(outcome, "; "));
+      d.details.push_back(SignatureLabel(sig) + ": " + JoinList(outcome, "; "));
       continue;
     }
     for (const TrustedKey& k : r.keys) {
@@ -294,7 +288,7 @@ bool ContainersPolicy::CheckSigstore(const Requirement& r, const DockerRef& inte
       break;
     }
     if (outcome.empty()) outcome.push_back("no trusted key of this requirement verifies it");
-    d.details.push_back(SignatureLabel(sig) + ": " + Join(outcome, "; "));
+    d.details.push_back(SignatureLabel(sig) + ": " + JoinList(outcome, "; "));
   }
   if (accepted) return true;
   if (notes.size() > 3) notes.resize(3);
@@ -302,13 +296,13 @@ bool ContainersPolicy::CheckSigstore(const Requirement& r, const DockerRef& inte
   for (const TrustedKey& k : r.keys) names.push_back(k.name);
   if (r.fulcio) names.push_back(FulcioLabel(*r.fulcio));
   if (!notes.empty()) {
-    *why = Join(notes, "; ");
+    *why = JoinList(notes, "; ");
   } else if (found.empty()) {
     *why = "no signature by a trusted key (no signatures found for " + digest.ToString() + ")";
   } else {
     *why = std::string(r.fulcio ? "no signature by a trusted signer (" : "no signature by a trusted key (") +
            std::to_string(found.size()) +
-           (found.size() == 1 ? " signature" : " signatures") + " found, none by " + Join(names) + ")";
+           (found.size() == 1 ? " signature" : " signatures") + " found, none by " + JoinList(names) + ")";
   }
   return false;
 }
@@ -348,7 +342,7 @@ StatusOr<Decision> ContainersPolicy::Evaluate(const std::string& name, const std
     }
   }
   d.allowed = true;
-  d.reason = found ? "accepted by " + d.rule + ": signed by " + Join(d.keys_matched)
+  d.reason = found ? "accepted by " + d.rule + ": signed by " + JoinList(d.keys_matched)
                    : "accepted by " + d.rule + " (insecureAcceptAnything)";
   return d;
 }
@@ -378,13 +372,13 @@ std::string Describe(const Requirements& reqs) {
         for (const TrustedKey& k : r.keys) {
           keys.push_back(k.name + " (" + std::string(keys::KeyTypeName(k.key->type())) + ")");
         }
-        parts.push_back("sigstoreSigned by any of [" + Join(keys) + "]" + rekor + ", signedIdentity " +
+        parts.push_back("sigstoreSigned by any of [" + JoinList(keys) + "]" + rekor + ", signedIdentity " +
                         r.identity.Describe());
         break;
       }
     }
   }
-  return Join(parts, " AND ");
+  return JoinList(parts, " AND ");
 }
 
 std::string ContainersPolicy::Explain() const {

@@ -28,6 +28,13 @@ struct TrustedKey {
   std::string der;  // SubjectPublicKeyInfo, to spot the same key under two names
 };
 
+// The strings of `v` joined by `sep` (for messages and labels).
+inline std::string JoinList(const std::vector<std::string>& v, const char* sep = ", ") {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
 // `path` made absolute against `base_dir` when relative.
 std::string ResolvePath(const std::string& path, const std::string& base_dir);
 

@@ -40,12 +40,6 @@ bool ValidKeyName(const std::string& s) {
   return true;
 }
 
-std::string Join(const std::vector<std::string>& v, const char* sep = ", ") {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-  return s;
-}
-
 class PortcullisPolicy : public Policy {
  public:
   PortcullisPolicy(std::string origin, std::string version, std::vector<TrustedKey> keys, std::vector<Rule> rules,
@@ -209,7 +203,7 @@ Decision PortcullisPolicy::Require(const Rule& r, const oci::Digest& digest,
       if (root_) CheckBundleForRule(sig, *root_, digest, rule_keys, r.identities, key_ok, id_ok, outcome, refusals);
       for (const std::string& n : refusals) note(n);
       if (outcome.empty()) outcome.push_back("no trusted key or identity of this rule verifies it");
-      d.details.push_back(line + Join(outcome, "; "));
+      d.details.push_back(line + JoinList(outcome, "; "));
       continue;
     }
     bool unreadable = false;
@@ -244,7 +238,7 @@ Decision PortcullisPolicy::Require(const Rule& r, const oci::Digest& digest,
       }
     }
     if (outcome.empty()) outcome.push_back("no trusted key of this rule verifies it");
-    d.details.push_back(line + Join(outcome, "; "));
+    d.details.push_back(line + JoinList(outcome, "; "));
   }
   std::vector<std::string> all_names;
   for (size_t j = 0; j < r.keys.size(); ++j) {
@@ -258,7 +252,7 @@ Decision PortcullisPolicy::Require(const Rule& r, const oci::Digest& digest,
   const size_t n = r.keys.size() + r.identities.size(), got = d.keys_matched.size();
   const std::string count = std::to_string(r.threshold) + " of " + std::to_string(n) +
                             (r.identities.empty() ? " keys" : " keys/identities") + " required, " +
-                            std::to_string(got) + " found" + (got ? " (" + Join(d.keys_matched) + ")" : "");
+                            std::to_string(got) + " found" + (got ? " (" + JoinList(d.keys_matched) + ")" : "");
   if (got >= r.threshold) {
     d.allowed = true;
     d.reason = count;
@@ -267,17 +261,17 @@ Decision PortcullisPolicy::Require(const Rule& r, const oci::Digest& digest,
   if (notes.size() > 3) notes.resize(3);
   if (r.threshold == 1) {
     if (!notes.empty()) {
-      d.reason = Join(notes, "; ");
+      d.reason = JoinList(notes, "; ");
     } else if (found.empty()) {
       d.reason = "no signature by a trusted key (no signatures found for " + digest.ToString() + ")";
     } else {
       d.reason = "no signature by a trusted key (" + std::to_string(found.size()) +
-                 (found.size() == 1 ? " signature" : " signatures") + " found, none by " + Join(all_names) + ")";
+                 (found.size() == 1 ? " signature" : " signatures") + " found, none by " + JoinList(all_names) + ")";
     }
   } else {
     d.reason = count;
     if (!notes.empty())
-      d.reason += "; " + Join(notes, "; ");
+      d.reason += "; " + JoinList(notes, "; ");
     else if (found.empty())
       d.reason += " (no signatures found for " + digest.ToString() + ")";
   }
@@ -312,7 +306,7 @@ std::string PortcullisPolicy::Explain() const {
         for (size_t k : r.keys) names.push_back(keys_[k].name);
         for (const KeylessIdentity& id : r.identities) names.push_back(id.Label());
         o << "require signatures by " << r.threshold << " of " << (r.keys.size() + r.identities.size())
-          << (r.identities.empty() ? " keys [" : " keys/identities [") << Join(names) << "]";
+          << (r.identities.empty() ? " keys [" : " keys/identities [") << JoinList(names) << "]";
         for (const KeylessIdentity& id : r.identities) o << "\n      " << id.Label() << ": " << id.Describe();
         if (r.identity) o << ", signed identity matching " << r.identity->text();
         break;

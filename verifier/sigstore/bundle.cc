@@ -10,7 +10,7 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kMaxCerts = 10;
-constexpr size_t kMaxEntries = 8;
+constexpr size_t kMaxTlogEntries = 8;
 constexpr size_t kMaxProofHashes = 64;
 constexpr size_t kMaxTimestamps = 8;
 
@@ -91,7 +91,7 @@ Status ParseCertificates(const json& vm, Bundle& b) {
   return Status::InvalidArgument("verificationMaterial has no certificate, certificate chain or public key");
 }
 
-StatusOr<Bundle> ParseImpl(std::string_view text) {
+StatusOr<Bundle> ParseBundleImpl(std::string_view text) {
   if (text.size() > kMaxBundleBytes) return Status::InvalidArgument("bundle is larger than 16 MiB");
   PC_ASSIGN_OR_RETURN(json j, ParseStrictJson(text));
   if (!j.is_object()) return Status::InvalidArgument("bundle is not a JSON object");
@@ -112,7 +112,7 @@ StatusOr<Bundle> ParseImpl(std::string_view text) {
   PC_RETURN_IF_ERROR(ParseCertificates(*vm, b));
   const json* entries = Field(*vm, "tlogEntries");
   if (entries != nullptr) {
-    if (!entries->is_array() || entries->size() > kMaxEntries) {
+    if (!entries->is_array() || entries->size() > kMaxTlogEntries) {
       return Status::InvalidArgument("verificationMaterial.tlogEntries is not a bounded array");
     }
     for (size_t i = 0; i < entries->size(); ++i) {
@@ -163,7 +163,7 @@ StatusOr<Bundle> ParseImpl(std::string_view text) {
 
 StatusOr<Bundle> ParseBundle(std::string_view json_text) {
   try {
-    auto b = ParseImpl(json_text);
+    auto b = ParseBundleImpl(json_text);
     if (!b.ok()) return b.status().Annotate("bundle");
     return b;
   } catch (const std::exception& e) {

@@ -42,7 +42,7 @@ StatusOr<std::string> FromHex(const std::string& s) {
   return out;
 }
 
-StatusOr<TlogEntry> ParseImpl(std::string_view annotation) {
+StatusOr<TlogEntry> ParseRekorSetImpl(std::string_view annotation) {
   if (annotation.size() > kMaxRekorSetBytes) return Status::InvalidArgument("Rekor bundle is too large");
   auto parsed = ParseStrictJson(annotation);
   if (!parsed.ok()) return Status::InvalidArgument("Rekor bundle: " + parsed.status().message());
@@ -80,7 +80,7 @@ StatusOr<TlogEntry> ParseImpl(std::string_view annotation) {
 
 StatusOr<TlogEntry> ParseRekorSetAnnotation(std::string_view annotation) {
   try {
-    return ParseImpl(annotation);
+    return ParseRekorSetImpl(annotation);
   } catch (const std::exception& e) {
     return Status::InvalidArgument(std::string("Rekor bundle is malformed: ") + e.what());
   }

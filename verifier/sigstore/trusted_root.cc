@@ -10,7 +10,7 @@ namespace {
 using nlohmann::json;
 
 constexpr std::string_view kMediaType = "application/vnd.dev.sigstore.trustedroot+json;version=0.1";
-constexpr size_t kMaxEntries = 64;
+constexpr size_t kMaxRootEntries = 64;
 
 StatusOr<TimeRange> ParseValidFor(const json& parent, const std::string& where) {
   const json* v = Field(parent, "validFor");
@@ -83,7 +83,7 @@ Status ParseList(const json& root, const char* key, std::vector<T>& out, F parse
   const json* list = Field(root, key);
   if (list == nullptr) return Status::Ok();
   if (!list->is_array()) return Status::InvalidArgument(std::string(key) + " is not an array");
-  if (list->size() > kMaxEntries) return Status::InvalidArgument(std::string(key) + " has too many entries");
+  if (list->size() > kMaxRootEntries) return Status::InvalidArgument(std::string(key) + " has too many entries");
   for (size_t i = 0; i < list->size(); ++i) {
     PC_ASSIGN_OR_RETURN(T item, parse((*list)[i], std::string(key) + "[" + std::to_string(i) + "]"));
     out.push_back(std::move(item));
@@ -91,7 +91,7 @@ Status ParseList(const json& root, const char* key, std::vector<T>& out, F parse
   return Status::Ok();
 }
 
-StatusOr<TrustedRoot> ParseImpl(std::string_view text) {
+StatusOr<TrustedRoot> ParseTrustedRootImpl(std::string_view text) {
   PC_ASSIGN_OR_RETURN(json j, ParseStrictJson(text));
   if (!j.is_object()) return Status::InvalidArgument("trusted root is not a JSON object");
   PC_ASSIGN_OR_RETURN(std::string media_type, String(j, "mediaType", "trusted root"));
@@ -113,7 +113,7 @@ StatusOr<TrustedRoot> ParseImpl(std::string_view text) {
 
 StatusOr<TrustedRoot> TrustedRoot::Parse(std::string_view json_text) {
   try {
-    auto r = ParseImpl(json_text);
+    auto r = ParseTrustedRootImpl(json_text);
     if (!r.ok()) return r.status().Annotate("trusted root");
     return r;
   } catch (const std::exception& e) {
