@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 setup_args=()
 if [[ ${1:-} == --no-update ]]; then setup_args+=(--no-update); shift; fi
 ./setup.sh "${setup_args[@]}"
-# Two tests at a time (CTEST_PARALLEL_LEVEL overrides): the unit test cases run
-# beside the integration suites, which still take turns (RESOURCE_LOCK peers).
+# Two tests at a time (CTEST_PARALLEL_LEVEL overrides): unit test cases and
+# integration suites side by side; the suites that drive the machine's dockerd,
+# containerd or podman take turns (RESOURCE_LOCK system_daemons).
 export CTEST_PARALLEL_LEVEL=${CTEST_PARALLEL_LEVEL:-2}
 exec ctest --test-dir build --output-on-failure "$@"

@@ -206,7 +206,19 @@ wait_sock() {
 
 # ---------------------------------------------------------------- /etc/hosts
 # hosts_pin NAME... : map NAMEs to 127.0.0.1 until the suite ends
-hosts_pin() {
+# Suites run two at a time (ctest -j2) and each edits /etc/hosts: every edit
+# holds this lock, so a rewrite never drops a line another suite just added.
+HOSTS_LOCK=/tmp/portcullis-it-hosts.lock
+_hosts_locked() { # CMD ARGS...: CMD under the lock, in this shell (its counters count)
+  local fd rc=0
+  exec {fd}>>"$HOSTS_LOCK" || return 1
+  flock -w 60 "$fd" || { exec {fd}>&-; log "timeout waiting for $HOSTS_LOCK"; return 1; }
+  "$@" || rc=$?
+  exec {fd}>&-
+  return $rc
+}
+hosts_pin() { _hosts_locked _hosts_pin "$@"; }
+_hosts_pin() {
   local n
   _hosts_purge_stale
   for n in "$@"; do
@@ -225,7 +237,11 @@ _hosts_filter() { # ERE of lines to drop
   cat "$tmp" >/etc/hosts
   rm -f "$tmp"
 }
-hosts_restore() { [[ -n $HOSTS_MARK ]] && _hosts_filter "$HOSTS_MARK\$"; return 0; }
+hosts_restore() {
+  [[ -n $HOSTS_MARK ]] || return 0
+  _hosts_locked _hosts_filter "$HOSTS_MARK\$"
+  return 0
+}
 _hosts_purge_stale() { # lines left by suites that died without their trap
   local p
   for p in $(grep -oE '# portcullis-it pid=[0-9]+$' /etc/hosts | grep -oE '[0-9]+$' | sort -u); do
