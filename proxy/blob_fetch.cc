@@ -401,20 +401,27 @@ StatusOr<std::shared_ptr<BlobFetch>> FetchTable::Join(const oci::Digest& d,
     ++threads_;
     *started = true;
   }
-  auto forget = [this, fetch] {
+  auto forget = [this](const std::shared_ptr<BlobFetch>& f) {
     std::lock_guard<std::mutex> l(mu_);
-    auto it = running_.find(fetch->digest());
-    if (it != running_.end() && it->second == fetch) running_.erase(it);
+    auto it = running_.find(f->digest());
+    if (it != running_.end() && it->second == f) running_.erase(it);
   };
   try {
-    std::function<void()> body = [this, fetch, client, repo, on_done, forget] {
+    std::function<void()> body = [this, fetch, client, repo, on_done = on_done, forget]() mutable {
       fetch->Run(client.get(), repo);
-      forget();
+      forget(fetch);
       try {
         if (on_done) on_done(*fetch);
       } catch (...) {
         // on_done only logs and records; its failure must not end the process.
       }
+      // Everything this thread owns goes before it says it is done: once the
+      // table is idle its owner may close the store and the upstream clients
+      // and end the process, and a last reference dropped here afterwards
+      // would destroy them on this thread meanwhile (an abort at exit).
+      fetch.reset();
+      client.reset();
+      on_done = nullptr;
       std::lock_guard<std::mutex> l(mu_);
       --threads_;
       idle_cv_.notify_all();
@@ -428,7 +435,7 @@ StatusOr<std::shared_ptr<BlobFetch>> FetchTable::Join(const oci::Digest& d,
     // No thread (EAGAIN under a process limit): give the slot back, and fail
     // the fetch so nobody who joined it in the meantime waits for it.
     fetch->Fail(Status::UpstreamUnavailable("cannot start a fetch thread for " + d.ToString() + ": " + e.what()));
-    forget();
+    forget(fetch);
     std::lock_guard<std::mutex> l(mu_);
     --threads_;
     idle_cv_.notify_all();

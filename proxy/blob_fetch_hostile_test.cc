@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -239,4 +240,48 @@ TEST_CASE("proxy: no fetch starts while a digest is held for removal, and no hol
   CHECK(f.value()->WaitDone(10s));
   REQUIRE(table.WaitIdle(Clock::now() + 10s));
   CHECK(table.HoldIdle(d).has_value());
+}
+
+// Shutdown after a cold pull: `portcullis serve` waits for WaitIdle, then
+// destroys the registry, the upstream clients and the store. A fetch thread
+// that still owned the fetch (and through it the store) or the upstream client
+// after saying it was done released them on its own, while the process was
+// closing RocksDB and exiting: an abort seen in the benchmark's cold pulls.
+// Once WaitIdle reports idle, no fetch thread may own any of them.
+TEST_CASE("proxy: a fetch thread owns nothing once the table reports idle (no release racing shutdown)") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeRegistry up;
+  const std::string body = "bytes of a cold pull";
+  const Digest d = Digest::Sha256Of(body);
+  up.SetBlob("r", d, body);
+  FetchTable table(store, kChunk, 2);
+  // The thread keeps the body (the std::function and whatever it captured)
+  // until the checks below are done, as a thread descheduled right after
+  // signalling would.
+  std::promise<void> checked;
+  std::shared_future<void> checked_f = checked.get_future().share();
+  std::thread runner;
+  table.set_spawner_for_test([&](std::function<void()> fn) {
+    runner = std::thread([fn = std::move(fn), checked_f]() mutable {
+      fn();
+      checked_f.wait();
+    });
+  });
+  std::weak_ptr<RegistryClient> weak_client;
+  std::weak_ptr<BlobFetch> weak_fetch;
+  {
+    auto client = ClientFor(up.url());
+    weak_client = client;
+    bool started = false;
+    auto f = table.Join(d, std::move(client), "r", &started, [](const BlobFetch&) {});
+    REQUIRE(f.ok());
+    weak_fetch = f.value();
+    CHECK(f.value()->WaitDone(10s));
+  }
+  REQUIRE(table.WaitIdle(Clock::now() + 10s));
+  CHECK(weak_fetch.expired());
+  CHECK(weak_client.expired());
+  checked.set_value();
+  runner.join();
 }
