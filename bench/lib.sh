@@ -34,6 +34,7 @@ USED_PORTS=()
 RAW=$W/raw.tsv
 : >"$RAW"
 HELPERS=()   # pids of helper processes (samplers, client batches)
+BG_CRASHED=0  # set by stop_bg when a server died of a signal it was not sent
 
 cleanup() {
   local rc=$? i name p
@@ -41,6 +42,7 @@ cleanup() {
   trap '' INT TERM
   for p in "${HELPERS[@]}"; do kill "$p" 2>/dev/null || true; done
   for ((i = ${#ORDER[@]} - 1; i >= 0; i--)); do stop_bg "${ORDER[$i]}"; done
+  ((BG_CRASHED == 0 || rc != 0)) || rc=1
   if ((KEEP)); then echo "[bench] kept $W"; else rm -rf --one-file-system "$W"; fi
   exit "$rc"
 }
@@ -75,7 +77,17 @@ stop_bg() {
     for i in $(seq 75); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
   fi
-  wait "$pid" 2>/dev/null || true
+  local st=0
+  wait "$pid" 2>/dev/null || st=$?
+  # 143 and 137: our TERM and KILL. Any other signal (SIGABRT 134, SIGSEGV 139) is
+  # a crash: logged as an error (the run then exits 1) with the process's log kept.
+  if ((st > 128 && st != 143 && st != 137)); then
+    local keep=/tmp/portcullis-bench-crash-$name-$pid.log
+    cp "$W/$name.log" "$keep" 2>/dev/null || true
+    echo "$name (pid $pid) died of signal $((st - 128)); its log: $keep" >>"$W/errors.log"
+    echo "[bench] ERROR: $name (pid $pid) died of signal $((st - 128)); its log: $keep" >&2
+    BG_CRASHED=1
+  fi
   PIDS[$name]=""
 }
 
