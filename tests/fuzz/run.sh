@@ -5,6 +5,7 @@
 # tests), so the repository is never changed. Leaks are checked (LeakSanitizer).
 #
 # Usage: tests/fuzz/run.sh SECONDS [TARGET...]    (default: every target)
+#        tests/fuzz/run.sh --build-only              (build them and stop)
 # Env:   FUZZ_BUILD_DIR (default build-fuzz), FUZZ_KEEP_CORPUS=DIR (copy each
 #        grown corpus to DIR/<target>/ afterwards, e.g. to add seeds by hand),
 #        FUZZ_ARGS (extra libFuzzer flags).
@@ -16,6 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 src=$PWD
 secs=${1:-}
+build_only=0
+[[ $secs != --build-only ]] || { build_only=1; secs=0; }
 [[ $secs =~ ^[0-9]+$ ]] || { echo "usage: tests/fuzz/run.sh SECONDS [TARGET...]" >&2; exit 2; }
 shift
 build=${FUZZ_BUILD_DIR:-$src/build-fuzz}
@@ -25,6 +28,7 @@ t0=$SECONDS
 CXX=clang++ cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPORTCULLIS_FUZZ=ON >/dev/null
 nice -n 10 cmake --build "$build" --target portcullis_fuzz
 echo "run.sh: build took $((SECONDS - t0)) s"
+((build_only == 0)) || exit 0
 
 if (($#)); then
   targets=("$@")
