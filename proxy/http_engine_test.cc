@@ -366,3 +366,18 @@ TEST_CASE("http engine: drain answers new requests 503 and lets a running one fi
 }
 
 }  // namespace
+
+TEST_CASE("http engine: IsValidUtf8 takes ASCII at once and still refuses every invalid sequence") {
+  using portcullis::proxy::IsValidUtf8;
+  CHECK(IsValidUtf8(""));
+  CHECK(IsValidUtf8("/v2/library/alpine/manifests/latest"));
+  CHECK(IsValidUtf8(std::string("a\0b", 3)));
+  CHECK(IsValidUtf8("/v2/caf\xc3\xa9/x"));                  // é
+  CHECK(IsValidUtf8("\xe2\x82\xac \xf0\x9f\x98\x80"));        // € and an emoji
+  CHECK_FALSE(IsValidUtf8("/v2/\xff/x"));                    // never valid
+  CHECK_FALSE(IsValidUtf8("/v2/\xc3\x28"));                  // bad continuation
+  CHECK_FALSE(IsValidUtf8("/v2/\xe2\x82"));                  // truncated
+  CHECK_FALSE(IsValidUtf8("/v2/\xc0\xaf"));                  // overlong "/"
+  CHECK_FALSE(IsValidUtf8("/v2/\xed\xa0\x80"));              // a UTF-16 surrogate
+  CHECK_FALSE(IsValidUtf8("ascii first, then \x80"));        // a lone continuation after ASCII
+}
