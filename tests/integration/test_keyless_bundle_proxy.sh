@@ -19,8 +19,9 @@
 #      inclusion proof; a tampered SET; a certificate expired at the signing time
 #   3. portcullis verify --policy agrees, against the registry directly
 #   4. portcullis verify IMAGE --certificate-identity/--certificate-oidc-issuer (exact and
-#      regexp) --trusted-root: exit 0 for the right identity, 1 with the reason for each attack,
-#      2 for usage errors; the built-in public-good root refuses the fixture's bundle
+#      regexp) --trusted-root: exit 0 for the right identity (the bundle, and a legacy keyless
+#      .sig of lab/kleg), 1 with the reason for each attack, 2 for usage errors; the built-in
+#      public-good root refuses the fixture's bundle
 source "$(dirname "$0")/lib.sh"
 suite_init keyless_bundle_proxy
 need openssl jq curl
@@ -33,7 +34,7 @@ BUNDLE_TYPE=application/vnd.dev.sigstore.bundle.v0.3+json
 start_upstream upstream || { not_ok "upstream registry starts" "see $T/upstream.log"; finish; }
 UP=${ADDR[upstream]}
 build_images || { not_ok "test images built" "see $T/build_images.log"; finish; }
-REPOS="kb kbsub kbiss kbcopied kbforeign kbproof kbset kbexpired"
+REPOS="kb kbsub kbiss kbcopied kbforeign kbproof kbset kbexpired kleg"
 for r in $REPOS; do
   check "skopeo pushes the small image to lab/$r:v1" \
     sk copy -q --dest-tls-verify=false "oci:$IMG_OCI:small" "docker://$UP/lab/$r:v1" || finish
@@ -96,6 +97,17 @@ for v in proof set expired; do
     "$([[ $v == expired ]] && echo expired || echo "tamper$v")"
   check "... attached" attach "kb$v" "$D" "$OCI_MT" "$T/b-kb$v/bundle.json"
 done
+# lab/kleg:v1: a legacy keyless .sig (cosign v1/v2 layout), for verify --certificate-identity below
+"$PY" "$SPY" payload "$UP/lab/kleg" "$D" >"$T/payload.json"
+w=$T/sig-kleg; mkdir -p "$w"
+check "legacy keyless .sig of lab/kleg:v1 (trusted CA, trusted Rekor) pushed" bash -c '
+  "$1" "$2" sig "$3/w" "$3/w" "$4" "$5" "$3/payload.json" "$6" &&
+  "$1" "$7" sigimage "$3/payload.json" "$(jq -r ".\"dev.cosignproject.cosign/signature\"" "$6/annotations.json")" "$6" &&
+  jq -c --slurpfile a "$6/annotations.json" ".layers[0].annotations = \$a[0]" "$6/manifest.json" | tr -d "\n" \
+    >"$6/keyless-manifest.json"' _ "$PY" "$KF" "$T" "$EMAIL" "$ISSUER" "$w" "$SPY" &&
+  curl_push_blob "$UP" lab/kleg "$T/payload.json" && curl_push_blob "$UP" lab/kleg "$w/config.json" &&
+  put_manifest "$UP" lab/kleg "sha256-${D#sha256:}.sig" "$w/keyless-manifest.json" application/vnd.oci.image.manifest.v1+json
+
 check_true "the bundle is a v0.3 DSSE cosign image signature of $D, with a certificate and one Rekor entry" \
   "$(head -c 300 "$T/b-kb/bundle.json")" \
   jq -e --arg h "${D#sha256:}" '.mediaType == "application/vnd.dev.sigstore.bundle.v0.3+json" and
@@ -182,5 +194,73 @@ check_true "... verified by identity:$EMAIL" "$(head -c 400 "$T/out")" \
   jq -e --arg k "identity:$EMAIL" '.allowed and .keys_matched == [$k]' "$T/out"
 for r in kbsub kbiss kbforeign kbproof kbset kbexpired; do expect3 1 "$r" v1; done
 expect3 1 kbcopied v2
+
+# ---------------------------------------------------------------- 4. verify --certificate-identity
+TR=(--trusted-root "$T/w/trusted_root.json")
+# expect4 WANT DESC IMAGE ARGS... : portcullis verify IMAGE ARGS --allow-http exits WANT
+expect4() {
+  local want=$1 desc=$2 img=$3 rc; shift 3
+  pc verify "$UP/lab/$img" "$@" --allow-http >"$T/out" 2>"$T/err"; rc=$?
+  check_eq "4. verify $desc: lab/$img exits $want" "$want" "$rc" || log "stderr: $(tail -3 "$T/err")"
+}
+expect4 0 "--certificate-identity $EMAIL --certificate-oidc-issuer $ISSUER" kb:v1 \
+  --certificate-identity "$EMAIL" --certificate-oidc-issuer "$ISSUER" "${TR[@]}"
+check_true "... prints the cosign v3 payload naming $D" "$(head -c 400 "$T/out")" \
+  jq -e --arg d "$D" 'length == 1 and .[0].critical.image."docker-manifest-digest" == $d and
+     .[0].critical.type == "https://sigstore.dev/cosign/sign/v1"' "$T/out"
+check_true "... stderr says the certificate identity matched" "$(tail -3 "$T/err")" \
+  grep -q "The certificate identity matched keyless subject \"$EMAIL\"" "$T/err"
+expect4 0 "--json (exact identity)" kb:v1 --certificate-identity "$EMAIL" --certificate-oidc-issuer "$ISSUER" \
+  "${TR[@]}" --json
+check_true "... the report: one bundle from the fallback tag, certificate $EMAIL / $ISSUER" "$(head -c 600 "$T/out")" \
+  jq -e --arg e "$EMAIL" --arg i "$ISSUER" '(.verified | length) == 1 and .verified[0].kind == "sigstore-bundle" and
+     (.verified[0].source | startswith("fallback tag sha256-")) and .verified[0].certificate.issuer == $i and
+     .verified[0].certificate.subject_alternative_names == [$e] and .rejected == []' "$T/out"
+expect4 0 "--certificate-identity-regexp/--certificate-oidc-issuer-regexp" kb:v1 \
+  --certificate-identity-regexp '.*@example\.com' --certificate-oidc-issuer-regexp 'https://issuer\.test\..*' "${TR[@]}"
+expect4 0 "(legacy keyless .sig)" kleg:v1 --certificate-identity "$EMAIL" --certificate-oidc-issuer "$ISSUER" \
+  "${TR[@]}" --json
+check_true "... the report: the simple-signing .sig, certificate $EMAIL" "$(head -c 600 "$T/out")" \
+  jq -e --arg e "$EMAIL" --arg d "$D" '(.verified | length) == 1 and .verified[0].kind == "simple-signing" and
+     .verified[0].payload.critical.image."docker-manifest-digest" == $d and
+     .verified[0].certificate.subject_alternative_names == [$e]' "$T/out"
+# refused4 DESC IMAGE WHY ARGS... : exit 1, stderr names WHY
+refused4() {
+  local desc=$1 img=$2 why=$3; shift 3
+  expect4 1 "$desc" "$img" "$@"
+  check_true "... stderr: $why" "$(tail -3 "$T/err" | cut -c1-400)" grep -qF -- "$why" "$T/err"
+}
+ID=(--certificate-identity "$EMAIL" --certificate-oidc-issuer "$ISSUER")
+refused4 "another subject" kb:v1 "certificate identity \"$EMAIL\" does not match \"mallory@example.com\"" \
+  --certificate-identity mallory@example.com --certificate-oidc-issuer "$ISSUER" "${TR[@]}"
+refused4 "another issuer" kb:v1 "$WHY_ISS" \
+  --certificate-identity "$EMAIL" --certificate-oidc-issuer https://accounts.other.example "${TR[@]}"
+refused4 "a regexp that matches only part of the subject" kb:v1 "does not match /release@example/" \
+  --certificate-identity-regexp 'release@example' --certificate-oidc-issuer "$ISSUER" "${TR[@]}"
+refused4 "(bundle copied from another image)" kbcopied:v2 "$WHY_COPIED" "${ID[@]}" "${TR[@]}"
+refused4 "(foreign CA)" kbforeign:v1 "$WHY_FOREIGN" "${ID[@]}" "${TR[@]}"
+refused4 "(tampered inclusion proof)" kbproof:v1 "$WHY_PROOF" "${ID[@]}" "${TR[@]}"
+refused4 "(tampered SET)" kbset:v1 "$WHY_SET" "${ID[@]}" "${TR[@]}"
+refused4 "(certificate expired at signing time)" kbexpired:v1 "$WHY_EXPIRED" "${ID[@]}" "${TR[@]}"
+refused4 "without --trusted-root (the public-good root does not trust the fixture's log)" kb:v1 \
+  "the log entry is from a log that is not in the trusted root" "${ID[@]}"
+openssl pkey -in "$T/w/ct.key" -pubout -out "$T/other.pub" 2>/dev/null
+refused4 "--key (a keyless bundle is not the key's)" kb:v1 "signed with a certificate, not a key" \
+  --key "$T/other.pub" "${TR[@]}"
+# usage errors: exit 2 before any registry access
+usage4() {
+  local desc=$1 why=$2; shift 2
+  expect4 2 "$desc" kb:v1 "$@"
+  check_true "... stderr: $why" "$(tail -2 "$T/err" | cut -c1-300)" grep -qF -- "$why" "$T/err"
+}
+usage4 "(identity without issuer)" "exactly one of --certificate-oidc-issuer and --certificate-oidc-issuer-regexp" \
+  --certificate-identity "$EMAIL"
+usage4 "(issuer without identity)" "exactly one of --certificate-identity and --certificate-identity-regexp" \
+  --certificate-oidc-issuer "$ISSUER"
+usage4 "(--key with --certificate-identity)" "exclude each other" --key "$T/x.pub" "${ID[@]}"
+usage4 "(--policy with --certificate-identity)" "exclude each other" --policy "$T/pol/keyless.json" "${ID[@]}"
+usage4 "(invalid regexp)" "--certificate-identity-regexp: not a valid regular expression" \
+  --certificate-identity-regexp '(' --certificate-oidc-issuer "$ISSUER"
+usage4 "(unreadable --trusted-root)" "$T/missing.json" "${ID[@]}" --trusted-root "$T/missing.json"
 
 finish
