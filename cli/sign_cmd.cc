@@ -403,7 +403,7 @@ int RunVerify(const std::vector<std::string>& args) {
     return ReportKeyVerification(ref->Name(), *digest, *found, report, *flags, mode->identity.Describe());
   }
   verifier::KeyVerification report = verifier::VerifyWithKey(*found, *pub, *root, *digest);
-  return ReportKeyVerification(ref->Name(), *digest, *found, report, *flags, "the key " + flags->Value("--key"));
+  return ReportKeyVerification(ref->Name(), *digest, *found, report, *flags, flags->Value("--key"));
 }
 
 int RunPush(const std::vector<std::string>& args) {

@@ -18,7 +18,7 @@
 namespace portcullis::cli {
 
 // Prints the outcome; returns the exit code (0 at least one verified, 1 none).
-// `against` names what the signatures were checked with ("the key FILE", or a
+// `against` names what the signatures were checked with (the --key FILE, or a
 // keyless identity's Describe()), for the refusal message.
 int ReportKeyVerification(const std::string& name, const oci::Digest& digest,
                           const std::vector<verifier::FoundSignature>& found,
