@@ -22,6 +22,8 @@
 #      regexp) --trusted-root: exit 0 for the right identity (the bundle, and a legacy keyless
 #      .sig of lab/kleg), 1 with the reason for each attack, 2 for usage errors; the built-in
 #      public-good root refuses the fixture's bundle
+#   5. podman (through a registries.conf mirror at the proxy) pulls the signed image; another
+#      subject and a tampered inclusion proof are refused
 source "$(dirname "$0")/lib.sh"
 suite_init keyless_bundle_proxy
 need openssl jq curl
@@ -262,5 +264,37 @@ usage4 "(--policy with --certificate-identity)" "exclude each other" --policy "$
 usage4 "(invalid regexp)" "--certificate-identity-regexp: not a valid regular expression" \
   --certificate-identity-regexp '(' --certificate-oidc-issuer "$ISSUER"
 usage4 "(unreadable --trusted-root)" "$T/missing.json" "${ID[@]}" --trusted-root "$T/missing.json"
+
+# ---------------------------------------------------------------- 5. podman through the gate
+# podman pulls upstream.test/... through a registries.conf mirror at the proxy (private storage
+# and configuration, as test_podman.sh); upstream.test is pinned to 127.0.0.1 (port 443 closed),
+# so nothing can bypass the mirror
+if command -v podman >/dev/null 2>&1; then
+  hosts_pin upstream.test  # (the runroot is $T/r: podman refuses one longer than 50 characters)
+  printf '%s\n' 'unqualified-search-registries = []' 'short-name-mode = "disabled"' '' '[[registry]]' \
+    'prefix = "upstream.test"' 'location = "upstream.test"' '[[registry.mirror]]' "location = \"$P/upstream.test\"" \
+    'insecure = true' >"$T/registries-mirror.conf"
+  export CONTAINERS_REGISTRIES_CONF=$T/registries-mirror.conf CONTAINERS_STORAGE_CONF=$T/storage.conf
+  printf '[storage]\ndriver = "vfs"\nrunroot = "%s"\ngraphroot = "%s"\n' "$T/r" "$T/podman-root" >"$CONTAINERS_STORAGE_CONF"
+  export XDG_RUNTIME_DIR=$T/xdg HOME=$T/home
+  mkdir -p "$XDG_RUNTIME_DIR" "$HOME"
+  chmod 700 "$XDG_RUNTIME_DIR"
+  PM=(timeout 600 podman --root "$T/podman-root" --runroot "$T/r" --storage-driver vfs
+      --cgroup-manager cgroupfs --events-backend none --tmpdir "$T/podman-tmp")
+  check "5. podman pull upstream.test/lab/kb:v1 through the gate (keyless v3 bundle)" "${PM[@]}" pull -q upstream.test/lab/kb:v1
+  got=$("${PM[@]}" image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' upstream.test/lab/kb:v1 2>&1 | grep -v '^$')
+  check_true "... podman has upstream.test/lab/kb@$D" "have: $got" grep -qx "upstream.test/lab/kb@$D" <<<"$got"
+  for r in kbsub kbproof; do
+    if "${PM[@]}" pull -q "upstream.test/lab/$r:v1" >"$T/cli.out" 2>&1; then
+      not_ok "5. podman pull upstream.test/lab/$r:v1 refused" "the pull succeeded"
+    else
+      ok "5. podman pull upstream.test/lab/$r:v1 refused"
+      check_true "... podman reports the gate's denial" "$(grep -v '^$' "$T/cli.out" | tail -1 | cut -c1-300)" \
+        grep -qiE 'denied|403' "$T/cli.out"
+    fi
+  done
+else
+  not_ok "5. podman present" "podman is not installed"
+fi
 
 finish
