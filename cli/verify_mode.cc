@@ -42,7 +42,8 @@ StatusOr<VerifyMode> VerifyModeFromFlags(const Flags& flags) {
         "missing --key PUB, --policy FILE, or --certificate-identity[-regexp] with --certificate-oidc-issuer[-regexp]");
   }
   if (policy && flags.Has("--trusted-root")) {
-    return Status::InvalidArgument("--trusted-root goes with --key or --certificate-* (a policy names its own trusted_root)");
+    return Status::InvalidArgument(
+        "--trusted-root goes with --key or --certificate-* (a policy names its own trusted_root)");
   }
   VerifyMode mode;
   if (key) return mode;
@@ -54,7 +55,8 @@ StatusOr<VerifyMode> VerifyModeFromFlags(const Flags& flags) {
     return Status::InvalidArgument("give exactly one of --certificate-identity and --certificate-identity-regexp");
   }
   if (flags.Has(kIssuer) == flags.Has(kIssuerRe)) {
-    return Status::InvalidArgument("give exactly one of --certificate-oidc-issuer and --certificate-oidc-issuer-regexp");
+    return Status::InvalidArgument(
+        "give exactly one of --certificate-oidc-issuer and --certificate-oidc-issuer-regexp");
   }
   PC_RETURN_IF_ERROR(CheckRegexp(flags, kIdentityRe));
   PC_RETURN_IF_ERROR(CheckRegexp(flags, kIssuerRe));

@@ -142,7 +142,8 @@ BundleCheck CheckContainersFulcioBundle(const FoundSignature& sig, const oci::Di
 }
 
 std::shared_ptr<const sigstore::TrustedRoot> ContainersRekorV2Root() {
-  static const std::shared_ptr<const sigstore::TrustedRoot> root = []() -> std::shared_ptr<const sigstore::TrustedRoot> {
+  using Root = std::shared_ptr<const sigstore::TrustedRoot>;
+  static const Root root = []() -> Root {
     auto r = sigstore::TrustedRoot::PublicGood();
     if (!r.ok()) return nullptr;
     return std::make_shared<const sigstore::TrustedRoot>(std::move(*r));

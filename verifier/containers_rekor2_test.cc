@@ -136,7 +136,8 @@ struct World {
                  {"signature",
                   {{"content", Base64Encode(sig)},
                    {"verifier",
-                    {{"keyDetails", "PKIX_ECDSA_P256_SHA_256"}, {"x509Certificate", {{"rawBytes", Base64Encode(leaf_der)}}}}}}}}}}}}
+                    {{"keyDetails", "PKIX_ECDSA_P256_SHA_256"},
+                     {"x509Certificate", {{"rawBytes", Base64Encode(leaf_der)}}}}}}}}}}}}
             .dump();
     // A two-leaf tree: another entry at 0, ours at 1.
     const std::string leaf0 = sigstore::Sha256(std::string("\x00", 1) + "another entry");
