@@ -29,7 +29,9 @@ verifier/legacy_keyless_test_util.h builds the same objects for the unit tests.
       origin "rekor.test.example - 42") signed by the same key.
       VARIANT (attacks): "tamperproof" (the proof's sibling hash changed),
       "tamperset" (the SET signs another integratedTime), "expired" (the leaf
-      expired before the integrated time), "" (none).
+      expired before the integrated time), "attestation" (an in-toto statement of
+      predicateType https://slsa.dev/provenance/v1 about the digest, not a
+      signature of it), "" (none).
 """
 import base64
 import datetime
@@ -223,7 +225,7 @@ def pae(payload_type, payload):
 
 
 def bundle(ca_dir, log_dir, email, issuer, digest, out, variant=""):
-    assert variant in ("", "tamperproof", "tamperset", "expired"), variant
+    assert variant in ("", "tamperproof", "tamperset", "expired", "attestation"), variant
     assert digest.startswith("sha256:") and len(digest) == 71, digest
     os.makedirs(out, exist_ok=True)
     rekor = read_key(os.path.join(log_dir, "rekor.key"))
@@ -233,7 +235,8 @@ def bundle(ca_dir, log_dir, email, issuer, digest, out, variant=""):
 
     statement = json.dumps({"_type": "https://in-toto.io/Statement/v1",
                             "subject": [{"name": "", "digest": {"sha256": digest[7:]}}],
-                            "predicateType": COSIGN_SIGN_PREDICATE, "predicate": {}},
+                            "predicateType": "https://slsa.dev/provenance/v1" if variant == "attestation"
+                            else COSIGN_SIGN_PREDICATE, "predicate": {}},
                            separators=(",", ":")).encode()
     signature = leaf_key.sign(pae(INTOTO, statement), ec.ECDSA(hashes.SHA256()))
     # Rekor v1 dsse 0.0.1 entry body (canonical JSON, as Rekor stores it)

@@ -16,7 +16,8 @@
 #   2. ATTACKS, each refused with 403 DENIED naming the reason (proxy log decision + body):
 #      a rule naming another subject; another issuer; the bundle of another image copied
 #      onto this one; a leaf from a foreign CA (logged by the trusted Rekor); a tampered
-#      inclusion proof; a tampered SET; a certificate expired at the signing time
+#      inclusion proof; a tampered SET; a certificate expired at the signing time; an in-toto
+#      attestation of another predicate type (SLSA provenance) about the image
 #   3. portcullis verify --policy agrees, against the registry directly
 #   4. portcullis verify IMAGE --certificate-identity/--certificate-oidc-issuer (exact and
 #      regexp) --trusted-root: exit 0 for the right identity (the bundle, and a legacy keyless
@@ -36,7 +37,7 @@ BUNDLE_TYPE=application/vnd.dev.sigstore.bundle.v0.3+json
 start_upstream upstream || { not_ok "upstream registry starts" "see $T/upstream.log"; finish; }
 UP=${ADDR[upstream]}
 build_images || { not_ok "test images built" "see $T/build_images.log"; finish; }
-REPOS="kb kbsub kbiss kbcopied kbforeign kbproof kbset kbexpired kleg"
+REPOS="kb kbsub kbiss kbcopied kbforeign kbproof kbset kbexpired kbatt kleg"
 for r in $REPOS; do
   check "skopeo pushes the small image to lab/$r:v1" \
     sk copy -q --dest-tls-verify=false "oci:$IMG_OCI:small" "docker://$UP/lab/$r:v1" || finish
@@ -94,9 +95,9 @@ check "lab/kb's bundle attached to lab/kbcopied:v2 ($DC), another image" \
   attach kbcopied "$DC" application/vnd.docker.distribution.manifest.v2+json "$T/b-kb/bundle.json"
 check "v3 bundle for lab/kbforeign:v1 (foreign CA, trusted Rekor and CT) made" make_bundle kbforeign "$T/f" "$T/w"
 check "... attached" attach kbforeign "$D" "$OCI_MT" "$T/b-kbforeign/bundle.json"
-for v in proof set expired; do
+for v in proof set expired att; do
   check "v3 bundle for lab/kb$v:v1 (trusted CA and Rekor, variant $v) made" make_bundle "kb$v" "$T/w" "$T/w" \
-    "$([[ $v == expired ]] && echo expired || echo "tamper$v")"
+    "$(case $v in expired) echo expired ;; att) echo attestation ;; *) echo "tamper$v" ;; esac)"
   check "... attached" attach "kb$v" "$D" "$OCI_MT" "$T/b-kb$v/bundle.json"
 done
 # lab/kleg:v1: a legacy keyless .sig (cosign v1/v2 layout), for verify --certificate-identity below
@@ -125,7 +126,7 @@ check_eq "... and no legacy .sig tag" "404" \
 mkdir -p "$T/pol"
 cp "$T/w/trusted_root.json" "$T/pol/trusted_root.json"
 ident() { jq -cn --arg s "$1" --arg i "$2" '{issuer:$i, subject:$s}'; }
-rules=$(for r in kb kbcopied kbforeign kbproof kbset kbexpired; do
+rules=$(for r in kb kbcopied kbforeign kbproof kbset kbexpired kbatt; do
           printf '{"match":"**/lab/%s","require":{"identities":[%s]}},' "$r" "$(ident "$EMAIL" "$ISSUER")"; done)
 cat >"$T/pol/keyless.json" <<JSON
 {"trusted_root":"trusted_root.json",
@@ -177,6 +178,7 @@ WHY_FOREIGN="does not chain to a trusted Fulcio CA"
 WHY_PROOF="inclusion proof: the computed root hash does not match the proof's root hash"
 WHY_SET="the signed entry timestamp does not verify with the log key of https://rekor.test.example"
 WHY_EXPIRED="certificate has expired"
+WHY_ATT="an attestation (predicateType \"https://slsa.dev/provenance/v1\"), not a cosign image signature"
 refused kbsub v1 "$WHY_SUB"
 refused kbiss v1 "$WHY_ISS"
 refused kbcopied v2 "$WHY_COPIED"
@@ -184,6 +186,7 @@ refused kbforeign v1 "$WHY_FOREIGN"
 refused kbproof v1 "$WHY_PROOF"
 refused kbset v1 "$WHY_SET"
 refused kbexpired v1 "$WHY_EXPIRED"
+refused kbatt v1 "$WHY_ATT"
 
 # ---------------------------------------------------------------- 3. verify --policy
 expect3() {
@@ -194,7 +197,7 @@ expect3() {
 expect3 0 kb v1
 check_true "... verified by identity:$EMAIL" "$(head -c 400 "$T/out")" \
   jq -e --arg k "identity:$EMAIL" '.allowed and .keys_matched == [$k]' "$T/out"
-for r in kbsub kbiss kbforeign kbproof kbset kbexpired; do expect3 1 "$r" v1; done
+for r in kbsub kbiss kbforeign kbproof kbset kbexpired kbatt; do expect3 1 "$r" v1; done
 expect3 1 kbcopied v2
 
 # ---------------------------------------------------------------- 4. verify --certificate-identity
@@ -244,6 +247,7 @@ refused4 "(foreign CA)" kbforeign:v1 "$WHY_FOREIGN" "${ID[@]}" "${TR[@]}"
 refused4 "(tampered inclusion proof)" kbproof:v1 "$WHY_PROOF" "${ID[@]}" "${TR[@]}"
 refused4 "(tampered SET)" kbset:v1 "$WHY_SET" "${ID[@]}" "${TR[@]}"
 refused4 "(certificate expired at signing time)" kbexpired:v1 "$WHY_EXPIRED" "${ID[@]}" "${TR[@]}"
+refused4 "(an SLSA provenance attestation, not a signature)" kbatt:v1 "$WHY_ATT" "${ID[@]}" "${TR[@]}"
 refused4 "without --trusted-root (the public-good root does not trust the fixture's log)" kb:v1 \
   "the log entry is from a log that is not in the trusted root" "${ID[@]}"
 openssl pkey -in "$T/w/ct.key" -pubout -out "$T/other.pub" 2>/dev/null
