@@ -9,6 +9,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -17,6 +18,7 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/verify_mode.h"
 #include "cli/verify_report.h"
 #include "keys/encrypted_key.h"
 #include "keys/files.h"
@@ -84,6 +86,8 @@ Flags:
 )";
 
 constexpr const char* kVerifyUsage = R"(Usage: portcullis verify IMAGE --key PUB [flags]
+       portcullis verify IMAGE (--certificate-identity ID | --certificate-identity-regexp RE)
+                               (--certificate-oidc-issuer URL | --certificate-oidc-issuer-regexp RE) [flags]
        portcullis verify IMAGE --policy FILE [flags]
 
 Verifies the cosign signatures of IMAGE with the public key PUB, wherever cosign
@@ -96,7 +100,15 @@ with PUB, and its signed artifact must be the image's digest (a bundle with a lo
 entry or timestamp is verified against the trusted root too). Prints the verified
 payloads as a JSON array (as cosign verify does); reasons for rejected signatures
 go to stderr. Exit 0 when at least one signature verifies, 1 when none does, 2 on
-errors.
+usage or I/O errors.
+
+With --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp], the
+signatures must be keyless (a Fulcio certificate), checked offline against the
+trusted root, as cosign verify does: cosign v3 bundles (the signing time from the
+Rekor entry or an RFC 3161 timestamp, the certificate chain at that time, its
+SCT, the identity, the log entry with its inclusion proof and checkpoint, the
+signature over the image digest) and legacy keyless .sig layers (the Rekor SET,
+the chain, the SCT, the identity, the payload). Same output and exit codes.
 
 With --policy, the trust policy decides instead (see portcullis policy --help): its
 matching rule, k-of-n keys, identity checks; signatures are looked for in the
@@ -105,9 +117,14 @@ printed as JSON; exit 0 accepted (or warn), 1 refused, 2 error.
 
 Flags:
   --key PUB      public key (PEM "PUBLIC KEY")
-  --trusted-root FILE  the Sigstore trusted_root.json for bundles with a log entry
+  --certificate-identity ID              the certificate's SAN (URI or email), exactly
+  --certificate-identity-regexp RE       or an ECMAScript regular expression matching all of it
+  --certificate-oidc-issuer URL          the OIDC issuer in the certificate, exactly
+  --certificate-oidc-issuer-regexp RE    or a regular expression matching all of it
+  --trusted-root FILE  the Sigstore trusted_root.json (Fulcio CAs, Rekor and CT logs,
+                 TSAs) for keyless signatures and bundles with a log entry
                  (default: the Sigstore public-good root built in)
-  --policy FILE  a trust policy (Portcullis JSON or containers-policy.json) instead of --key
+  --policy FILE  a trust policy (Portcullis JSON or containers-policy.json) instead
   --json         print a JSON report (digest, verified and rejected signatures)
 )";
 
@@ -334,18 +351,16 @@ int RunSign(const std::vector<std::string>& args) {
 }
 
 int RunVerify(const std::vector<std::string>& args) {
-  auto flags = ParseFlags(args, WithRegistryFlags({{"--key", "--policy", "--trusted-root"}, {"--json"}, {}}));
+  auto flags = ParseFlags(args, WithRegistryFlags(VerifyFlagSpec()));
   if (!flags.ok()) return Fail("verify", flags.status().message() + " (see portcullis verify --help)");
   if (flags->help) {
     std::cout << kVerifyUsage << "\n" << kRegistryFlagsHelp;
     return kExitOk;
   }
   if (flags->positional.size() != 1) return Fail("verify", "want exactly one IMAGE (see portcullis verify --help)");
-  if (flags->Has("--key") && flags->Has("--policy")) return Fail("verify", "--key and --policy exclude each other");
-  if (flags->Has("--trusted-root") && !flags->Has("--key")) {
-    return Fail("verify", "--trusted-root goes with --key (a policy names its own trusted_root)");
-  }
-  if (flags->Has("--policy")) {
+  auto mode = VerifyModeFromFlags(*flags);
+  if (!mode.ok()) return Fail("verify", mode.status().message() + " (see portcullis verify --help)");
+  if (mode->kind == VerifyMode::Kind::kPolicy) {
     // The policy engine decides; the verdict is JSON on stdout, the reason on stderr.
     auto policy = verifier::Policy::LoadFile(flags->Value("--policy"));
     if (!policy.ok()) return Fail("verify", policy.status());
@@ -360,12 +375,16 @@ int RunVerify(const std::vector<std::string>& args) {
               << " by " << d.rule << ": " << d.reason << "\n";
     return d.allowed ? kExitOk : kExitRefused;
   }
-  if (!flags->Has("--key")) return Fail("verify", "missing --key PUB or --policy FILE");
+  const bool keyless = mode->kind == VerifyMode::Kind::kKeyless;
   const std::string image = flags->positional[0];
   auto ref = oci::ParseReference(image);
   if (!ref.ok()) return Fail("verify", ref.status().Annotate(image));
-  auto pub = keys::PublicKey::FromPemFile(flags->Value("--key"));
-  if (!pub.ok()) return Fail("verify", pub.status());
+  std::optional<keys::PublicKey> pub;
+  if (!keyless) {
+    auto k = keys::PublicKey::FromPemFile(flags->Value("--key"));
+    if (!k.ok()) return Fail("verify", k.status());
+    pub.emplace(std::move(*k));
+  }
   auto root = LoadTrustedRoot(flags->Value("--trusted-root"));
   if (!root.ok()) return Fail("verify", root.status());
   auto opts = RemoteOptionsFrom(*flags);
@@ -379,8 +398,12 @@ int RunVerify(const std::vector<std::string>& args) {
   verifier::RegistrySignatureSource source(*remote->client, ref->repository, scope);
   auto found = source.Find(*digest);
   if (!found.ok()) return FailRemote("verify", found.status(), *flags);
+  if (keyless) {
+    verifier::KeyVerification report = verifier::VerifyWithIdentity(*found, mode->identity, *root, *digest);
+    return ReportKeyVerification(ref->Name(), *digest, *found, report, *flags, mode->identity.Describe());
+  }
   verifier::KeyVerification report = verifier::VerifyWithKey(*found, *pub, *root, *digest);
-  return ReportKeyVerification(ref->Name(), *digest, *found, report, *flags);
+  return ReportKeyVerification(ref->Name(), *digest, *found, report, *flags, flags->Value("--key"));
 }
 
 int RunPush(const std::vector<std::string>& args) {

@@ -38,7 +38,7 @@ StatusOr<verifier::sigstore::TrustedRoot> LoadTrustedRoot(const std::string& pat
 
 int ReportKeyVerification(const std::string& name, const oci::Digest& digest,
                           const std::vector<verifier::FoundSignature>& found,
-                          const verifier::KeyVerification& report, const Flags& flags) {
+                          const verifier::KeyVerification& report, const Flags& flags, const std::string& against) {
   const std::string subject = name + "@" + digest.ToString();
   for (const auto& r : report.rejected) {
     std::cerr << "portcullis verify: " << What(r.bundle) << r.layer_digest.ToString() << " (" << r.source
@@ -48,6 +48,9 @@ int ReportKeyVerification(const std::string& name, const oci::Digest& digest,
     json verified = json::array(), rejected = json::array();
     for (const auto& v : report.verified) {
       json e = {{"layer_digest", v.layer_digest.ToString()}, {"source", v.source}};
+      if (v.keyless) {
+        e["certificate"] = {{"subject_alternative_names", v.identity.sans}, {"issuer", v.identity.issuer}};
+      }
       if (v.bundle) {
         e["kind"] = "sigstore-bundle";
         e["dsse"] = v.bundle_result.dsse;
@@ -91,14 +94,20 @@ int ReportKeyVerification(const std::string& name, const oci::Digest& digest,
                 << verifier::SignatureTag(digest) << " tag, no Sigstore bundle or signature referrer)\n";
     } else {
       std::cerr << "portcullis verify: none of the " << found.size() << " signatures of " << subject
-                << " verifies with " << flags.Value("--key") << "\n";
+                << " verifies with " << against << "\n";
     }
     return 1;
   }
   std::cerr << "\nVerification for " << subject << " --\n"
             << "The following checks were performed on each of these signatures:\n"
-            << "  - The cosign claims were validated\n"
-            << "  - The signatures were verified against the specified public key\n";
+            << "  - The cosign claims were validated\n";
+  if (report.verified[0].keyless) {
+    std::cerr << "  - Existence of the claims in the transparency log was verified offline\n"
+              << "  - The code-signing certificate was verified using trusted certificate authority certificates\n"
+              << "  - The certificate identity matched " << against << "\n";
+  } else {
+    std::cerr << "  - The signatures were verified against the specified public key\n";
+  }
   return 0;
 }
 

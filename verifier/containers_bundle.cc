@@ -34,8 +34,27 @@ StatusOr<sigstore::TrustedRoot> RekorRoot(const std::vector<sigstore::PKey>& rek
   return root;
 }
 
+bool IsRekorV2(const sigstore::TlogEntry& e) {
+  return (e.kind == "hashedrekord" || e.kind == "dsse") && e.version == "0.0.2";
+}
+
+// The part of `v2_root` a Rekor v2 entry is checked against: the entry's log
+// (which must be one of the root's Rekor logs) and the root's TSAs.
+StatusOr<sigstore::TrustedRoot> RekorV2Root(const sigstore::TlogEntry& entry, const sigstore::TrustedRoot* v2_root) {
+  if (v2_root == nullptr) {
+    return Status::Denied("a Rekor v2 entry has no SET for the requirement's Rekor keys, and no trusted root is set");
+  }
+  const sigstore::LogInstance* log = v2_root->FindTlog(entry.log_id);
+  if (log == nullptr) return Status::Denied("its Rekor v2 log is not a Rekor log of the trusted root");
+  sigstore::TrustedRoot root;
+  root.tlogs.push_back(*log);
+  root.timestamp_authorities = v2_root->timestamp_authorities;
+  return root;
+}
+
 BundleCheck Check(const FoundSignature& sig, const oci::Digest& digest, const std::string* key_der,
-                  const FulcioTrust* fulcio, const std::vector<sigstore::PKey>& rekor_keys) {
+                  const FulcioTrust* fulcio, const std::vector<sigstore::PKey>& rekor_keys,
+                  const sigstore::TrustedRoot* v2_root) {
   if (!sig.bundle) return Outcome(Kind::kUnreadable, "not a Sigstore bundle");
   if (!sig.problem.empty()) return Outcome(Kind::kUnreadable, sig.problem);
   auto bundle = sigstore::ParseBundle(sig.payload);
@@ -50,15 +69,22 @@ BundleCheck Check(const FoundSignature& sig, const oci::Digest& digest, const st
   if (!artifact.ok()) return Outcome(Kind::kRefused, "the image digest is not sha256: " + digest.ToString());
 
   sigstore::Bundle b = std::move(*bundle);
-  b.rfc3161_timestamps.clear();  // containers-policy trusts no TSA: the SET gives the time
   sigstore::VerifyOptions opt;
   opt.verify_inclusion_proof = false;
   sigstore::TrustedRoot root;
   if (rekor_keys.empty()) {
     // A key requirement without Rekor keys: the signature alone, as for a .sig layer.
     b.tlog_entries.clear();
+    b.rfc3161_timestamps.clear();
     opt.allow_untimed_key = true;
+  } else if (b.tlog_entries.size() == 1 && IsRekorV2(b.tlog_entries[0])) {
+    // No SET: the trusted root's Rekor v2 log (checkpoint and inclusion proof,
+    // always verified for v2) and its TSAs (the signing time) stand in for it.
+    auto r = RekorV2Root(b.tlog_entries[0], v2_root);
+    if (!r.ok()) return Outcome(Kind::kRefused, r.status().message());
+    root = std::move(*r);
   } else {
+    b.rfc3161_timestamps.clear();  // containers-policy trusts no TSA: the SET gives the time
     if (b.tlog_entries.empty()) {
       return Outcome(Kind::kRefused, "the requirement's Rekor keys need a Rekor SET, and the bundle has no log entry");
     }
@@ -104,13 +130,25 @@ BundleCheck Check(const FoundSignature& sig, const oci::Digest& digest, const st
 }  // namespace
 
 BundleCheck CheckContainersKeyBundle(const FoundSignature& sig, const oci::Digest& digest, const std::string& key_der,
-                                     const std::vector<sigstore::PKey>& rekor_keys) {
-  return Check(sig, digest, &key_der, nullptr, rekor_keys);
+                                     const std::vector<sigstore::PKey>& rekor_keys,
+                                     const sigstore::TrustedRoot* v2_root) {
+  return Check(sig, digest, &key_der, nullptr, rekor_keys, v2_root);
 }
 
 BundleCheck CheckContainersFulcioBundle(const FoundSignature& sig, const oci::Digest& digest,
-                                        const FulcioTrust& fulcio, const std::vector<sigstore::PKey>& rekor_keys) {
-  return Check(sig, digest, nullptr, &fulcio, rekor_keys);
+                                        const FulcioTrust& fulcio, const std::vector<sigstore::PKey>& rekor_keys,
+                                        const sigstore::TrustedRoot* v2_root) {
+  return Check(sig, digest, nullptr, &fulcio, rekor_keys, v2_root);
+}
+
+std::shared_ptr<const sigstore::TrustedRoot> ContainersRekorV2Root() {
+  using Root = std::shared_ptr<const sigstore::TrustedRoot>;
+  static const Root root = []() -> Root {
+    auto r = sigstore::TrustedRoot::PublicGood();
+    if (!r.ok()) return nullptr;
+    return std::make_shared<const sigstore::TrustedRoot>(std::move(*r));
+  }();
+  return root;
 }
 
 }  // namespace portcullis::verifier

@@ -10,7 +10,17 @@
 //     entry timestamp (SET) verifies with one of the Rekor keys and whose body logs
 //     this signature with this key (or certificate) and this artifact; the
 //     inclusion proof is not required (containers/image checks the SET alone);
-//     RFC 3161 timestamps are ignored (containers-policy names no TSA);
+//     RFC 3161 timestamps are ignored for it (containers-policy names no TSA);
+//   * a Rekor v2 entry (hashedrekord/dsse 0.0.2) has no SET: when the requirement
+//     has Rekor keys, it is verified instead against `v2_root` (Portcullis's
+//     trusted root: the built-in public-good one under containers-policy.json):
+//     the entry's log must be one of its Rekor logs (a Rekor v2 log signs
+//     checkpoints with its own key, Ed25519 for public-good, which
+//     containers-policy's ECDSA-only rekorPublicKey* cannot name), the inclusion
+//     proof must lead to a checkpoint signed by that log, and the signing time
+//     comes from an RFC 3161 timestamp by one of the root's TSAs, at which the
+//     certificate (fulcio) must chain to the requirement's CAs. Without
+//     `v2_root`, a Rekor v2 bundle is refused;
 //   * fulcio (Rekor keys required at load): additionally the certificate must
 //     chain at the SET's integrated time to one of the CA certificates (each a
 //     trust anchor; the bundle's own chain certificates are untrusted
@@ -25,6 +35,7 @@
 // Contract: never throws; every outcome is a BundleCheck. Thread-compatible.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,14 +44,22 @@
 #include "verifier/discovery.h"
 #include "verifier/legacy_keyless.h"
 #include "verifier/sigstore/crypto.h"
+#include "verifier/sigstore/trusted_root.h"
 
 namespace portcullis::verifier {
 
-// `key_der`: the trusted key's SubjectPublicKeyInfo DER.
+// `key_der`: the trusted key's SubjectPublicKeyInfo DER. `v2_root`: see above
+// (may be null; must outlive the call).
 BundleCheck CheckContainersKeyBundle(const FoundSignature& sig, const oci::Digest& digest, const std::string& key_der,
-                                     const std::vector<sigstore::PKey>& rekor_keys);
+                                     const std::vector<sigstore::PKey>& rekor_keys,
+                                     const sigstore::TrustedRoot* v2_root = nullptr);
 
 BundleCheck CheckContainersFulcioBundle(const FoundSignature& sig, const oci::Digest& digest,
-                                        const FulcioTrust& fulcio, const std::vector<sigstore::PKey>& rekor_keys);
+                                        const FulcioTrust& fulcio, const std::vector<sigstore::PKey>& rekor_keys,
+                                        const sigstore::TrustedRoot* v2_root = nullptr);
+
+// The trusted root containers-policy.json requirements verify Rekor v2 bundles
+// against: the built-in public-good root, parsed once (null if it does not parse).
+std::shared_ptr<const sigstore::TrustedRoot> ContainersRekorV2Root();
 
 }  // namespace portcullis::verifier

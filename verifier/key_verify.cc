@@ -1,6 +1,7 @@
 #include "verifier/key_verify.h"
 
 #include "verifier/bundle_check.h"
+#include "verifier/legacy_keyless.h"
 
 namespace portcullis::verifier {
 
@@ -44,6 +45,50 @@ KeyVerification VerifyWithKey(const std::vector<FoundSignature>& found, const ke
     v.source = sig.source;
     v.bundle = true;
     v.bundle_result = std::move(c.result);
+    report.verified.push_back(std::move(v));
+  }
+  return report;
+}
+
+KeyVerification VerifyWithIdentity(const std::vector<FoundSignature>& found, const KeylessIdentity& identity,
+                                   const sigstore::TrustedRoot& root, const oci::Digest& digest, int64_t now) {
+  KeyVerification report;
+  for (const FoundSignature& sig : found) {
+    auto reject = [&](std::string reason) {
+      report.rejected.push_back({sig.layer_digest, sig.source, sig.bundle, std::move(reason)});
+    };
+    KeyVerified v;
+    v.layer_digest = sig.layer_digest;
+    v.source = sig.source;
+    v.bundle = sig.bundle;
+    v.keyless = true;
+    if (sig.bundle) {
+      BundleCheck c = CheckBundle(sig, root, digest, &identity, nullptr);
+      if (c.kind != BundleCheck::Kind::kVerified) {
+        reject("Sigstore bundle: " + c.detail);
+        continue;
+      }
+      v.bundle_result = std::move(c.result);
+      v.identity = v.bundle_result.identity;
+      report.verified.push_back(std::move(v));
+      continue;
+    }
+    if (!sig.problem.empty()) {
+      reject(sig.problem);
+      continue;
+    }
+    if (!HasCertificate(sig)) {
+      reject("signed with a key (no Fulcio certificate): verify it with --key");
+      continue;
+    }
+    LegacyKeylessCheck c = CheckLegacyKeyless(sig, root, digest, identity, now);
+    if (c.kind != BundleCheck::Kind::kVerified) {
+      reject("keyless signature: " + c.detail);
+      continue;
+    }
+    v.payload = sig.payload;
+    v.parsed = std::move(c.signature.payload);
+    v.identity = std::move(c.identity);
     report.verified.push_back(std::move(v));
   }
   return report;

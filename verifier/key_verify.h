@@ -11,6 +11,16 @@
 //     --tlog-upload=false` write it, on its signature alone). A keyless bundle
 //     is rejected: a key does not vouch for a certificate.
 //
+// `portcullis verify IMAGE --certificate-identity ...` (VerifyWithIdentity):
+// every signature found checked against one keyless identity, from `root`:
+//   * a Sigstore bundle must be keyless and verify as bundle_check.h does (the
+//     signing time, the Fulcio chain at that time, the SCT, the identity, the
+//     Rekor entry with its inclusion proof, the signature over the image digest);
+//   * a .sig layer must carry a Fulcio certificate and verify as
+//     legacy_keyless.h's CheckLegacyKeyless does (SET, chain, SCT, identity,
+//     payload signature naming the image digest).
+// Key-based signatures are rejected: an identity does not vouch for a key.
+//
 // Contract: never throws; every outcome is in the report. Thread-compatible.
 #pragma once
 
@@ -18,6 +28,7 @@
 #include <vector>
 
 #include "keys/key.h"
+#include "verifier/bundle_check.h"
 #include "oci/digest.h"
 #include "verifier/discovery.h"
 #include "verifier/simple_signing.h"
@@ -33,6 +44,8 @@ struct KeyVerified {
   std::string payload;         // simple-signing: the signed payload bytes ("" for a bundle)
   SimpleSigningPayload parsed; // simple-signing only
   sigstore::VerifyResult bundle_result;  // bundle only
+  bool keyless = false;                  // verified with an identity (VerifyWithIdentity)
+  sigstore::FulcioIdentity identity;     // keyless: the certificate's identity
 };
 
 struct KeyRejected {
@@ -51,5 +64,10 @@ struct KeyVerification {
 // Checks each of `found` with `key` against the image `digest` (see above).
 KeyVerification VerifyWithKey(const std::vector<FoundSignature>& found, const keys::PublicKey& key,
                               const sigstore::TrustedRoot& root, const oci::Digest& digest);
+
+// Checks each of `found` against `identity` for the image `digest` (see above).
+// `now` in Unix seconds (0: the current time), for the legacy SET's time check.
+KeyVerification VerifyWithIdentity(const std::vector<FoundSignature>& found, const KeylessIdentity& identity,
+                                   const sigstore::TrustedRoot& root, const oci::Digest& digest, int64_t now = 0);
 
 }  // namespace portcullis::verifier

@@ -104,9 +104,14 @@ bool CheckBundleSig(const Requirement& r, const oci::Digest& digest, const Found
     }
     return false;
   };
-  if (r.fulcio) return one(FulcioLabel(*r.fulcio), CheckContainersFulcioBundle(sig, digest, *r.fulcio, r.rekor_keys));
+  // Rekor v2 bundles (no SET) are checked against the built-in trusted root's
+  // Rekor v2 logs and TSAs (containers_bundle.h); static, so the pointer stays valid.
+  const sigstore::TrustedRoot* v2_root = r.rekor_keys.empty() ? nullptr : ContainersRekorV2Root().get();
+  if (r.fulcio) {
+    return one(FulcioLabel(*r.fulcio), CheckContainersFulcioBundle(sig, digest, *r.fulcio, r.rekor_keys, v2_root));
+  }
   for (const TrustedKey& k : r.keys) {
-    BundleCheck c = CheckContainersKeyBundle(sig, digest, k.der, r.rekor_keys);
+    BundleCheck c = CheckContainersKeyBundle(sig, digest, k.der, r.rekor_keys, v2_root);
     if (c.kind == BundleCheck::Kind::kUnreadable || c.kind == BundleCheck::Kind::kOtherMode) return one(k.name, c);
     if (c.kind == BundleCheck::Kind::kRefused && c.detail.find("does not verify") != std::string::npos) {
       continue;  // another key's bundle: not this key's refusal

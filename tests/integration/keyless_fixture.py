@@ -18,6 +18,20 @@ verifier/legacy_keyless_test_util.h builds the same objects for the unit tests.
       OUT_DIR/annotations.json: the layer annotations cosign writes:
       dev.cosignproject.cosign/signature, dev.sigstore.cosign/certificate,
       dev.sigstore.cosign/chain, dev.sigstore.cosign/bundle.
+  keyless_fixture.py bundle CA_DIR LOG_DIR EMAIL ISSUER DIGEST OUT_DIR [VARIANT]
+      what cosign v3's `cosign sign` stores for the image DIGEST (sha256:<hex>):
+      a Sigstore bundle v0.3 (OUT_DIR/bundle.json) holding a DSSE envelope of an
+      in-toto statement (predicateType https://sigstore.dev/cosign/sign/v1, the
+      digest as its subject), signed by a fresh leaf of CA_DIR as above
+      (verificationMaterial.certificate), logged by LOG_DIR's Rekor v1 key as a
+      dsse 0.0.1 entry: the SET (inclusionPromise), an RFC 6962 inclusion proof
+      (our leaf at index 1 of a 2-leaf tree) and a checkpoint (C2SP signed note,
+      origin "rekor.test.example - 42") signed by the same key.
+      VARIANT (attacks): "tamperproof" (the proof's sibling hash changed),
+      "tamperset" (the SET signs another integratedTime), "expired" (the leaf
+      expired before the integrated time), "attestation" (an in-toto statement of
+      predicateType https://slsa.dev/provenance/v1 about the digest, not a
+      signature of it), "" (none).
 """
 import base64
 import datetime
@@ -135,12 +149,12 @@ def utf8_der(s):
     return bytes([0x0c, len(b)]) + b
 
 
-def sig(ca_dir, log_dir, email, issuer, payload_file, out):
-    os.makedirs(out, exist_ok=True)
+def make_leaf(ca_dir, log_dir, email, issuer, now, valid=(-60, 600)):
+    """A Fulcio-style leaf of CA_DIR's intermediate with an SCT by LOG_DIR's CT key, valid
+    from now+valid[0] to now+valid[1] seconds. Returns (leaf key, leaf, intermediate, root)."""
     inter_key, inter = read_key(os.path.join(ca_dir, "inter.key")), read_cert(os.path.join(ca_dir, "inter.pem"))
     root = read_cert(os.path.join(ca_dir, "root.pem"))
-    rekor, ct = read_key(os.path.join(log_dir, "rekor.key")), read_key(os.path.join(log_dir, "ct.key"))
-    now = int(time.time()) - 5
+    ct = read_key(os.path.join(log_dir, "ct.key"))
     nowdt = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
     leaf_key = ec.generate_private_key(ec.SECP256R1())
     serial = x509.random_serial_number()
@@ -151,8 +165,8 @@ def sig(ca_dir, log_dir, email, issuer, payload_file, out):
                 .issuer_name(inter.subject)
                 .public_key(leaf_key.public_key())
                 .serial_number(serial)
-                .not_valid_before(nowdt - datetime.timedelta(seconds=60))
-                .not_valid_after(nowdt + datetime.timedelta(minutes=10))
+                .not_valid_before(nowdt + datetime.timedelta(seconds=valid[0]))
+                .not_valid_after(nowdt + datetime.timedelta(seconds=valid[1]))
                 .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False),
                                critical=True)
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
@@ -163,10 +177,19 @@ def sig(ca_dir, log_dir, email, issuer, payload_file, out):
                 .add_extension(x509.UnrecognizedExtension(ISSUER_V2_OID, utf8_der(issuer)), critical=False))
     precert = builder().sign(inter_key, hashes.SHA256())
     tbs = precert.tbs_certificate_bytes
+    sct_ms = (now + valid[0] + 1) * 1000  # a CT log logs the precertificate while it is valid
     leaf = builder().add_extension(
-        x509.UnrecognizedExtension(SCT_OID, sct_extension(tbs, inter, ct, now * 1000)), critical=False
+        x509.UnrecognizedExtension(SCT_OID, sct_extension(tbs, inter, ct, sct_ms)), critical=False
     ).sign(inter_key, hashes.SHA256())
     assert leaf.tbs_precertificate_bytes == tbs, "the SCT must cover the final certificate's TBS"
+    return leaf_key, leaf, inter, root
+
+
+def sig(ca_dir, log_dir, email, issuer, payload_file, out):
+    os.makedirs(out, exist_ok=True)
+    rekor = read_key(os.path.join(log_dir, "rekor.key"))
+    now = int(time.time()) - 5
+    leaf_key, leaf, inter, root = make_leaf(ca_dir, log_dir, email, issuer, now)
 
     with open(payload_file, "rb") as f:
         payload = f.read()
@@ -190,11 +213,80 @@ def sig(ca_dir, log_dir, email, issuer, payload_file, out):
         json.dump(annotations, f)
 
 
+COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
+INTOTO = "application/vnd.in-toto+json"
+LOG_HOST = "rekor.test.example"  # the trusted root's tlogs[0].baseUrl host: the checkpoint origin
+
+
+def pae(payload_type, payload):
+    """DSSE pre-authentication encoding."""
+    t = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+def bundle(ca_dir, log_dir, email, issuer, digest, out, variant=""):
+    assert variant in ("", "tamperproof", "tamperset", "expired", "attestation"), variant
+    assert digest.startswith("sha256:") and len(digest) == 71, digest
+    os.makedirs(out, exist_ok=True)
+    rekor = read_key(os.path.join(log_dir, "rekor.key"))
+    now = int(time.time()) - 5
+    valid = (-3600, -1800) if variant == "expired" else (-60, 600)
+    leaf_key, leaf, _, _ = make_leaf(ca_dir, log_dir, email, issuer, now, valid)
+
+    statement = json.dumps({"_type": "https://in-toto.io/Statement/v1",
+                            "subject": [{"name": "", "digest": {"sha256": digest[7:]}}],
+                            "predicateType": "https://slsa.dev/provenance/v1" if variant == "attestation"
+                            else COSIGN_SIGN_PREDICATE, "predicate": {}},
+                           separators=(",", ":")).encode()
+    signature = leaf_key.sign(pae(INTOTO, statement), ec.ECDSA(hashes.SHA256()))
+    # Rekor v1 dsse 0.0.1 entry body (canonical JSON, as Rekor stores it)
+    body = json.dumps({"apiVersion": "0.0.1", "kind": "dsse", "spec": {
+        "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(statement).hexdigest()},
+        "signatures": [{"signature": b64(signature), "verifier": b64(pem(leaf))}]}},
+        separators=(",", ":"), sort_keys=True).encode()
+    log_id = hashlib.sha256(spki_der(rekor)).digest()
+    log_index = 42
+    set_time = now + 1 if variant == "tamperset" else now
+    promise = json.dumps({"body": b64(body), "integratedTime": set_time, "logID": log_id.hex(),
+                          "logIndex": log_index}, separators=(",", ":"), sort_keys=True).encode()
+    set_sig = rekor.sign(promise, ec.ECDSA(hashes.SHA256()))
+    # RFC 6962 tree of two leaves: another entry at 0, ours at 1
+    leaf0 = hashlib.sha256(b"\x00another entry").digest()
+    leaf1 = hashlib.sha256(b"\x00" + body).digest()
+    root_hash = hashlib.sha256(b"\x01" + leaf0 + leaf1).digest()
+    note = ("%s - 42\n2\n%s\n" % (LOG_HOST, b64(root_hash))).encode()
+    note_sig = rekor.sign(note, ec.ECDSA(hashes.SHA256()))
+    checkpoint = note.decode() + "\n\u2014 %s %s\n" % (LOG_HOST, b64(log_id[:4] + note_sig))
+    sibling = leaf0
+    if variant == "tamperproof":
+        sibling = bytes([leaf0[0] ^ 1]) + leaf0[1:]
+    b = {
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {
+            "certificate": {"rawBytes": b64(leaf.public_bytes(serialization.Encoding.DER))},
+            "tlogEntries": [{
+                "logIndex": str(log_index),
+                "logId": {"keyId": b64(log_id)},
+                "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+                "integratedTime": str(now),
+                "inclusionPromise": {"signedEntryTimestamp": b64(set_sig)},
+                "inclusionProof": {"logIndex": "1", "rootHash": b64(root_hash), "treeSize": "2",
+                                   "hashes": [b64(sibling)], "checkpoint": {"envelope": checkpoint}},
+                "canonicalizedBody": b64(body)}]},
+        "dsseEnvelope": {"payload": b64(statement), "payloadType": INTOTO,
+                         "signatures": [{"sig": b64(signature), "keyid": ""}]},
+    }
+    with open(os.path.join(out, "bundle.json"), "w") as f:
+        json.dump(b, f, separators=(",", ":"))
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "world":
         world(argv[2])
     elif len(argv) == 8 and argv[1] == "sig":
         sig(*argv[2:])
+    elif len(argv) in (8, 9) and argv[1] == "bundle":
+        bundle(*argv[2:])
     else:
         print(__doc__, file=sys.stderr)
         return 2
