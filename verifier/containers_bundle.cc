@@ -39,13 +39,31 @@ bool IsRekorV2(const sigstore::TlogEntry& e) {
 }
 
 // The part of `v2_root` a Rekor v2 entry is checked against: the entry's log
-// (which must be one of the root's Rekor logs) and the root's TSAs.
-StatusOr<sigstore::TrustedRoot> RekorV2Root(const sigstore::TlogEntry& entry, const sigstore::TrustedRoot* v2_root) {
+// (which must be one of the root's Rekor logs) and the root's TSAs. Only for a
+// requirement that trusts that Sigstore instance already: one of its Rekor
+// keys is a Rekor log key of `v2_root` (public-good's v1 log, say). A
+// requirement naming only a private Rekor never accepts an entry of another log.
+StatusOr<sigstore::TrustedRoot> RekorV2Root(const sigstore::TlogEntry& entry, const sigstore::TrustedRoot* v2_root,
+                                            const std::vector<sigstore::PKey>& rekor_keys) {
   if (v2_root == nullptr) {
     return Status::Denied("a Rekor v2 entry has no SET for the requirement's Rekor keys, and no trusted root is set");
   }
   const sigstore::LogInstance* log = v2_root->FindTlog(entry.log_id);
   if (log == nullptr) return Status::Denied("its Rekor v2 log is not a Rekor log of the trusted root");
+  bool same_instance = false;
+  for (const auto& k : rekor_keys) {
+    auto der = sigstore::PublicKeyDer(k);
+    if (!der.ok()) continue;
+    for (const auto& l : v2_root->tlogs) {
+      auto log_der = sigstore::PublicKeyDer(l.key);
+      if (log_der.ok() && *log_der == *der) same_instance = true;
+    }
+  }
+  if (!same_instance) {
+    return Status::Denied(
+        "a Rekor v2 entry is accepted only when the requirement's Rekor keys include a Rekor log of the trusted root "
+        "(its Sigstore instance); none does");
+  }
   sigstore::TrustedRoot root;
   root.tlogs.push_back(*log);
   root.timestamp_authorities = v2_root->timestamp_authorities;
@@ -80,7 +98,7 @@ BundleCheck Check(const FoundSignature& sig, const oci::Digest& digest, const st
   } else if (b.tlog_entries.size() == 1 && IsRekorV2(b.tlog_entries[0])) {
     // No SET: the trusted root's Rekor v2 log (checkpoint and inclusion proof,
     // always verified for v2) and its TSAs (the signing time) stand in for it.
-    auto r = RekorV2Root(b.tlog_entries[0], v2_root);
+    auto r = RekorV2Root(b.tlog_entries[0], v2_root, rekor_keys);
     if (!r.ok()) return Outcome(Kind::kRefused, r.status().message());
     root = std::move(*r);
   } else {

@@ -245,6 +245,13 @@ TEST_CASE("containers-policy Rekor v2: a keyless bundle with a TSA timestamp ver
 
   // Attack: without a trusted root (what Portcullis did before: no SET, refused).
   Refused(CheckContainersFulcioBundle(b, kImage, w.Trust(), w.RekorKeys(), nullptr), "no trusted root");
+  // Attack: the requirement names only another (private) Rekor: the root's v2
+  // log is not one it trusts, however valid the entry.
+  lk::Fulcio other_world;
+  auto private_rekor = sigstore::ParsePublicKeyPem(lk::PubPem(other_world.root_key.get()));
+  REQUIRE(private_rekor.ok());
+  Refused(CheckContainersFulcioBundle(b, kImage, w.Trust(), {*private_rekor}, &root),
+          "requirement's Rekor keys include a Rekor log of the trusted root");
   // Attack: the root does not hold the log; the bundle has no timestamp; the root has no TSA.
   const sigstore::TrustedRoot no_log = w.Root(false, true);
   Refused(CheckContainersFulcioBundle(b, kImage, w.Trust(), w.RekorKeys(), &no_log),
