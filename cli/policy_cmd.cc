@@ -11,7 +11,7 @@
 #include "keys/passphrase.h"
 #include "verifier/image_check.h"
 #include "verifier/policy.h"
-#include "verifier/remote.h"
+#include "oci/remote.h"
 
 namespace portcullis::cli {
 
@@ -126,7 +126,7 @@ int RunTest(const std::vector<std::string>& args) {
   auto policy = verifier::Policy::LoadFile(flags->values["--policy"]);
   if (!policy.ok()) return Fail("test", policy.status().message());
 
-  verifier::RemoteOptions opts;
+  oci::RemoteOptions opts;
   opts.allow_http = flags->bools.count("--allow-http") != 0;
   const bool user = flags->values.count("--registry-username"), pass = flags->values.count("--registry-password-file");
   if (user != pass) return Fail("test", "--registry-username and --registry-password-file go together");

@@ -35,8 +35,8 @@
 #include "verifier/image_check.h"
 #include "verifier/key_verify.h"
 #include "verifier/policy.h"
-#include "verifier/registry_read.h"
-#include "verifier/remote.h"
+#include "oci/registry_read.h"
+#include "oci/remote.h"
 #include "verifier/signatures.h"
 #include "verifier/sigstore/crypto.h"
 
@@ -167,8 +167,8 @@ int FailRemote(std::string_view cmd, const Status& st, const Flags& flags) {
   return Fail(cmd, st);
 }
 
-StatusOr<verifier::RemoteOptions> RemoteOptionsFrom(const Flags& flags) {
-  verifier::RemoteOptions opts;
+StatusOr<oci::RemoteOptions> RemoteOptionsFrom(const Flags& flags) {
+  oci::RemoteOptions opts;
   opts.allow_http = flags.Has("--allow-http");
   const bool user = flags.Has("--registry-username"), pass = flags.Has("--registry-password-file");
   if (user != pass) {
@@ -201,7 +201,7 @@ StatusOr<keys::PrivateKey> LoadPrivateKey(const std::string& path, const Flags& 
 
 // The manifest digest an image reference names, checked to exist.
 StatusOr<oci::Digest> Resolve(oci::RegistryClient& client, const oci::Reference& ref, const std::string& scope) {
-  PC_ASSIGN_OR_RETURN(oci::Digest d, verifier::ResolveDigest(client, ref.repository, ref.Ref(), scope));
+  PC_ASSIGN_OR_RETURN(oci::Digest d, oci::ResolveDigest(client, ref.repository, ref.Ref(), scope));
   if (ref.digest && d != *ref.digest) {
     return Status::UpstreamInvalid("the registry answered " + d.ToString() + " for " + ref.ToString());
   }
@@ -331,7 +331,7 @@ int RunSign(const std::vector<std::string>& args) {
   if (!opts.ok()) return Fail("sign", opts.status());
   auto key = LoadPrivateKey(flags->Value("--key"), *flags);
   if (!key.ok()) return Fail("sign", key.status());
-  auto remote = verifier::ConnectRegistry(ref->registry, *opts);
+  auto remote = oci::ConnectRegistry(ref->registry, *opts);
   if (!remote.ok()) return Fail("sign", remote.status());
   signer::Pusher pusher(*remote, ref->repository);
   auto digest = Resolve(pusher.client(), *ref, pusher.scope());
@@ -389,9 +389,9 @@ int RunVerify(const std::vector<std::string>& args) {
   if (!root.ok()) return Fail("verify", root.status());
   auto opts = RemoteOptionsFrom(*flags);
   if (!opts.ok()) return Fail("verify", opts.status());
-  auto remote = verifier::ConnectRegistry(ref->registry, *opts);
+  auto remote = oci::ConnectRegistry(ref->registry, *opts);
   if (!remote.ok()) return Fail("verify", remote.status());
-  const std::string scope = verifier::PullScope(ref->repository);
+  const std::string scope = oci::PullScope(ref->repository);
   auto digest = Resolve(*remote->client, *ref, scope);
   if (!digest.ok()) return FailRemote("verify", digest.status(), *flags);
   // The referrers API (or the sha256-<hex> fallback index), then the .sig tag.
@@ -451,7 +451,7 @@ int RunPush(const std::vector<std::string>& args) {
   }
   auto opts = RemoteOptionsFrom(*flags);
   if (!opts.ok()) return Fail("push", opts.status());
-  auto remote = verifier::ConnectRegistry(ref->registry, *opts);
+  auto remote = oci::ConnectRegistry(ref->registry, *opts);
   if (!remote.ok()) return Fail("push", remote.status());
   signer::Pusher pusher(*remote, ref->repository);
   Progress progress(::isatty(STDERR_FILENO) == 1 && !flags->Has("--json"));

@@ -5,7 +5,7 @@
 #include "oci/base64.h"
 #include "oci/manifest.h"
 #include "verifier/discovery.h"
-#include "verifier/registry_read.h"
+#include "oci/registry_read.h"
 #include "verifier/signatures.h"
 
 namespace portcullis::signer {
@@ -35,7 +35,7 @@ StatusOr<bool> HasReferrersApi(Pusher& pusher, const oci::Digest& digest) {
     return m.ok() && m->IsIndex();
   }
   if (r.status == 404 || r.status == 405 || r.status == 400 || r.status == 501) return false;
-  return verifier::HttpError("GET " + req.target, r);
+  return oci::HttpError("GET " + req.target, r);
 }
 
 }  // namespace
@@ -60,7 +60,7 @@ StatusOr<std::string> MakeKeyBundle(std::string_view manifest, const keys::Priva
 
 StatusOr<BundleSigned> SignDigestBundle(Pusher& pusher, const oci::Digest& digest, const keys::PrivateKey& key,
                                         const std::string& created) {
-  PC_ASSIGN_OR_RETURN(auto image, verifier::GetManifest(pusher.client(), pusher.repo(), digest.ToString(),
+  PC_ASSIGN_OR_RETURN(auto image, oci::GetManifest(pusher.client(), pusher.repo(), digest.ToString(),
                                                         pusher.scope()));
   if (!image) return Status::ManifestUnknown("manifest " + digest.ToString() + " is not in " + pusher.repo());
   PC_ASSIGN_OR_RETURN(std::string bundle, MakeKeyBundle(image->bytes, key));
@@ -96,7 +96,7 @@ StatusOr<BundleSigned> SignDigestBundle(Pusher& pusher, const oci::Digest& diges
   // No referrers API: the fallback index under sha256-<hex>.
   out.fallback_tag = verifier::ReferrersFallbackTag(digest);
   ojson index = {{"schemaVersion", 2}, {"mediaType", std::string(oci::kOciIndex)}, {"manifests", ojson::array()}};
-  PC_ASSIGN_OR_RETURN(auto existing, verifier::GetManifest(pusher.client(), pusher.repo(), out.fallback_tag,
+  PC_ASSIGN_OR_RETURN(auto existing, oci::GetManifest(pusher.client(), pusher.repo(), out.fallback_tag,
                                                            pusher.scope()));
   if (existing) {
     auto parsed = oci::ParseManifest(existing->bytes, existing->media_type);

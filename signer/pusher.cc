@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "verifier/registry_read.h"
+#include "oci/registry_read.h"
 
 namespace portcullis::signer {
 
@@ -35,10 +35,10 @@ std::string WithDigestQuery(const std::string& location, const oci::Digest& dige
          "digest=" + oci::QueryEscape(digest.ToString());
 }
 
-Pusher::Pusher(const verifier::Remote& remote, std::string repo)
+Pusher::Pusher(const oci::Remote& remote, std::string repo)
     : remote_(remote),
       repo_(std::move(repo)),
-      scope_(verifier::PushScope(repo_)),
+      scope_(oci::PushScope(repo_)),
       transport_(remote.base, remote.credentials, scope_, remote.client_options) {}
 
 StatusOr<bool> Pusher::BlobExists(const oci::Digest& digest) {
@@ -49,7 +49,7 @@ StatusOr<bool> Pusher::BlobExists(const oci::Digest& digest) {
   PC_ASSIGN_OR_RETURN(oci::HttpResponse r, client().Do(req));
   if (r.status == 200) return true;
   if (r.status == 404) return false;
-  return verifier::HttpError("HEAD " + req.target, r);
+  return oci::HttpError("HEAD " + req.target, r);
 }
 
 StatusOr<std::string> Pusher::StartUpload() {
@@ -58,7 +58,7 @@ StatusOr<std::string> Pusher::StartUpload() {
   req.target = "/v2/" + repo_ + "/blobs/uploads/";
   req.scope = scope_;
   PC_ASSIGN_OR_RETURN(oci::HttpResponse r, client().Do(req));
-  if (r.status != 202) return verifier::HttpError("POST " + req.target, r);
+  if (r.status != 202) return oci::HttpError("POST " + req.target, r);
   std::string location = oci::RepairDecodedLocation(oci::HeaderValue(r.headers, "Location"));
   if (location.empty()) return Status::UpstreamInvalid("POST " + req.target + ": 202 without a Location");
   if (location[0] != '/' && location.rfind("http://", 0) != 0 && location.rfind("https://", 0) != 0) {
@@ -86,7 +86,7 @@ StatusOr<bool> Pusher::Upload(const oci::Digest& digest, const BodySource& body,
       PC_ASSIGN_OR_RETURN(
           oci::HttpResponse r,
           transport_.Send("PATCH", location, h, BodySource::File(body.fd, body.offset + off, n), chunk_sent));
-      if (r.status != 202) return verifier::HttpError("PATCH upload of " + digest.ToString(), r);
+      if (r.status != 202) return oci::HttpError("PATCH upload of " + digest.ToString(), r);
       std::string next = oci::RepairDecodedLocation(oci::HeaderValue(r.headers, "Location"));
       if (!next.empty()) location = next;
     }
@@ -95,7 +95,7 @@ StatusOr<bool> Pusher::Upload(const oci::Digest& digest, const BodySource& body,
   }
   PC_ASSIGN_OR_RETURN(oci::HttpResponse r,
                       transport_.Send("PUT", put_url, {}, put_body, put_body.size() > 0 ? on_sent : nullptr));
-  if (r.status != 201 && r.status != 204) return verifier::HttpError("PUT upload of " + digest.ToString(), r);
+  if (r.status != 201 && r.status != 204) return oci::HttpError("PUT upload of " + digest.ToString(), r);
   std::string got = oci::HeaderValue(r.headers, "Docker-Content-Digest");
   if (!got.empty() && got != digest.ToString()) {
     return Status::UpstreamInvalid("registry stored blob " + digest.ToString() + " as " + got);
@@ -132,7 +132,7 @@ StatusOr<oci::Digest> Pusher::PushManifest(std::string_view bytes, std::string_v
   req.content_type = std::string(media_type);
   req.scope = scope_;
   PC_ASSIGN_OR_RETURN(oci::HttpResponse r, client().Do(req));
-  if (r.status != 201 && r.status != 200 && r.status != 204) return verifier::HttpError("PUT " + req.target, r);
+  if (r.status != 201 && r.status != 200 && r.status != 204) return oci::HttpError("PUT " + req.target, r);
   oci::Digest d = oci::Digest::Sha256Of(bytes);
   std::string got = oci::HeaderValue(r.headers, "Docker-Content-Digest");
   if (!got.empty() && got != d.ToString()) {

@@ -12,7 +12,7 @@
 #include "oci/http_client.h"
 #include "oci/status.h"
 #include "signer/upload_transport.h"
-#include "verifier/remote.h"
+#include "oci/remote.h"
 
 namespace portcullis::signer {
 
@@ -23,7 +23,7 @@ inline constexpr int64_t kChunkBytes = 32ll << 20;
 class Pusher {
  public:
   // `remote` must outlive the Pusher. Every request uses the push scope of `repo`.
-  Pusher(const verifier::Remote& remote, std::string repo);
+  Pusher(const oci::Remote& remote, std::string repo);
 
   oci::RegistryClient& client() const { return *remote_.client; }
   const std::string& repo() const { return repo_; }
@@ -51,7 +51,7 @@ class Pusher {
   StatusOr<bool> Upload(const oci::Digest& digest, const BodySource& body, const SentFn& on_sent);
   StatusOr<std::string> StartUpload();
 
-  const verifier::Remote& remote_;
+  const oci::Remote& remote_;
   std::string repo_;
   std::string scope_;
   UploadTransport transport_;

@@ -6,7 +6,7 @@
 #include "oci/manifest.h"
 #include "signer/payload.h"
 #include "signer/sig_manifest.h"
-#include "verifier/registry_read.h"
+#include "oci/registry_read.h"
 #include "verifier/signatures.h"
 
 namespace portcullis::signer {
@@ -43,7 +43,7 @@ Status Walk(Pusher& pusher, const oci::Digest& digest, const SignRequest& reques
   out.push_back(std::move(s));
   if (!request.recursive) return Status::Ok();
   if (depth > 8) return Status::ManifestInvalid("indexes nested too deeply under " + digest.ToString());
-  PC_ASSIGN_OR_RETURN(auto m, verifier::GetManifest(pusher.client(), pusher.repo(), digest.ToString(), pusher.scope()));
+  PC_ASSIGN_OR_RETURN(auto m, oci::GetManifest(pusher.client(), pusher.repo(), digest.ToString(), pusher.scope()));
   if (!m) return Status::ManifestUnknown("manifest " + digest.ToString() + " vanished from " + pusher.repo());
   PC_ASSIGN_OR_RETURN(oci::Manifest parsed, oci::ParseManifest(m->bytes, m->media_type));
   if (!parsed.IsIndex()) return Status::Ok();
@@ -74,7 +74,7 @@ StatusOr<SignedImage> SignDigest(Pusher& pusher, const oci::Digest& digest, cons
   SigManifest manifest;
   manifest.config.media_type = std::string(oci::kOciEmptyConfig);
   PC_ASSIGN_OR_RETURN(auto existing,
-                      verifier::GetManifest(pusher.client(), pusher.repo(), result.signature_tag, pusher.scope()));
+                      oci::GetManifest(pusher.client(), pusher.repo(), result.signature_tag, pusher.scope()));
   if (existing) {
     auto parsed = ParseSigManifest(existing->bytes);
     if (!parsed.ok()) return parsed.status().Annotate(pusher.repo() + ":" + result.signature_tag);

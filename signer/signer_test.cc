@@ -20,8 +20,8 @@
 #include "signer/pusher.h"
 #include "signer/sig_manifest.h"
 #include "signer/sign.h"
-#include "verifier/registry_read.h"
-#include "verifier/remote.h"
+#include "oci/registry_read.h"
+#include "oci/remote.h"
 #include "verifier/signatures.h"
 
 namespace portcullis::signer {
@@ -299,8 +299,8 @@ class FakeRegistry {
   std::map<std::string, std::string> uploads_;
 };
 
-verifier::Remote RemoteFor(const std::string& url) {
-  verifier::Remote r;
+oci::Remote RemoteFor(const std::string& url) {
+  oci::Remote r;
   r.base = *oci::ParseUrl(url);
   r.client = std::make_unique<oci::RegistryClient>(r.base, std::nullopt, r.client_options);
   return r;
@@ -310,7 +310,7 @@ TEST_CASE("signer: sign, re-sign, second key, then verify through a Bearer-token
   for (bool absolute : {false, true}) {
     CAPTURE(absolute);
     FakeRegistry reg(absolute);
-    verifier::Remote remote = RemoteFor(reg.url());
+    oci::Remote remote = RemoteFor(reg.url());
     Pusher pusher(remote, "r");
     auto k1 = keys::PrivateKey::Generate(keys::KeyType::kEcdsaP256);
     auto k2 = keys::PrivateKey::Generate(keys::KeyType::kEd25519);
@@ -375,17 +375,17 @@ TEST_CASE("signer: sign, re-sign, second key, then verify through a Bearer-token
 
 TEST_CASE("signer: ResolveDigest falls back to GET + sha256 when HEAD has no Docker-Content-Digest") {
   FakeRegistry reg(false);
-  verifier::Remote remote = RemoteFor(reg.url());
+  oci::Remote remote = RemoteFor(reg.url());
   const std::string m = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"})";
   reg.manifests["v1"] = {m, "application/vnd.oci.image.manifest.v1+json"};
-  auto d = verifier::ResolveDigest(*remote.client, "r", "v1");
+  auto d = oci::ResolveDigest(*remote.client, "r", "v1");
   REQUIRE(d.ok());
   CHECK(*d == oci::Digest::Sha256Of(m));
   reg.head_without_digest = true;
-  d = verifier::ResolveDigest(*remote.client, "r", "v1");
+  d = oci::ResolveDigest(*remote.client, "r", "v1");
   REQUIRE(d.ok());
   CHECK(*d == oci::Digest::Sha256Of(m));
-  auto missing = verifier::ResolveDigest(*remote.client, "r", "nope");
+  auto missing = oci::ResolveDigest(*remote.client, "r", "nope");
   CHECK(missing.status().Is(Code::kManifestUnknown));
 }
 

@@ -3,8 +3,8 @@
 #include <set>
 
 #include "oci/manifest.h"
-#include "verifier/registry_read.h"
-#include "verifier/remote.h"
+#include "oci/registry_read.h"
+#include "oci/remote.h"
 
 namespace portcullis::verifier {
 
@@ -28,7 +28,7 @@ Status ReadReferrers(oci::RegistryClient& client, const std::string& repo, const
                                    std::to_string(budget.limits().max_referrers) + " signature referrers");
     }
     PC_RETURN_IF_ERROR(budget.CheckTime("reading referrer " + d.digest.ToString()));
-    PC_ASSIGN_OR_RETURN(std::optional<FetchedManifest> fetched, GetManifest(client, repo, d.digest.ToString(), scope));
+    PC_ASSIGN_OR_RETURN(std::optional<oci::FetchedManifest> fetched, oci::GetManifest(client, repo, d.digest.ToString(), scope));
     if (!fetched) continue;  // listed but gone: nothing to verify
     auto m = oci::ParseManifest(fetched->bytes, fetched->media_type);
     if (!m.ok() || m->IsIndex()) continue;
@@ -62,7 +62,7 @@ std::string ReferrersFallbackTag(const oci::Digest& digest) { return digest.algo
 RegistrySignatureSource::RegistrySignatureSource(oci::RegistryClient& client, std::string repo, std::string scope,
                                                  LookupLimits limits)
     : client_(client), repo_(std::move(repo)), scope_(std::move(scope)), limits_(limits) {
-  if (scope_.empty()) scope_ = PullScope(repo_);
+  if (scope_.empty()) scope_ = oci::PullScope(repo_);
 }
 
 StatusOr<std::vector<FoundSignature>> RegistrySignatureSource::Find(const oci::Digest& digest) {
@@ -83,7 +83,7 @@ StatusOr<std::vector<FoundSignature>> RegistrySignatureSource::Find(const oci::D
     auto m = oci::ParseManifest(r.body, ct.starts_with("application/vnd.oci.image.index") ? ct : "");
     if (m.ok() && m->IsIndex()) index = std::move(*m);
   } else if (r.status != 404 && r.status != 405 && r.status != 400 && r.status != 501) {
-    return HttpError("GET " + req.target, r);
+    return oci::HttpError("GET " + req.target, r);
   }
   referrers_api_ = index.has_value();
   if (index) {
@@ -92,7 +92,7 @@ StatusOr<std::vector<FoundSignature>> RegistrySignatureSource::Find(const oci::D
     // 2. No referrers API: the fallback tag.
     const std::string tag = ReferrersFallbackTag(digest);
     PC_RETURN_IF_ERROR(budget.CheckTime("reading " + tag));
-    PC_ASSIGN_OR_RETURN(std::optional<FetchedManifest> fetched, GetManifest(client_, repo_, tag, scope_));
+    PC_ASSIGN_OR_RETURN(std::optional<oci::FetchedManifest> fetched, oci::GetManifest(client_, repo_, tag, scope_));
     if (fetched) {
       auto m = oci::ParseManifest(fetched->bytes, fetched->media_type);
       if (m.ok() && m->IsIndex()) {

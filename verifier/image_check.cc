@@ -2,7 +2,7 @@
 
 #include "oci/reference.h"
 #include "verifier/discovery.h"
-#include "verifier/registry_read.h"
+#include "oci/registry_read.h"
 
 namespace portcullis::verifier {
 
@@ -24,16 +24,16 @@ class RecordingSource : public SignatureSource {
 
 }  // namespace
 
-StatusOr<ImageCheck> CheckImage(const Policy& policy, const std::string& image, const RemoteOptions& options) {
+StatusOr<ImageCheck> CheckImage(const Policy& policy, const std::string& image, const oci::RemoteOptions& options) {
   auto ref = oci::ParseReference(image);
   if (!ref.ok()) return Status::InvalidArgument(image + ": " + ref.status().message());
-  PC_ASSIGN_OR_RETURN(Remote remote, ConnectRegistry(ref->registry, options));
-  const std::string scope = PullScope(ref->repository);
+  PC_ASSIGN_OR_RETURN(oci::Remote remote, oci::ConnectRegistry(ref->registry, options));
+  const std::string scope = oci::PullScope(ref->repository);
   ImageCheck out;
   out.image = image;
   out.name = ref->Name();
   out.tag = ref->tag;
-  PC_ASSIGN_OR_RETURN(out.digest, ResolveDigest(*remote.client, ref->repository, ref->Ref(), scope));
+  PC_ASSIGN_OR_RETURN(out.digest, oci::ResolveDigest(*remote.client, ref->repository, ref->Ref(), scope));
   if (ref->digest && out.digest != *ref->digest) {
     return Status::UpstreamInvalid("the registry answered " + out.digest.ToString() + " for " + ref->ToString());
   }

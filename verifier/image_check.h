@@ -11,7 +11,7 @@
 #include "oci/digest.h"
 #include "oci/status.h"
 #include "verifier/policy.h"
-#include "verifier/remote.h"
+#include "oci/remote.h"
 
 namespace portcullis::verifier {
 
@@ -28,7 +28,7 @@ struct ImageCheck {
 // Errors: a malformed reference (INVALID_ARGUMENT), registry failures (as
 // ConnectRegistry / ResolveDigest / the signature source return them). A
 // refusal is a Decision, not an error.
-StatusOr<ImageCheck> CheckImage(const Policy& policy, const std::string& image, const RemoteOptions& options);
+StatusOr<ImageCheck> CheckImage(const Policy& policy, const std::string& image, const oci::RemoteOptions& options);
 
 // {"image","name","tag","digest","policy":{"path","format","version"},"rule",
 //  "verdict","allowed","warn","reason","keys_matched","signatures_found","details"}

@@ -1,6 +1,6 @@
 #include "verifier/signatures.h"
 
-#include "verifier/registry_read.h"
+#include "oci/registry_read.h"
 
 namespace portcullis::verifier {
 
@@ -71,7 +71,7 @@ StatusOr<std::vector<SignatureLayer>> ReadLayers(oci::RegistryClient& client, co
       PC_RETURN_IF_ERROR(budget.CheckTime("reading the payloads of " + where));
       PC_RETURN_IF_ERROR(budget.Reserve(d.digest));
       LookupBudget::Payload fetched;
-      auto blob = GetBlob(client, repo, d.digest, max_bytes, scope);
+      auto blob = oci::GetBlob(client, repo, d.digest, max_bytes, scope);
       if (!blob.ok()) {
         const Status& st = blob.status();
         if (!st.Is(Code::kBlobUnknown) && !st.Is(Code::kDigestInvalid) && !st.Is(Code::kSizeInvalid)) return st;
@@ -122,7 +122,7 @@ StatusOr<std::vector<SignatureLayer>> FindSignatures(oci::RegistryClient& client
   LookupBudget& b = budget ? *budget : own;
   const std::string tag = SignatureTag(digest);
   PC_RETURN_IF_ERROR(b.CheckTime("reading " + tag));
-  PC_ASSIGN_OR_RETURN(std::optional<FetchedManifest> m, GetManifest(client, repo, tag, scope));
+  PC_ASSIGN_OR_RETURN(std::optional<oci::FetchedManifest> m, oci::GetManifest(client, repo, tag, scope));
   if (!m) return std::vector<SignatureLayer>();
   auto parsed = oci::ParseManifest(m->bytes, m->media_type);
   if (!parsed.ok()) return parsed.status().Annotate(repo + ":" + tag);

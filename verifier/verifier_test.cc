@@ -10,7 +10,7 @@
 
 #include "keys/key.h"
 #include "oci/base64.h"
-#include "verifier/remote.h"
+#include "oci/remote.h"
 #include "verifier/signatures.h"
 #include "verifier/simple_signing.h"
 
@@ -190,29 +190,29 @@ TEST_CASE("verifier: docker config credentials") {
       << R"("http://plain.example":{"username":"bob","password":"pw2"},)"
       << R"("broken.example":{"auth":"!!"}}})";
   }
-  auto a = LoadDockerCredentials("127.0.0.1:5000", path);
+  auto a = oci::LoadDockerCredentials("127.0.0.1:5000", path);
   REQUIRE(a.ok());
   REQUIRE(a->has_value());
   CHECK((*a)->username == "alice");
   CHECK((*a)->password == "s3:cret");
-  auto hub = LoadDockerCredentials("docker.io", path);
+  auto hub = oci::LoadDockerCredentials("docker.io", path);
   REQUIRE(hub.ok());
   REQUIRE(hub->has_value());
   CHECK((*hub)->username == "hub");
-  auto plain = LoadDockerCredentials("plain.example", path);
+  auto plain = oci::LoadDockerCredentials("plain.example", path);
   REQUIRE(plain.ok());
   REQUIRE(plain->has_value());
   CHECK((*plain)->password == "pw2");
-  auto none = LoadDockerCredentials("other.example", path);
+  auto none = oci::LoadDockerCredentials("other.example", path);
   REQUIRE(none.ok());
   CHECK(!none->has_value());
-  CHECK(!LoadDockerCredentials("broken.example", path).ok());
-  auto missing = LoadDockerCredentials("127.0.0.1:5000", path + ".absent");
+  CHECK(!oci::LoadDockerCredentials("broken.example", path).ok());
+  auto missing = oci::LoadDockerCredentials("127.0.0.1:5000", path + ".absent");
   REQUIRE(missing.ok());
   CHECK(!missing->has_value());
   std::remove(path.c_str());
-  CHECK(RegistryEndpointHost("docker.io") == "registry-1.docker.io");
-  CHECK(RegistryEndpointHost("127.0.0.1:5000") == "127.0.0.1:5000");
+  CHECK(oci::RegistryEndpointHost("docker.io") == "registry-1.docker.io");
+  CHECK(oci::RegistryEndpointHost("127.0.0.1:5000") == "127.0.0.1:5000");
 }
 
 }  // namespace

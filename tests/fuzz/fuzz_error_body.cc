@@ -1,12 +1,12 @@
 // Upstream error answers ({"errors":[{"code":..,"message":..}]}) as the
-// verifier reads them (verifier::HttpError), with the status from the first
+// verifier reads them (oci::HttpError), with the status from the first
 // input byte among those registries send.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "oci/http_client.h"
-#include "verifier/registry_read.h"
+#include "oci/registry_read.h"
 
 using namespace portcullis;
 
@@ -16,6 +16,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   oci::HttpResponse r;
   r.status = kStatus[data[0] % std::size(kStatus)];
   r.body.assign(reinterpret_cast<const char*>(data + 1), size - 1);
-  (void)verifier::HttpError("GET /v2/x/manifests/y", r).ToString();
+  (void)oci::HttpError("GET /v2/x/manifests/y", r).ToString();
   return 0;
 }

@@ -11,21 +11,21 @@
 #include "oci/http_client.h"
 #include "oci/status.h"
 
-namespace portcullis::verifier {
+namespace portcullis::oci {
 
 struct RemoteOptions {
   // Plain http:// instead of https:// (never a silent fallback either way).
   bool allow_http = false;
   // Explicit credentials (--registry-username / --registry-password-file); when
   // unset, the docker config file is consulted (LoadDockerCredentials).
-  std::optional<oci::Credentials> credentials;
+  std::optional<Credentials> credentials;
   // Where the docker config lives; empty: $DOCKER_CONFIG/config.json, else
   // $HOME/.docker/config.json.
   std::string docker_config_path;
-  oci::ClientOptions client;
+  ClientOptions client;
 };
 
-// The host[:port] that serves `registry` (as oci::ParseReference spells it):
+// The host[:port] that serves `registry` (as ParseReference spells it):
 // "docker.io" is served by registry-1.docker.io; anything else by itself.
 std::string RegistryEndpointHost(std::string_view registry);
 
@@ -36,16 +36,16 @@ std::string RegistryEndpointHost(std::string_view registry);
 // nullopt when the file does not exist or has no entry (credential helpers
 // "credsStore"/"credHelpers" are not run). Errors name the file: unreadable,
 // not JSON, an auth that is not base64 "user:pass".
-StatusOr<std::optional<oci::Credentials>> LoadDockerCredentials(std::string_view registry,
+StatusOr<std::optional<Credentials>> LoadDockerCredentials(std::string_view registry,
                                                                 const std::string& config_path = "");
 
 // A registry endpoint: its client and what it was built from (uploads that
 // stream a body outside RegistryClient need the same URL and credentials).
 struct Remote {
-  oci::Url base;
-  std::optional<oci::Credentials> credentials;
-  oci::ClientOptions client_options;
-  std::unique_ptr<oci::RegistryClient> client;
+  Url base;
+  std::optional<Credentials> credentials;
+  ClientOptions client_options;
+  std::unique_ptr<RegistryClient> client;
 };
 
 // A client for `registry` (scheme by options.allow_http), with the explicit or
@@ -56,4 +56,4 @@ StatusOr<Remote> ConnectRegistry(std::string_view registry, const RemoteOptions&
 inline std::string PullScope(std::string_view repo) { return "repository:" + std::string(repo) + ":pull"; }
 inline std::string PushScope(std::string_view repo) { return "repository:" + std::string(repo) + ":pull,push"; }
 
-}  // namespace portcullis::verifier
+}  // namespace portcullis::oci

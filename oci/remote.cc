@@ -1,4 +1,4 @@
-#include "verifier/remote.h"
+#include "oci/remote.h"
 
 #include <cstdlib>
 #include <fstream>
@@ -8,7 +8,7 @@
 #include "oci/base64.h"
 #include "oci/json_fields.h"
 
-namespace portcullis::verifier {
+namespace portcullis::oci {
 
 namespace {
 
@@ -40,44 +40,44 @@ std::string RegistryEndpointHost(std::string_view registry) {
   return std::string(registry);
 }
 
-StatusOr<std::optional<oci::Credentials>> LoadDockerCredentials(std::string_view registry,
+StatusOr<std::optional<Credentials>> LoadDockerCredentials(std::string_view registry,
                                                                 const std::string& config_path) {
   std::string path = config_path.empty() ? DefaultDockerConfigPath() : config_path;
-  if (path.empty()) return std::optional<oci::Credentials>();
+  if (path.empty()) return std::optional<Credentials>();
   std::ifstream in(path, std::ios::binary);
-  if (!in) return std::optional<oci::Credentials>();  // no config: anonymous
+  if (!in) return std::optional<Credentials>();  // no config: anonymous
   std::stringstream ss;
   ss << in.rdbuf();
   if (in.bad()) return Status::IoError(path + ": cannot read the docker config");
   auto j = nlohmann::json::parse(ss.str(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::InvalidArgument(path + ": docker config is not a JSON object");
   auto auths = j.find("auths");
-  if (auths == j.end() || !auths->is_object()) return std::optional<oci::Credentials>();
+  if (auths == j.end() || !auths->is_object()) return std::optional<Credentials>();
   const bool hub = IsDockerHub(registry);
   for (const auto& [key, entry] : auths->items()) {
     std::string host = AuthKeyHost(key);
     if (!(host == registry || (hub && IsDockerHub(host)))) continue;
     if (!entry.is_object()) continue;
     if (auto a = entry.find("auth"); a != entry.end() && a->is_string() && !a->get<std::string>().empty()) {
-      auto decoded = oci::Base64Decode(a->get<std::string>());
+      auto decoded = Base64Decode(a->get<std::string>());
       size_t colon = decoded ? decoded->find(':') : std::string::npos;
       if (!decoded || colon == std::string::npos) {
         return Status::InvalidArgument(path + ": auths[\"" + key + "\"].auth is not base64 of \"user:password\"");
       }
-      return std::optional<oci::Credentials>(oci::Credentials{decoded->substr(0, colon), decoded->substr(colon + 1)});
+      return std::optional<Credentials>(Credentials{decoded->substr(0, colon), decoded->substr(colon + 1)});
     }
-    std::string user = oci::StringField(entry, "username").value_or("");
-    std::string pass = oci::StringField(entry, "password").value_or("");
-    if (!user.empty()) return std::optional<oci::Credentials>(oci::Credentials{user, pass});
+    std::string user = StringField(entry, "username").value_or("");
+    std::string pass = StringField(entry, "password").value_or("");
+    if (!user.empty()) return std::optional<Credentials>(Credentials{user, pass});
   }
-  return std::optional<oci::Credentials>();
+  return std::optional<Credentials>();
 }
 
 StatusOr<Remote> ConnectRegistry(std::string_view registry, const RemoteOptions& options) {
   std::string scheme = options.allow_http ? "http://" : "https://";
-  PC_ASSIGN_OR_RETURN(oci::Url url, oci::ParseUrl(scheme + RegistryEndpointHost(registry)));
+  PC_ASSIGN_OR_RETURN(Url url, ParseUrl(scheme + RegistryEndpointHost(registry)));
   if (!url.path.empty()) return Status::InvalidArgument("registry \"" + std::string(registry) + "\" has a path");
-  std::optional<oci::Credentials> creds = options.credentials;
+  std::optional<Credentials> creds = options.credentials;
   if (!creds) {
     PC_ASSIGN_OR_RETURN(creds, LoadDockerCredentials(registry, options.docker_config_path));
   }
@@ -85,8 +85,8 @@ StatusOr<Remote> ConnectRegistry(std::string_view registry, const RemoteOptions&
   r.base = url;
   r.credentials = creds;
   r.client_options = options.client;
-  r.client = std::make_unique<oci::RegistryClient>(url, creds, options.client);
+  r.client = std::make_unique<RegistryClient>(url, creds, options.client);
   return r;
 }
 
-}  // namespace portcullis::verifier
+}  // namespace portcullis::oci
