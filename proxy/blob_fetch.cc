@@ -117,8 +117,9 @@ bool BlobFetch::committed() const {
 
 bool BlobFetch::WaitDone(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> l(mu_);
-  cv_.wait_for(l, timeout, [&] { return committed_ || failed_; });
-  return committed_;
+  const bool through = serve_through_;
+  cv_.wait_for(l, timeout, [&] { return committed_ || failed_ || (through && verified_); });
+  return committed_ || (through && verified_ && !failed_);
 }
 
 bool BlobFetch::failed() const {
@@ -175,7 +176,10 @@ BlobFetch::ReadResult BlobFetch::Read(uint64_t offset, size_t max, uint64_t hold
     return ReadResult::kData;
   }
   // Behind the window (a slow reader, or the window freed at commit): only
-  // chunks already in the store leave the window, so read it there.
+  // chunks already in the store leave the window, so read it there. Not so
+  // when serving through: the store's chunks of this digest are another
+  // fetch's, from another upstream, not yet proven.
+  if (serve_through_) return ReadResult::kFailed;
   l.unlock();
   rocksdb::PinnableSlice chunk;
   if (!store_->ReadChunk(digest_, index, &chunk).ok() || chunk.size() <= in_chunk) return ReadResult::kFailed;
@@ -204,7 +208,7 @@ bool BlobFetch::WriteOne(std::unique_lock<std::mutex>& l) {
   std::shared_ptr<std::string> chunk = chunks_[static_cast<size_t>(index - first_)];
   l.unlock();
   if (before_write_) before_write_(index);
-  Status st = store_->PutChunk(digest_, index, *chunk);
+  Status st = serve_through_ ? Status::Ok() : store_->PutChunk(digest_, index, *chunk);
   l.lock();
   if (!st.ok()) {
     write_error_ = st;
@@ -216,7 +220,9 @@ bool BlobFetch::WriteOne(std::unique_lock<std::mutex>& l) {
     --borrowed_;
     if (pool_) pool_->fetch_sub(1);
   }
-  while (chunks_.size() > window_.keep_chunks && first_ < stored_) {
+  // Serving through, the window is all a reader has: it keeps max_pending more.
+  const size_t keep = window_.keep_chunks + (serve_through_ ? window_.max_pending : 0);
+  while (chunks_.size() > keep && first_ < stored_) {
     chunks_.pop_front();
     ++first_;
   }
@@ -343,17 +349,19 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
       answer = TooLarge(std::to_string(size) + " bytes (its Content-Length)");
       return false;
     }
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (size > 0) ReserveLocked(static_cast<uint64_t>(size));
+    if (!serve_through_) {
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        if (size > 0) ReserveLocked(static_cast<uint64_t>(size));
+      }
+      if (size > 0 && on_reserve_) on_reserve_();
+      Status st = store_->BeginBlob(digest_, chunk_bytes_);
+      if (!st.ok()) {
+        write_error = st;
+        return false;
+      }
+      began_ = true;
     }
-    if (size > 0 && on_reserve_) on_reserve_();
-    Status st = store_->BeginBlob(digest_, chunk_bytes_);
-    if (!st.ok()) {
-      write_error = st;
-      return false;
-    }
-    began_ = true;
     std::lock_guard<std::mutex> l(mu_);
     headers_ = true;
     size_ = size;
@@ -372,7 +380,7 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
       write_error = TooLarge("more than " + std::to_string(received_ + n - 1) + " bytes (a body longer than announced)");
       return false;
     }
-    if (received_ + n > reserved_ && ReserveLocked(received_ + n + chunk_bytes_) && on_reserve_) {
+    if (!serve_through_ && received_ + n > reserved_ && ReserveLocked(received_ + n + chunk_bytes_) && on_reserve_) {
       l.unlock();  // a body without (or beyond) a Content-Length: reserve as it comes, a chunk ahead
       on_reserve_();
       l.lock();
@@ -461,6 +469,7 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
   }
   Status st = writer.Drain();
   if (!st.ok()) return Fail(st);
+  if (serve_through_) return;  // verified, readers finish from the window; nothing to commit
   std::shared_ptr<std::string> last;
   uint64_t last_index;
   {

@@ -24,6 +24,12 @@
 // BeginBlob. The bytes a fetch may still write (its Content-Length, or what it
 // received so far plus a chunk) are reserved in the store's pending count, so
 // that eviction under --cache-max-bytes makes room for them ahead of the disk.
+// Fetches are keyed by (upstream, digest): clients of one upstream never join
+// (nor wait on) another upstream's fetch. The store holds one record per
+// digest, so while one fetch of a digest writes it, a fetch of the same digest
+// from another upstream serves through: it writes nothing, its readers read
+// from its window only (one that falls behind the window fails), and nothing
+// is cached by it (the next request finds the first fetch's blob).
 // Readers are counted (every pointer FetchTable::Join hands out is one); a
 // fetch nobody reads any more goes on (the next client, or a prefetch, gains),
 // but the table cancels it when a new fetch needs its slot.
@@ -92,11 +98,14 @@ class BlobFetch {
   // bytes are verified, the fetch failed, or it was cancelled already.
   bool Cancel(Status why);
   bool cancelled() const;
+  // Writes nothing (see above); set by FetchTable before the fetch starts.
+  bool serve_through() const { return serve_through_; }
   // Readers holding this fetch (pointers from FetchTable::Join), and since when
   // none does (steady clock; meaningful when readers() == 0).
   int readers() const { return readers_.load(); }
   std::chrono::steady_clock::time_point idle_since() const;
-  // Blocks until the fetch committed or failed, up to `timeout`; true when committed.
+  // Blocks until the fetch committed or failed, up to `timeout`; true when
+  // committed (a serve-through fetch: when every byte arrived and matched).
   bool WaitDone(std::chrono::milliseconds timeout);
   uint64_t size_committed() const;
   Status failure() const;
@@ -148,6 +157,7 @@ class BlobFetch {
   std::function<void(uint64_t)> before_write_;
   std::function<void()> on_reserve_;
   std::atomic<int> readers_{0};
+  bool serve_through_ = false;  // set before Run, constant after
   std::atomic<int64_t> idle_since_ns_{0};
 
   mutable std::mutex mu_;
@@ -181,8 +191,9 @@ class FetchTable {
   FetchTable(std::shared_ptr<Store> store, uint64_t chunk_bytes, size_t max_inflight, FetchWindow window = {},
              FetchLimits limits = {});
 
-  // Returns the running fetch of `d` (joining it) or starts one through
-  // `client` for `repo`. `*started` says which. The pointer returned counts as
+  // Returns the running fetch of `d` from `upstream` (joining it) or starts
+  // one through `client` for `repo`; a start while another upstream's fetch
+  // of `d` writes it makes a serve-through fetch (above). `*started` says which. The pointer returned counts as
   // a reader of the fetch until it and every copy of it are gone. When
   // `max_inflight` fetches run, a start cancels the one that has had no reader
   // for the longest (review M6: clients that hang up must not hold every slot);
@@ -191,11 +202,18 @@ class FetchTable {
   // the store (an earlier fetch committed it after the caller looked): serve
   // it from there; a second fetch never rewrites a complete blob (review L2).
   // The fetch's thread holds `client` alive.
+  StatusOr<std::shared_ptr<BlobFetch>> Join(const std::string& upstream, const oci::Digest& d,
+                                            std::shared_ptr<oci::RegistryClient> client, const std::string& repo,
+                                            bool* started, const std::function<void(const BlobFetch&)>& on_done);
+  // The same, for one unnamed upstream (tests).
   StatusOr<std::shared_ptr<BlobFetch>> Join(const oci::Digest& d, std::shared_ptr<oci::RegistryClient> client,
                                             const std::string& repo, bool* started,
-                                            const std::function<void(const BlobFetch&)>& on_done);
+                                            const std::function<void(const BlobFetch&)>& on_done) {
+    return Join("", d, std::move(client), repo, started, on_done);
+  }
 
   size_t inflight() const;
+  // Whether a fetch of `d` runs, from any upstream.
   bool Running(const oci::Digest& d) const;
 
   // While a Hold of `d` lives, no fetch of `d` starts (Join answers
@@ -251,7 +269,9 @@ class FetchTable {
   const std::shared_ptr<std::atomic<size_t>> pool_ = std::make_shared<std::atomic<size_t>>(0);
   mutable std::mutex mu_;
   std::condition_variable idle_cv_;
-  std::map<oci::Digest, std::shared_ptr<BlobFetch>> running_;
+  // By (digest, upstream name): a digest's fetches are adjacent.
+  using Key = std::pair<oci::Digest, std::string>;
+  std::map<Key, std::shared_ptr<BlobFetch>> running_;
   std::map<oci::Digest, int> held_;  // Holds alive, by digest
   size_t threads_ = 0;  // fetch threads not yet finished (on_done included)
   Spawner spawner_;

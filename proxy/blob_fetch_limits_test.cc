@@ -365,3 +365,61 @@ TEST_CASE("fetch limits: bytes in flight count against the cache bound, so evict
 }
 
 }  // namespace
+
+TEST_CASE("fetch limits: a slow upstream's fetch is not joined by clients of another upstream (review M6)") {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  const std::string body = Pattern(kChunk * 5 + 123, 9);
+  const Digest d = Digest::Sha256Of(body);
+  // "slow.test" answers the right length, then stalls; "good.test" is honest.
+  TrickleServer slow("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n", "", 1s);
+  FakeRegistry good;
+  FakeBlob b;
+  b.body = body;
+  good.SetBlob("r", d, b);
+  FetchTable table(store, kChunk, 4);
+  IdleAtExit idle{table};
+  bool started = false;
+  auto stalled = table.Join("slow.test", d, ClientFor(slow.url()), "r", &started, nullptr);
+  REQUIRE(stalled.ok());
+  REQUIRE(started);
+  int64_t size = 0;
+  REQUIRE(stalled.value()->WaitForHeaders(5s, &size).ok());
+  CHECK_FALSE(stalled.value()->serve_through());
+  // A client of good.test gets its own fetch, at good.test's pace, with the right bytes.
+  const auto t0 = Clock::now();
+  auto own = table.Join("good.test", d, ClientFor(good.url()), "r", &started, nullptr);
+  REQUIRE(own.ok());
+  CHECK(started);  // not the stalled one
+  CHECK(own.value()->serve_through());  // slow.test's fetch owns the record: nothing written twice
+  std::string got;
+  CHECK(ReadToEnd(*own.value(), 8s, &got) == RR::kEnd);
+  CHECK(got == body);
+  CHECK(Clock::now() - t0 < 4s);
+  CHECK(own.value()->WaitDone(5s));
+  // It wrote nothing: the digest's record is still slow.test's pending one.
+  auto meta = store->GetBlobMeta(d);
+  REQUIRE(meta.ok());
+  REQUIRE(meta->has_value());
+  CHECK_FALSE((*meta)->complete);
+  // A second client of slow.test joins slow.test's fetch, not good.test's.
+  auto joined = table.Join("slow.test", d, ClientFor(slow.url()), "r", &started, nullptr);
+  REQUIRE(joined.ok());
+  CHECK_FALSE(started);
+  CHECK(joined.value().get() == stalled.value().get());
+  stalled.value()->Cancel(portcullis::Status::UpstreamUnavailable("test over"));
+  REQUIRE(table.WaitIdle(Clock::now() + 5s));
+  CHECK_FALSE(HasMeta(*store, d));  // the stalled fetch dropped its record; nothing else was written
+  CHECK_FALSE(table.Running(d));
+  // Once nothing runs, good.test's next fetch writes and commits as usual.
+  auto again = table.Join("good.test", d, ClientFor(good.url()), "r", &started, nullptr);
+  REQUIRE(again.ok());
+  CHECK(started);
+  CHECK_FALSE(again.value()->serve_through());
+  CHECK(again.value()->WaitDone(10s));
+  REQUIRE(table.WaitIdle(Clock::now() + 5s));
+  meta = store->GetBlobMeta(d);
+  REQUIRE(meta.ok());
+  REQUIRE(meta->has_value());
+  CHECK((*meta)->complete);
+}

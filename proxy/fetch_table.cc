@@ -49,14 +49,15 @@ bool FetchTable::CancelOldestAbandonedLocked() {
   return false;
 }
 
-StatusOr<std::shared_ptr<BlobFetch>> FetchTable::Join(const oci::Digest& d,
+StatusOr<std::shared_ptr<BlobFetch>> FetchTable::Join(const std::string& upstream, const oci::Digest& d,
                                                       std::shared_ptr<oci::RegistryClient> client,
                                                       const std::string& repo, bool* started,
                                                       const std::function<void(const BlobFetch&)>& on_done) {
   std::shared_ptr<BlobFetch> fetch, reader;
+  const Key key(d, upstream);
   {
     std::lock_guard<std::mutex> l(mu_);
-    auto it = running_.find(d);
+    auto it = running_.find(key);
     // A fetch that already failed is finishing; it must not be joined.
     if (it != running_.end() && !it->second->failed()) {
       // Cancelled, it has yet to drop what it wrote: neither join nor replace it.
@@ -77,16 +78,23 @@ StatusOr<std::shared_ptr<BlobFetch>> FetchTable::Join(const oci::Digest& d,
                                      " upstream blob fetches are running; retry shortly");
     }
     fetch = std::make_shared<BlobFetch>(d, store_, chunk_bytes_, window_, pool_, limits_);
+    // Another upstream's fetch of `d` that has not failed (a cancelled one has
+    // yet to drop what it wrote) owns the digest's record: serve through.
+    for (auto j = running_.lower_bound(Key(d, "")); j != running_.end() && j->first.first == d; ++j) {
+      if (j->first.second != upstream && !j->second->serve_through() && !j->second->failed()) {
+        fetch->serve_through_ = true;
+      }
+    }
     if (before_write_) fetch->set_before_write_for_test(before_write_);
     if (on_reserve_) fetch->set_on_reserve(on_reserve_);
     reader = WithReader(fetch);  // counted before any other Join can see it
-    running_[d] = fetch;
+    running_[key] = fetch;
     ++threads_;
     *started = true;
   }
-  auto forget = [this, fetch] {
+  auto forget = [this, fetch, key] {
     std::lock_guard<std::mutex> l(mu_);
-    auto it = running_.find(fetch->digest());
+    auto it = running_.find(key);
     if (it != running_.end() && it->second == fetch) running_.erase(it);
   };
   try {
@@ -127,7 +135,8 @@ size_t FetchTable::inflight() const {
 
 std::optional<FetchTable::Hold> FetchTable::HoldIdle(const oci::Digest& d) {
   std::lock_guard<std::mutex> l(mu_);
-  if (running_.count(d)) return std::nullopt;
+  auto it = running_.lower_bound(Key(d, ""));
+  if (it != running_.end() && it->first.first == d) return std::nullopt;
   ++held_[d];
   return Hold(this, d);
 }
@@ -141,7 +150,8 @@ FetchTable::Hold::~Hold() {
 
 bool FetchTable::Running(const oci::Digest& d) const {
   std::lock_guard<std::mutex> l(mu_);
-  return running_.count(d) > 0;
+  auto it = running_.lower_bound(Key(d, ""));
+  return it != running_.end() && it->first.first == d;
 }
 
 bool FetchTable::WaitIdle(std::chrono::steady_clock::time_point deadline) {

@@ -118,12 +118,17 @@ StatusOr<BlobSource> Registry::OpenBlob(const Route& route, const oci::Digest& d
   std::string key = route.Key();
   Store* store = store_.get();
   Counters* counters = &counters_;
-  auto joined = fetches_.Join(d, route.upstream->client, route.repo, &started, [=](const BlobFetch& f) {
+  auto joined = fetches_.Join(upstream_name, d, route.upstream->client, route.repo, &started,
+                              [=](const BlobFetch& f) {
         counters->upstream_bytes += f.size_committed();
         if (f.committed()) {
           (void)store->PutLinks(key, {f.digest()});
           store->Touch(f.digest());
           Log(LogLevel::kInfo, "blob cached",
+              {{"upstream", upstream_name}, {"repo", repo}, {"digest", f.digest().ToString()},
+               {"bytes", f.size_committed()}});
+        } else if (f.serve_through() && !f.failed()) {
+          Log(LogLevel::kInfo, "blob served through, not cached (another upstream's fetch of it was writing it)",
               {{"upstream", upstream_name}, {"repo", repo}, {"digest", f.digest().ToString()},
                {"bytes", f.size_committed()}});
         } else {
