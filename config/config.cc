@@ -438,7 +438,8 @@ Runs the pull-through proxy. Every flag may also be set in a JSON config file
   --min-send-rate BYTES         cut a download the client reads slower than this many bytes a
                                 second over --send-window [min_send_rate] (default 1024)
   --send-window SECONDS         the window of --min-send-rate [send_window] (default 30)
-  --max-inflight-fetches N      concurrent upstream blob fetches; beyond it 429 [max_inflight_fetches] (default 32)
+  --max-inflight-fetches N      concurrent upstream blob fetches; beyond it the one no client has read
+                                for the longest is cancelled, else 429 [max_inflight_fetches] (default 32)
   --chunk-bytes N               blob chunk size in RocksDB [chunk_bytes] (default 1048576)
   --log-level LEVEL             debug, info, warn or error [log_level] (default info)
   --cache-max-bytes N           bound the blob cache; least-recently-used blobs are evicted

@@ -538,6 +538,8 @@ TEST_CASE("config: fetch limits (review M6): fetch_deadline and max_blob_bytes, 
   REQUIRE_MESSAGE(f.ok(), f.status().ToString());
   CHECK(f->fetch_deadline_seconds == 30);
   CHECK(f->max_blob_bytes == 4096);
+  CHECK(Contains(ServeUsage(), "--fetch-deadline SECONDS"));
+  CHECK(Contains(ServeUsage(), "--max-blob-bytes N"));
 
   // Defaults: an hour; the bound follows cache_max_bytes, else 64 GiB.
   Config d;
