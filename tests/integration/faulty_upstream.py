@@ -23,6 +23,8 @@ The first component of the repository name picks the behaviour (MODE/app):
                 closes the connection (review M6: a fetch without a total deadline never ends)
   huge-cl       blob GETs: Content-Length 10^12, then the layer's bytes and close (a size bound
                 must refuse it at the headers)
+  trickle-any   like trickle, for ANY blob digest, with a Content-Length of 4 MiB (slow blobs
+                for clients that hang up after the headers)
   chunked-forever
                 blob GETs: chunked, 64 KiB chunks of zeros until the client closes (review M6's
                 disk variant: a size bound must cut it)
@@ -50,7 +52,8 @@ import threading
 import time
 
 MODES = ["honest", "reset-body", "stall-body", "short-cl", "long-cl", "5xx", "429", "redirect-loop",
-         "redirect-bad", "bad-json", "wrong-types", "head-no-cl", "trickle", "huge-cl", "chunked-forever",
+         "redirect-bad", "bad-json", "wrong-types", "head-no-cl", "trickle", "trickle-any", "huge-cl",
+         "chunked-forever",
          "token-int", "token-null", "token-array", "token-badjson", "token-500"]
 TOKEN_BODIES = {"int": b'{"token": 1}', "null": b'{"token": null}', "array": b"[]", "badjson": b'{"token":'}
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -233,6 +236,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.send(200, body, ctype, headers, head=head)
 
     def blob(self, mode, img, ref, head):
+        if mode == "trickle-any" and not head:
+            return self.endless_body("trickle", b"\0" * (4 << 20), stat_mode=mode)
         body = img.blobs.get(ref)
         if body is None or mode in ("bad-json", "wrong-types"):
             if mode == "bad-json":
@@ -255,7 +260,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.endless_body(mode, body)
         return self.send(200, body, "application/octet-stream", headers, head=head)
 
-    def endless_body(self, mode, body):
+    def endless_body(self, mode, body, stat_mode=None):
         """trickle, huge-cl and chunked-forever for one blob GET (bounded: at most 30 minutes)."""
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
@@ -282,7 +287,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(zeros), zeros))
                     self.wfile.flush()
         except OSError:
-            self.server.state.bump(mode, "closed")
+            self.server.state.bump(stat_mode or mode, "closed")
 
 
 class Server(http.server.ThreadingHTTPServer):

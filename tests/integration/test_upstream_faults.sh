@@ -16,7 +16,9 @@
 # Fetch limits (review M6; the proxy runs with --fetch-deadline 6 --max-blob-bytes 8 MiB): a
 # layer trickled a byte every 0.2 s is cut at the deadline, a Content-Length of 10^12 is
 # answered 403 LIMIT_EXCEEDED, a chunked body without end is cut past 8 MiB; each time the
-# upstream connection is closed and the fetch's slot freed.
+# upstream connection is closed and the fetch's slot freed. A second proxy with 3 fetch slots:
+# 3 clients that hang up after the headers of 3 endless blobs do not keep a 4th client's
+# cold pull from its blob (the fetch without a reader for the longest is cancelled).
 source "$(dirname "$0")/lib.sh"
 suite_init upstream_faults
 
@@ -281,6 +283,21 @@ chunked_cut() {
 check "chunked-forever: a body without end is cut past --max-blob-bytes" chunked_cut
 check "chunked-forever: the upstream connection was closed" upstream_closed chunked-forever 1
 check "chunked-forever: the slot is free and nothing is pending" fetches_idle
+
+# abandoned fetches: 3 slots, 3 clients hang up after the headers of 3 trickled blobs
+start_proxy proxy2 --upstream "faulty.test=http://$F" --upstream-timeout 3 --max-inflight-fetches 3 ||
+  { not_ok "a second proxy (3 fetch slots) starts" "$(tail -3 "$T/proxy2.log")"; finish; }
+P2=${ADDR[proxy2]}
+for i in 1 2 3; do
+  curl -s -m 2 -o /dev/null "http://$P2/v2/trickle-any/app/blobs/sha256:$(printf '%064x' "$i")"
+done
+sleep 1
+code=$(curl -s --max-time 30 -o "$T/p2.blob" -w '%{http_code}' "http://$P2/v2/honest/app/blobs/$HL")
+check_eq "abandoned fetches: after 3 clients hung up on 3 endless fetches (3 slots), a cold pull gets its blob (not 429)" \
+  "200 $HL" "$code $(sha_of "$T/p2.blob")"
+check "abandoned fetches: the cancelled fetch's upstream connection was closed" upstream_closed trickle-any 1
+check_true "abandoned fetches: the cancellation is counted" "$(grep -c 'no client was reading' "$T/proxy2.log") log lines" \
+  grep -q 'no client was reading' "$T/proxy2.log"
 
 # ---------------------------------------------------------------- nothing of it was cached
 if "$PORTCULLIS_BIN" admin --server "http://127.0.0.1:$AP" --token-file "$TOK" cache ls --json >"$T/ls.json" 2>"$T/ls.err"; then
