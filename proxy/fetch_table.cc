@@ -92,20 +92,27 @@ StatusOr<std::shared_ptr<BlobFetch>> FetchTable::Join(const std::string& upstrea
     ++threads_;
     *started = true;
   }
-  auto forget = [this, fetch, key] {
+  auto forget = [this, key](const std::shared_ptr<BlobFetch>& f) {
     std::lock_guard<std::mutex> l(mu_);
     auto it = running_.find(key);
-    if (it != running_.end() && it->second == fetch) running_.erase(it);
+    if (it != running_.end() && it->second == f) running_.erase(it);
   };
   try {
-    std::function<void()> body = [this, fetch, client, repo, on_done, forget] {
+    std::function<void()> body = [this, fetch, client, repo, on_done = on_done, forget]() mutable {
       fetch->Run(client.get(), repo);
-      forget();
+      forget(fetch);
       try {
         if (on_done) on_done(*fetch);
       } catch (...) {
         // on_done only logs and records; its failure must not end the process.
       }
+      // Everything this thread owns goes before it says it is done: once the
+      // table is idle its owner may close the store and the upstream clients
+      // and end the process, and a last reference dropped here afterwards
+      // would destroy them on this thread meanwhile (main's 39ca91c, ported).
+      fetch.reset();
+      client.reset();
+      on_done = nullptr;
       std::lock_guard<std::mutex> l(mu_);
       --threads_;
       idle_cv_.notify_all();
@@ -119,7 +126,7 @@ StatusOr<std::shared_ptr<BlobFetch>> FetchTable::Join(const std::string& upstrea
     // No thread (EAGAIN under a process limit): give the slot back, and fail
     // the fetch so nobody who joined it in the meantime waits for it.
     fetch->Fail(Status::UpstreamUnavailable("cannot start a fetch thread for " + d.ToString() + ": " + e.what()));
-    forget();
+    forget(fetch);
     std::lock_guard<std::mutex> l(mu_);
     --threads_;
     idle_cv_.notify_all();
