@@ -94,6 +94,10 @@ StatusOr<Config> Parse(const std::string& text, const std::string& origin) {
       PC_RETURN_IF_ERROR(GetInt(v, origin, key, 0, 3650LL * 86400, &c.max_stale_seconds));
     } else if (key == "upstream_timeout") {
       PC_RETURN_IF_ERROR(GetInt(v, origin, key, 1, 3600, &c.upstream_timeout_seconds));
+    } else if (key == "fetch_deadline") {
+      PC_RETURN_IF_ERROR(GetInt(v, origin, key, 1, 7LL * 86400, &c.fetch_deadline_seconds));
+    } else if (key == "max_blob_bytes") {
+      PC_RETURN_IF_ERROR(GetInt(v, origin, key, 0, INT64_MAX / 2, &c.max_blob_bytes));
     } else if (key == "threads") {
       int64_t n;
       PC_RETURN_IF_ERROR(GetInt(v, origin, key, 2, 4096, &n));
@@ -229,6 +233,10 @@ StatusOr<Config> FromArgs(const std::vector<std::string>& args, bool* help) {
       PC_ASSIGN_OR_RETURN(c.max_stale_seconds, need_int(0, 3650LL * 86400));
     } else if (flag == "--upstream-timeout") {
       PC_ASSIGN_OR_RETURN(c.upstream_timeout_seconds, need_int(1, 3600));
+    } else if (flag == "--fetch-deadline") {
+      PC_ASSIGN_OR_RETURN(c.fetch_deadline_seconds, need_int(1, 7LL * 86400));
+    } else if (flag == "--max-blob-bytes") {
+      PC_ASSIGN_OR_RETURN(c.max_blob_bytes, need_int(0, INT64_MAX / 2));
     } else if (flag == "--threads") {
       PC_ASSIGN_OR_RETURN(int64_t n, need_int(2, 4096));
       c.threads = static_cast<int>(n);
@@ -361,6 +369,13 @@ Status Finalize(Config* c) {
   if (c->tag_ttl_seconds < 0) return Status::InvalidArgument("tag_ttl: must not be negative");
   if (c->max_stale_seconds < 0) return Status::InvalidArgument("max_stale: must not be negative");
   if (c->upstream_timeout_seconds < 1) return Status::InvalidArgument("upstream_timeout: must be at least 1");
+  if (c->fetch_deadline_seconds < 1) return Status::InvalidArgument("fetch_deadline: must be at least 1");
+  if (c->max_blob_bytes < 0) return Status::InvalidArgument("max_blob_bytes: must not be negative");
+  if (c->cache_max_bytes > 0 && c->max_blob_bytes > c->cache_max_bytes) {
+    // Such a blob could never stay cached: its own commit would evict it.
+    return Status::InvalidArgument("max_blob_bytes (" + std::to_string(c->max_blob_bytes) +
+                                   ") must not exceed cache_max_bytes (" + std::to_string(c->cache_max_bytes) + ")");
+  }
   if (c->threads < 2) return Status::InvalidArgument("threads: must be at least 2");
   if (c->max_connections < 1) return Status::InvalidArgument("max_connections: must be at least 1");
   if (c->max_downloads < 1) return Status::InvalidArgument("max_downloads: must be at least 1");
@@ -373,6 +388,11 @@ Status Finalize(Config* c) {
     return Status::InvalidArgument("log_level \"" + c->log_level + "\": expected debug, info, warn or error");
   }
   return Status::Ok();
+}
+
+int64_t EffectiveMaxBlobBytes(const Config& c) {
+  if (c.max_blob_bytes > 0) return c.max_blob_bytes;
+  return c.cache_max_bytes > 0 ? c.cache_max_bytes : kDefaultMaxBlobBytes;
 }
 
 const char* ServeUsage() {
@@ -399,6 +419,11 @@ Runs the pull-through proxy. Every flag may also be set in a JSON config file
   --docker-config FILE          docker config.json whose "auths" hold upstream credentials
                                 [docker_config]
   --upstream-timeout SECONDS    connect/read timeout for upstream requests [upstream_timeout] (default 60)
+  --fetch-deadline SECONDS      total time one upstream blob fetch may take; past it the fetch
+                                fails and nothing is cached [fetch_deadline] (default 3600)
+  --max-blob-bytes N            largest blob fetched upstream; a bigger one is refused with
+                                LIMIT_EXCEEDED before a byte is stored [max_blob_bytes]
+                                (default 0: --cache-max-bytes when set, else 64 GiB)
   --threads N                   handler threads: RocksDB reads and upstream requests [threads] (default 64)
   --io-threads N                event-loop threads holding every connection [io_threads]
                                 (default 0: the CPU count, at most 4)
@@ -413,7 +438,8 @@ Runs the pull-through proxy. Every flag may also be set in a JSON config file
   --min-send-rate BYTES         cut a download the client reads slower than this many bytes a
                                 second over --send-window [min_send_rate] (default 1024)
   --send-window SECONDS         the window of --min-send-rate [send_window] (default 30)
-  --max-inflight-fetches N      concurrent upstream blob fetches; beyond it 429 [max_inflight_fetches] (default 32)
+  --max-inflight-fetches N      concurrent upstream blob fetches; beyond it the one no client has read
+                                for the longest is cancelled, else 429 [max_inflight_fetches] (default 32)
   --chunk-bytes N               blob chunk size in RocksDB [chunk_bytes] (default 1048576)
   --log-level LEVEL             debug, info, warn or error [log_level] (default info)
   --cache-max-bytes N           bound the blob cache; least-recently-used blobs are evicted

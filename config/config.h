@@ -38,6 +38,13 @@ struct Config {
   int max_inflight_fetches = 32;    // concurrent upstream blob fetches; more → 429
   int64_t chunk_bytes = 1 << 20;    // blob chunk size in RocksDB
   int64_t upstream_timeout_seconds = 60;
+  // Total time one upstream blob fetch may take, headers to last byte; past it
+  // the fetch fails (nothing cached, its readers fail, its slot is freed).
+  int64_t fetch_deadline_seconds = 3600;
+  // Largest blob fetched upstream: a bigger Content-Length is refused before any
+  // byte is written (LIMIT_EXCEEDED), a body growing past it fails the fetch.
+  // 0 = cache_max_bytes when that is set, else kDefaultMaxBlobBytes.
+  int64_t max_blob_bytes = 0;
   std::string log_level = "info";   // debug | info | warn | error
   // Admin API: "" = the default 127.0.0.1:5001 (skipped with a warning if that
   // port is taken), "off" = none, else HOST:PORT (failing to bind stops the start).
@@ -55,6 +62,12 @@ struct Config {
 };
 
 inline constexpr const char* kDefaultAdminListen = "127.0.0.1:5001";
+// max_blob_bytes when neither it nor cache_max_bytes is set: 64 GiB, above the
+// largest layers seen in practice (ML images ship 10-30 GiB layers).
+inline constexpr int64_t kDefaultMaxBlobBytes = 64LL << 30;
+
+// The blob size bound in effect (max_blob_bytes, or its default; see above).
+int64_t EffectiveMaxBlobBytes(const Config& c);
 
 // Reads a JSON config file. Unknown fields and wrong types are INVALID_ARGUMENT
 // naming the field ("upstreams[1].url: must be a string").

@@ -526,3 +526,44 @@ TEST_CASE("config: allowed_hosts from the file and from --allowed-hosts") {
   REQUIRE(f.ok());
   CHECK(f->allowed_hosts == std::vector<std::string>{"from-file"});
 }
+
+TEST_CASE("config: fetch limits (review M6): fetch_deadline and max_blob_bytes, file and flags") {
+  auto c = Parse(R"({"fetch_deadline": 600, "max_blob_bytes": 1048576})", "f.json");
+  REQUIRE_MESSAGE(c.ok(), c.status().ToString());
+  CHECK(c->fetch_deadline_seconds == 600);
+  CHECK(c->max_blob_bytes == 1048576);
+  CHECK(EffectiveMaxBlobBytes(*c) == 1048576);
+
+  auto f = Args({"--fetch-deadline", "30", "--max-blob-bytes", "4096"});
+  REQUIRE_MESSAGE(f.ok(), f.status().ToString());
+  CHECK(f->fetch_deadline_seconds == 30);
+  CHECK(f->max_blob_bytes == 4096);
+  CHECK(Contains(ServeUsage(), "--fetch-deadline SECONDS"));
+  CHECK(Contains(ServeUsage(), "--max-blob-bytes N"));
+
+  // Defaults: an hour; the bound follows cache_max_bytes, else 64 GiB.
+  Config d;
+  CHECK(d.fetch_deadline_seconds == 3600);
+  CHECK(EffectiveMaxBlobBytes(d) == kDefaultMaxBlobBytes);
+  d.cache_max_bytes = 10 << 20;
+  CHECK(EffectiveMaxBlobBytes(d) == 10 << 20);
+
+  for (const char* bad : {R"({"fetch_deadline": 0})", R"({"fetch_deadline": "1h"})", R"({"max_blob_bytes": -1})"}) {
+    CAPTURE(bad);
+    auto b = Parse(bad, "f.json");
+    CHECK_FALSE(b.ok());
+  }
+  CHECK_FALSE(Args({"--fetch-deadline", "0"}).ok());
+  CHECK_FALSE(Args({"--max-blob-bytes", "-5"}).ok());
+
+  // A blob bound above the cache bound could never stay cached: refused.
+  Config over;
+  over.cache_max_bytes = 1 << 20;
+  over.max_blob_bytes = 2 << 20;
+  Status st = Finalize(&over);
+  CHECK(st.code() == Code::kInvalidArgument);
+  CHECK(Contains(st.message(), "max_blob_bytes"));
+  over.max_blob_bytes = 1 << 20;
+  st = Finalize(&over);
+  CHECK_MESSAGE(st.ok(), st.ToString());
+}

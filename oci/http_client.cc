@@ -307,7 +307,17 @@ StatusOr<HttpResponse> RegistryClient::Once(const Url& origin, const std::string
 
   httplib::Response hres;
   httplib::Error err = httplib::Error::Success;
+  if (req.cancel && !req.cancel->Attach(cli.get())) {
+    return Status::UpstreamUnavailable(req.method + " " + origin.Origin() + target + ": cancelled");
+  }
   bool ok = cli->send(hreq, hres, err);
+  if (req.cancel) {
+    req.cancel->Detach(cli.get());
+    // A cancelled request's connection was shut down: never reused, never a success.
+    if (req.cancel->cancelled()) {
+      return Status::UpstreamUnavailable(req.method + " " + origin.Origin() + target + ": cancelled");
+    }
+  }
   if (ok && out.status == 0) {
     // httplib calls the response handler only for answers with a body (not HEAD).
     out.status = hres.status;
@@ -453,6 +463,31 @@ StatusOr<HttpResponse> RegistryClient::Execute(const HttpRequest& req, const Hea
     return r;
   }
   return Status::UpstreamInvalid("too many redirects for " + req.target);
+}
+
+void StreamCancel::Cancel() {
+  std::lock_guard<std::mutex> l(mu_);
+  cancelled_ = true;
+  // httplib's stop() only shuts the socket down while a request is in flight
+  // (the one thread-safe thing to do); the sending thread then fails its read.
+  for (httplib::Client* c : clients_) c->stop();
+}
+
+bool StreamCancel::cancelled() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return cancelled_;
+}
+
+bool StreamCancel::Attach(httplib::Client* c) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (cancelled_) return false;
+  clients_.push_back(c);
+  return true;
+}
+
+void StreamCancel::Detach(httplib::Client* c) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::erase(clients_, c);
 }
 
 StatusOr<HttpResponse> RegistryClient::Do(const HttpRequest& req, size_t max_body) {

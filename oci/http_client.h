@@ -57,6 +57,25 @@ struct ClientOptions {
   size_t max_idle_connections = 16;
 };
 
+// Lets another thread abandon a request in progress (a fetch past its
+// deadline, or one cancelled to free its slot): Cancel() shuts the request's
+// connection down, so a Do/Stream blocked in a read returns
+// UPSTREAM_UNAVAILABLE at once, and any later request carrying it fails before
+// it connects. Thread-safe; one StreamCancel may be shared by many requests.
+class StreamCancel {
+ public:
+  void Cancel();
+  bool cancelled() const;
+
+ private:
+  friend class RegistryClient;
+  bool Attach(httplib::Client* c);  // false (not attached) when already cancelled
+  void Detach(httplib::Client* c);
+  mutable std::mutex mu_;
+  std::vector<httplib::Client*> clients_;  // requests in progress
+  bool cancelled_ = false;
+};
+
 struct HttpRequest {
   std::string method = "GET";
   std::string target;       // path and query, already escaped, e.g. "/v2/x/manifests/y"
@@ -65,6 +84,8 @@ struct HttpRequest {
   std::string content_type;
   // Token scope for the bearer flow, e.g. "repository:library/alpine:pull".
   std::string scope;
+  // Optional: cancels the request (and its redirects) from another thread.
+  std::shared_ptr<StreamCancel> cancel;
 };
 
 struct HttpResponse {

@@ -172,6 +172,7 @@ void AdminServer::Install() {
     StoreStats s = registry_->store().Stats();
     SendJson(res, {{"blobs", s.blobs},
                    {"blob_bytes", s.blob_bytes},
+                   {"pending_bytes", s.pending_bytes},
                    {"manifests", s.manifests},
                    {"inflight_fetches", registry_->fetches().inflight()},
                    {"max_bytes", maintenance_->max_bytes()},

@@ -12,17 +12,74 @@ namespace portcullis::proxy {
 
 using namespace std::chrono_literals;
 
+namespace {
+std::chrono::steady_clock::time_point DeadlineAfter(std::chrono::milliseconds d) {
+  if (d.count() <= 0) return std::chrono::steady_clock::time_point::max();
+  return std::chrono::steady_clock::now() + d;
+}
+}  // namespace
+
 BlobFetch::BlobFetch(oci::Digest digest, std::shared_ptr<Store> store, uint64_t chunk_bytes, FetchWindow window,
-                     std::shared_ptr<std::atomic<size_t>> pool)
+                     std::shared_ptr<std::atomic<size_t>> pool, FetchLimits limits)
     : digest_(std::move(digest)),
       store_(std::move(store)),
       chunk_bytes_(chunk_bytes),
       window_(window),
-      pool_(std::move(pool)) {}
+      pool_(std::move(pool)),
+      limits_(limits),
+      deadline_(DeadlineAfter(limits.deadline)) {
+  idle_since_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
+}
 
 BlobFetch::~BlobFetch() {
   std::lock_guard<std::mutex> l(mu_);
   ReturnBorrowed();
+  if (reserved_ > 0) store_->ReleasePending(reserved_);
+}
+
+void BlobFetch::ReaderLeft() {
+  idle_since_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
+  --readers_;
+}
+
+std::chrono::steady_clock::time_point BlobFetch::idle_since() const {
+  return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(idle_since_ns_.load()));
+}
+
+bool BlobFetch::ReserveLocked(uint64_t bytes) {
+  if (bytes <= reserved_) return false;
+  store_->ReservePending(bytes - reserved_);
+  reserved_ = bytes;
+  return true;
+}
+
+bool BlobFetch::Cancel(Status why) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (verified_ || failed_ || !cancel_reason_.ok()) return false;
+    cancel_reason_ = std::move(why);
+    writer_cv_.notify_all();
+  }
+  cancel_->Cancel();  // the fetch thread's read fails now; it then fails the fetch
+  return true;
+}
+
+Status BlobFetch::DeadlineStatus() const {
+  const int64_t ms = limits_.deadline.count();
+  return Status::UpstreamUnavailable("fetch of " + digest_.ToString() + " did not finish within its deadline of " +
+                                     (ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms") +
+                                     " (fetch_deadline); dropped, not cached");
+}
+
+Status BlobFetch::TooLarge(const std::string& what) const {
+  return Status::LimitExceeded("blob " + digest_.ToString() + " is larger than the proxy's bound of " +
+                               std::to_string(limits_.max_blob_bytes) + " bytes (max_blob_bytes): upstream sent " +
+                               what + "; not cached");
+}
+
+bool BlobFetch::cancelled() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return !cancel_reason_.ok();
 }
 
 void BlobFetch::ReturnBorrowed() {
@@ -60,8 +117,9 @@ bool BlobFetch::committed() const {
 
 bool BlobFetch::WaitDone(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> l(mu_);
-  cv_.wait_for(l, timeout, [&] { return committed_ || failed_; });
-  return committed_;
+  const bool through = serve_through_;
+  cv_.wait_for(l, timeout, [&] { return committed_ || failed_ || (through && verified_); });
+  return committed_ || (through && verified_ && !failed_);
 }
 
 bool BlobFetch::failed() const {
@@ -118,7 +176,10 @@ BlobFetch::ReadResult BlobFetch::Read(uint64_t offset, size_t max, uint64_t hold
     return ReadResult::kData;
   }
   // Behind the window (a slow reader, or the window freed at commit): only
-  // chunks already in the store leave the window, so read it there.
+  // chunks already in the store leave the window, so read it there. Not so
+  // when serving through: the store's chunks of this digest are another
+  // fetch's, from another upstream, not yet proven.
+  if (serve_through_) return ReadResult::kFailed;
   l.unlock();
   rocksdb::PinnableSlice chunk;
   if (!store_->ReadChunk(digest_, index, &chunk).ok() || chunk.size() <= in_chunk) return ReadResult::kFailed;
@@ -147,7 +208,7 @@ bool BlobFetch::WriteOne(std::unique_lock<std::mutex>& l) {
   std::shared_ptr<std::string> chunk = chunks_[static_cast<size_t>(index - first_)];
   l.unlock();
   if (before_write_) before_write_(index);
-  Status st = store_->PutChunk(digest_, index, *chunk);
+  Status st = serve_through_ ? Status::Ok() : store_->PutChunk(digest_, index, *chunk);
   l.lock();
   if (!st.ok()) {
     write_error_ = st;
@@ -159,7 +220,9 @@ bool BlobFetch::WriteOne(std::unique_lock<std::mutex>& l) {
     --borrowed_;
     if (pool_) pool_->fetch_sub(1);
   }
-  while (chunks_.size() > window_.keep_chunks && first_ < stored_) {
+  // Serving through, the window is all a reader has: it keeps max_pending more.
+  const size_t keep = window_.keep_chunks + (serve_through_ ? window_.max_pending : 0);
+  while (chunks_.size() > keep && first_ < stored_) {
     chunks_.pop_front();
     ++first_;
   }
@@ -173,7 +236,16 @@ void BlobFetch::WriteLoop() {
     for (;;) {
       if (WriteOne(l)) continue;
       if (!write_error_.ok() || stop_) return;
-      writer_cv_.wait(l);
+      // The writer also keeps the fetch's deadline: a fetch blocked in an
+      // upstream read (a trickling body) is cancelled from here.
+      if (deadline_ == std::chrono::steady_clock::time_point::max() || verified_ || !cancel_reason_.ok()) {
+        writer_cv_.wait(l);
+      } else if (writer_cv_.wait_until(l, deadline_) == std::cv_status::timeout && !verified_ &&
+                 cancel_reason_.ok()) {
+        l.unlock();
+        Cancel(DeadlineStatus());
+        l.lock();
+      }
     }
   } catch (const std::exception& e) {
     if (!l.owns_lock()) l.lock();
@@ -234,6 +306,12 @@ void BlobFetch::Run(oci::RegistryClient* client, const std::string& repo) {
   } catch (...) {
     Fail(Status::Internal("blob fetch of " + digest_.ToString() + " failed with an unknown exception"));
   }
+  {
+    // Committed (counted as a complete blob now) or dropped: nothing is pending any more.
+    std::lock_guard<std::mutex> l(mu_);
+    if (reserved_ > 0) store_->ReleasePending(reserved_);
+    reserved_ = 0;
+  }
   // The window's chunks (up to keep + max_pending + the pool's share) went
   // back to malloc at the commit or failure; glibc keeps freed 1 MiB blocks in
   // its arenas, so without this the process's RSS would stay at the largest
@@ -245,7 +323,8 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
   auto hasher = oci::Hasher::Create(digest_.algorithm());
   Status answer;  // the mapped upstream status when not 200
   Status write_error;
-  const oci::HttpRequest req = upstream::BlobGet(repo, digest_);
+  oci::HttpRequest req = upstream::BlobGet(repo, digest_);
+  req.cancel = cancel_;
   Writer writer(this);
   auto fail = [&](Status st) {
     writer.Abandon();
@@ -265,12 +344,24 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
     if (!cl.empty() && cl.size() < 19 && cl.find_first_not_of("0123456789") == std::string::npos) {
       size = std::stoll(cl);
     }
-    Status st = store_->BeginBlob(digest_, chunk_bytes_);
-    if (!st.ok()) {
-      write_error = st;
+    if (limits_.max_blob_bytes > 0 && size > 0 && static_cast<uint64_t>(size) > limits_.max_blob_bytes) {
+      // Refused before BeginBlob: nothing of it is ever written.
+      answer = TooLarge(std::to_string(size) + " bytes (its Content-Length)");
       return false;
     }
-    began_ = true;
+    if (!serve_through_) {
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        if (size > 0) ReserveLocked(static_cast<uint64_t>(size));
+      }
+      if (size > 0 && on_reserve_) on_reserve_();
+      Status st = store_->BeginBlob(digest_, chunk_bytes_);
+      if (!st.ok()) {
+        write_error = st;
+        return false;
+      }
+      began_ = true;
+    }
     std::lock_guard<std::mutex> l(mu_);
     headers_ = true;
     size_ = size;
@@ -280,12 +371,30 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
   auto on_data = [&](const char* data, size_t n) {
     hasher->Update(data, n);
     std::unique_lock<std::mutex> l(mu_);
+    if (!cancel_reason_.ok()) return false;
+    if (std::chrono::steady_clock::now() >= deadline_) {  // the writer's watch, when it has no thread
+      cancel_reason_ = DeadlineStatus();
+      return false;
+    }
+    if (limits_.max_blob_bytes > 0 && received_ + n > limits_.max_blob_bytes) {
+      write_error = TooLarge("more than " + std::to_string(received_ + n - 1) + " bytes (a body longer than announced)");
+      return false;
+    }
+    if (!serve_through_ && received_ + n > reserved_ && ReserveLocked(received_ + n + chunk_bytes_) && on_reserve_) {
+      l.unlock();  // a body without (or beyond) a Content-Length: reserve as it comes, a chunk ahead
+      on_reserve_();
+      l.lock();
+    }
     while (n > 0) {
       if (chunks_.empty() || chunks_.back()->size() == chunk_bytes_) {
         // A new chunk: wait until the writer is less than max_pending chunks
         // behind, or the pool lends one (another fetch's return does not wake
         // this one: look again every 5 ms).
-        while (write_error_.ok() && !RoomForChunk()) writer_cv_.wait_for(l, 5ms);
+        while (write_error_.ok() && cancel_reason_.ok() && !RoomForChunk()) {
+          if (std::chrono::steady_clock::now() >= deadline_) cancel_reason_ = DeadlineStatus();  // a stuck writer
+          writer_cv_.wait_for(l, 5ms);
+        }
+        if (!cancel_reason_.ok()) return false;
         if (!write_error_.ok()) {
           write_error = write_error_;
           return false;
@@ -323,6 +432,14 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
     return true;
   };
   auto r = client->Stream(req, on_headers, on_data);
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    if (!cancel_reason_.ok()) {
+      Status why = cancel_reason_;
+      l.unlock();
+      return fail(why);
+    }
+  }
   if (!write_error.ok()) return fail(write_error);
   if (!answer.ok()) return fail(answer);
   if (!r.ok()) return fail(r.status());
@@ -352,6 +469,7 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
   }
   Status st = writer.Drain();
   if (!st.ok()) return Fail(st);
+  if (serve_through_) return;  // verified, readers finish from the window; nothing to commit
   std::shared_ptr<std::string> last;
   uint64_t last_index;
   {
@@ -369,108 +487,6 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
   first_ = last_index + 1;
   ReturnBorrowed();
   cv_.notify_all();
-}
-
-FetchTable::FetchTable(std::shared_ptr<Store> store, uint64_t chunk_bytes, size_t max_inflight, FetchWindow window)
-    : store_(std::move(store)), chunk_bytes_(chunk_bytes), max_inflight_(max_inflight), window_(window) {}
-
-StatusOr<std::shared_ptr<BlobFetch>> FetchTable::Join(const oci::Digest& d,
-                                                      std::shared_ptr<oci::RegistryClient> client,
-                                                      const std::string& repo, bool* started,
-                                                      const std::function<void(const BlobFetch&)>& on_done) {
-  std::shared_ptr<BlobFetch> fetch;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = running_.find(d);
-    // A fetch that already failed is finishing; it must not be joined.
-    if (it != running_.end() && !it->second->failed()) {
-      *started = false;
-      return it->second;
-    }
-    if (running_.size() >= max_inflight_) {
-      return Status::TooManyRequests(std::to_string(max_inflight_) +
-                                     " upstream blob fetches are running; retry shortly");
-    }
-    if (held_.count(d)) return Status::TooManyRequests("blob " + d.ToString() + " is being removed; retry shortly");
-    // Under mu_: no other fetch of `d` can commit between this look and BeginBlob.
-    PC_ASSIGN_OR_RETURN(auto meta, store_->GetBlobMeta(d));
-    if (meta && meta->complete) return Status::AlreadyExists("blob " + d.ToString() + " is cached");
-    fetch = std::make_shared<BlobFetch>(d, store_, chunk_bytes_, window_, pool_);
-    if (before_write_) fetch->set_before_write_for_test(before_write_);
-    running_[d] = fetch;
-    ++threads_;
-    *started = true;
-  }
-  auto forget = [this](const std::shared_ptr<BlobFetch>& f) {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = running_.find(f->digest());
-    if (it != running_.end() && it->second == f) running_.erase(it);
-  };
-  try {
-    std::function<void()> body = [this, fetch, client, repo, on_done = on_done, forget]() mutable {
-      fetch->Run(client.get(), repo);
-      forget(fetch);
-      try {
-        if (on_done) on_done(*fetch);
-      } catch (...) {
-        // on_done only logs and records; its failure must not end the process.
-      }
-      // Everything this thread owns goes before it says it is done: once the
-      // table is idle its owner may close the store and the upstream clients
-      // and end the process, and a last reference dropped here afterwards
-      // would destroy them on this thread meanwhile (an abort at exit).
-      fetch.reset();
-      client.reset();
-      on_done = nullptr;
-      std::lock_guard<std::mutex> l(mu_);
-      --threads_;
-      idle_cv_.notify_all();
-    };
-    if (spawner_) {
-      spawner_(std::move(body));
-    } else {
-      std::thread(std::move(body)).detach();
-    }
-  } catch (const std::system_error& e) {
-    // No thread (EAGAIN under a process limit): give the slot back, and fail
-    // the fetch so nobody who joined it in the meantime waits for it.
-    fetch->Fail(Status::UpstreamUnavailable("cannot start a fetch thread for " + d.ToString() + ": " + e.what()));
-    forget(fetch);
-    std::lock_guard<std::mutex> l(mu_);
-    --threads_;
-    idle_cv_.notify_all();
-    return Status::UpstreamUnavailable("cannot start a fetch for " + d.ToString() + " (out of threads); retry shortly");
-  }
-  return fetch;
-}
-
-size_t FetchTable::inflight() const {
-  std::lock_guard<std::mutex> l(mu_);
-  return running_.size();
-}
-
-std::optional<FetchTable::Hold> FetchTable::HoldIdle(const oci::Digest& d) {
-  std::lock_guard<std::mutex> l(mu_);
-  if (running_.count(d)) return std::nullopt;
-  ++held_[d];
-  return Hold(this, d);
-}
-
-FetchTable::Hold::~Hold() {
-  if (table_ == nullptr) return;
-  std::lock_guard<std::mutex> l(table_->mu_);
-  auto it = table_->held_.find(d_);
-  if (it != table_->held_.end() && --it->second == 0) table_->held_.erase(it);
-}
-
-bool FetchTable::Running(const oci::Digest& d) const {
-  std::lock_guard<std::mutex> l(mu_);
-  return running_.count(d) > 0;
-}
-
-bool FetchTable::WaitIdle(std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock<std::mutex> l(mu_);
-  return idle_cv_.wait_until(l, deadline, [&] { return threads_ == 0; });
 }
 
 }  // namespace portcullis::proxy

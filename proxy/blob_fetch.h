@@ -17,6 +17,22 @@
 // last byte. Readers are never handed the last byte of their response before
 // every byte arrived and matched the digest, so no client ever completes a
 // body whose digest is wrong.
+//
+// Limits (review M6; FetchLimits): a total deadline per fetch and a size bound
+// per blob, both ending the fetch as failed (nothing cached, readers fail
+// before their last byte); a Content-Length over the bound is refused before
+// BeginBlob. The bytes a fetch may still write (its Content-Length, or what it
+// received so far plus a chunk) are reserved in the store's pending count, so
+// that eviction under --cache-max-bytes makes room for them ahead of the disk.
+// Fetches are keyed by (upstream, digest): clients of one upstream never join
+// (nor wait on) another upstream's fetch. The store holds one record per
+// digest, so while one fetch of a digest writes it, a fetch of the same digest
+// from another upstream serves through: it writes nothing, its readers read
+// from its window only (one that falls behind the window fails), and nothing
+// is cached by it (the next request finds the first fetch's blob).
+// Readers are counted (every pointer FetchTable::Join hands out is one); a
+// fetch nobody reads any more goes on (the next client, or a prefetch, gains),
+// but the table cancels it when a new fetch needs its slot.
 #pragma once
 
 #include <atomic>
@@ -46,12 +62,18 @@ struct FetchWindow {
   size_t shared_chunks = 64;  // the pool (per FetchTable) a fetch borrows from beyond max_pending
 };
 
+// Bounds on one fetch (review M6). Zero: no bound.
+struct FetchLimits {
+  std::chrono::milliseconds deadline{0};  // headers to last byte; past it the fetch fails
+  uint64_t max_blob_bytes = 0;            // larger: LIMIT_EXCEEDED, nothing kept
+};
+
 class BlobFetch {
  public:
   // `pool` counts the chunks borrowed from the shared pool by every fetch
   // (null: none can be borrowed).
   BlobFetch(oci::Digest digest, std::shared_ptr<Store> store, uint64_t chunk_bytes, FetchWindow window = {},
-            std::shared_ptr<std::atomic<size_t>> pool = nullptr);
+            std::shared_ptr<std::atomic<size_t>> pool = nullptr, FetchLimits limits = {});
   ~BlobFetch();
 
   const oci::Digest& digest() const { return digest_; }
@@ -71,7 +93,19 @@ class BlobFetch {
 
   bool committed() const;
   bool failed() const;
-  // Blocks until the fetch committed or failed, up to `timeout`; true when committed.
+  // Ends the fetch as failed with `why` (its upstream connection is shut down,
+  // what it wrote is dropped, its readers fail). False, doing nothing, once the
+  // bytes are verified, the fetch failed, or it was cancelled already.
+  bool Cancel(Status why);
+  bool cancelled() const;
+  // Writes nothing (see above); set by FetchTable before the fetch starts.
+  bool serve_through() const { return serve_through_; }
+  // Readers holding this fetch (pointers from FetchTable::Join), and since when
+  // none does (steady clock; meaningful when readers() == 0).
+  int readers() const { return readers_.load(); }
+  std::chrono::steady_clock::time_point idle_since() const;
+  // Blocks until the fetch committed or failed, up to `timeout`; true when
+  // committed (a serve-through fetch: when every byte arrived and matched).
   bool WaitDone(std::chrono::milliseconds timeout);
   uint64_t size_committed() const;
   Status failure() const;
@@ -87,9 +121,18 @@ class BlobFetch {
   // For tests: called on the writer before each chunk goes into the store
   // (set before Run; a test blocks it to hold the store behind the readers).
   void set_before_write_for_test(std::function<void(uint64_t index)> f) { before_write_ = std::move(f); }
+  // Called (on the fetch thread, no lock held) each time the fetch reserves
+  // more pending bytes in the store: lets eviction run early. Set before Run.
+  void set_on_reserve(std::function<void()> f) { on_reserve_ = std::move(f); }
 
  private:
   friend class FetchTable;
+  void ReaderJoined() { ++readers_; }
+  Status DeadlineStatus() const;
+  Status TooLarge(const std::string& what) const;
+  void ReaderLeft();
+  // Grows the pending reservation to `bytes` (under mu_); true when it grew.
+  bool ReserveLocked(uint64_t bytes);
   class Writer;
   void Fetch(oci::RegistryClient* client, const std::string& repo);
   void Fail(Status st);
@@ -108,7 +151,14 @@ class BlobFetch {
   const uint64_t chunk_bytes_;
   const FetchWindow window_;
   const std::shared_ptr<std::atomic<size_t>> pool_;
+  const FetchLimits limits_;
+  const std::chrono::steady_clock::time_point deadline_;  // max() when none
+  const std::shared_ptr<oci::StreamCancel> cancel_ = std::make_shared<oci::StreamCancel>();
   std::function<void(uint64_t)> before_write_;
+  std::function<void()> on_reserve_;
+  std::atomic<int> readers_{0};
+  bool serve_through_ = false;  // set before Run, constant after
+  std::atomic<int64_t> idle_since_ns_{0};
 
   mutable std::mutex mu_;
   std::condition_variable cv_;         // readers, WaitForHeaders, WaitDone
@@ -131,24 +181,39 @@ class BlobFetch {
   bool committed_ = false;
   bool failed_ = false;
   Status failure_;
+  Status cancel_reason_;    // set by Cancel (or the deadline); the fetch fails with it
+  uint64_t reserved_ = 0;   // bytes reserved in the store's pending count
 };
 
 // The table of running fetches, bounded in size.
 class FetchTable {
  public:
-  FetchTable(std::shared_ptr<Store> store, uint64_t chunk_bytes, size_t max_inflight, FetchWindow window = {});
+  FetchTable(std::shared_ptr<Store> store, uint64_t chunk_bytes, size_t max_inflight, FetchWindow window = {},
+             FetchLimits limits = {});
 
-  // Returns the running fetch of `d` (joining it) or starts one through
-  // `client` for `repo`. `*started` says which. TOOMANYREQUESTS when the bound
-  // is reached or `d` is held (below). ALREADY_EXISTS when `d` is complete in
+  // Returns the running fetch of `d` from `upstream` (joining it) or starts
+  // one through `client` for `repo`; a start while another upstream's fetch
+  // of `d` writes it makes a serve-through fetch (above). `*started` says which. The pointer returned counts as
+  // a reader of the fetch until it and every copy of it are gone. When
+  // `max_inflight` fetches run, a start cancels the one that has had no reader
+  // for the longest (review M6: clients that hang up must not hold every slot);
+  // TOOMANYREQUESTS when every running fetch has a reader, when `d`'s fetch is
+  // being cancelled, or when `d` is held (below). ALREADY_EXISTS when `d` is complete in
   // the store (an earlier fetch committed it after the caller looked): serve
   // it from there; a second fetch never rewrites a complete blob (review L2).
   // The fetch's thread holds `client` alive.
+  StatusOr<std::shared_ptr<BlobFetch>> Join(const std::string& upstream, const oci::Digest& d,
+                                            std::shared_ptr<oci::RegistryClient> client, const std::string& repo,
+                                            bool* started, const std::function<void(const BlobFetch&)>& on_done);
+  // The same, for one unnamed upstream (tests).
   StatusOr<std::shared_ptr<BlobFetch>> Join(const oci::Digest& d, std::shared_ptr<oci::RegistryClient> client,
                                             const std::string& repo, bool* started,
-                                            const std::function<void(const BlobFetch&)>& on_done);
+                                            const std::function<void(const BlobFetch&)>& on_done) {
+    return Join("", d, std::move(client), repo, started, on_done);
+  }
 
   size_t inflight() const;
+  // Whether a fetch of `d` runs, from any upstream.
   bool Running(const oci::Digest& d) const;
 
   // While a Hold of `d` lives, no fetch of `d` starts (Join answers
@@ -182,16 +247,31 @@ class FetchTable {
   size_t pool_used() const { return pool_->load(); }
   // Given to every fetch this starts (BlobFetch::set_before_write_for_test).
   void set_before_write_for_test(std::function<void(uint64_t index)> f) { before_write_ = std::move(f); }
+  // Given to every fetch this starts (BlobFetch::set_on_reserve); set before the first Join.
+  void set_on_reserve(std::function<void()> f) { on_reserve_ = std::move(f); }
+  // Fetches cancelled to free a slot for another.
+  std::atomic<uint64_t> cancelled_abandoned{0};
 
  private:
+  // A pointer to `f` that counts as one reader while it (or a copy) lives.
+  static std::shared_ptr<BlobFetch> WithReader(const std::shared_ptr<BlobFetch>& f);
+  // Under mu_: fetches holding a slot (running: not cancelled, failed or committed).
+  size_t ActiveLocked() const;
+  // Under mu_: cancels the fetch without readers idle longest; false when none.
+  bool CancelOldestAbandonedLocked();
+
   const std::shared_ptr<Store> store_;
   const uint64_t chunk_bytes_;
   const size_t max_inflight_;
   const FetchWindow window_;
+  const FetchLimits limits_;
+  std::function<void()> on_reserve_;
   const std::shared_ptr<std::atomic<size_t>> pool_ = std::make_shared<std::atomic<size_t>>(0);
   mutable std::mutex mu_;
   std::condition_variable idle_cv_;
-  std::map<oci::Digest, std::shared_ptr<BlobFetch>> running_;
+  // By (digest, upstream name): a digest's fetches are adjacent.
+  using Key = std::pair<oci::Digest, std::string>;
+  std::map<Key, std::shared_ptr<BlobFetch>> running_;
   std::map<oci::Digest, int> held_;  // Holds alive, by digest
   size_t threads_ = 0;  // fetch threads not yet finished (on_done included)
   Spawner spawner_;

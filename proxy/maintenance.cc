@@ -51,15 +51,20 @@ void Maintenance::Loop(std::chrono::milliseconds period) {
   }
 }
 
+namespace {
+// Complete blobs plus the bytes fetches in flight may still write (review M6).
+uint64_t CountedBytes(const StoreStats& s) { return s.blob_bytes + s.pending_bytes; }
+}  // namespace
+
 StatusOr<uint64_t> Maintenance::EvictIfNeeded() {
-  if (max_bytes_ == 0 || store_->Stats().blob_bytes <= max_bytes_) return uint64_t(0);
+  if (max_bytes_ == 0 || CountedBytes(store_->Stats()) <= max_bytes_) return uint64_t(0);
   std::lock_guard<std::mutex> work(work_mu_);
   PC_ASSIGN_OR_RETURN(auto blobs, store_->ListBlobs());
   std::sort(blobs.begin(), blobs.end(), [](const auto& a, const auto& b) { return a.last_access < b.last_access; });
   const uint64_t low = max_bytes_ / 10 * 9;
   uint64_t n = 0, bytes = 0, manifests = 0, tags = 0;
   for (const auto& b : blobs) {
-    if (store_->Stats().blob_bytes <= low) break;
+    if (CountedBytes(store_->Stats()) <= low) break;
     auto hold = fetches_->HoldIdle(b.digest);  // no fetch starts while it is dropped
     if (!hold || store_->Pinned(b.digest)) continue;
     PC_RETURN_IF_ERROR(store_->DropBlob(b.digest));
@@ -73,7 +78,8 @@ StatusOr<uint64_t> Maintenance::EvictIfNeeded() {
   PC_RETURN_IF_ERROR(store_->CompactChunks());
   Log(LogLevel::kInfo, "evicted least-recently-used blobs",
       {{"blobs", n}, {"bytes", bytes}, {"manifests_dropped", manifests}, {"tags_dropped", tags},
-       {"cache_bytes", store_->Stats().blob_bytes}, {"max_bytes", max_bytes_}});
+       {"cache_bytes", store_->Stats().blob_bytes}, {"pending_bytes", store_->Stats().pending_bytes},
+       {"max_bytes", max_bytes_}});
   return n;
 }
 

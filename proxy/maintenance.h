@@ -47,7 +47,8 @@ class Maintenance {
   StatusOr<GcResult> Gc();
   StatusOr<FsckResult> Fsck();
   // Evicts least-recently-used complete blobs (never one being fetched) until
-  // the cache is under 90% of the bound; manifests that need an evicted blob
+  // the cache, counting the bytes fetches in flight reserved (Store::
+  // ReservePending), is under 90% of the bound; manifests that need an evicted blob
   // are dropped too, so they are refetched rather than served broken.
   StatusOr<uint64_t> EvictIfNeeded();
 

@@ -46,6 +46,19 @@ nlohmann::json UpstreamList(const config::Config& cfg) {
 }
 }  // namespace
 
+struct Proxy::NudgeRelay {
+  std::mutex mu;
+  Maintenance* m = nullptr;
+  void Nudge() {
+    std::lock_guard<std::mutex> l(mu);
+    if (m != nullptr) m->Nudge();
+  }
+  void Cut() {
+    std::lock_guard<std::mutex> l(mu);
+    m = nullptr;
+  }
+};
+
 Proxy::Proxy(const config::Config& cfg, ConfigLoader reload_config)
     : cfg_(cfg), reload_config_(std::move(reload_config)) {}
 
@@ -54,6 +67,7 @@ Proxy::~Proxy() {
     admin_->Stop();
     admin_thread_.join();
   }
+  if (nudge_) nudge_->Cut();
   if (maintenance_) maintenance_->Stop();
 }
 
@@ -84,6 +98,13 @@ StatusOr<std::unique_ptr<Proxy>> Proxy::Open(const config::Config& cfg, ConfigLo
   p->maintenance_ = std::make_unique<Maintenance>(p->store_.get(), &p->registry_->fetches(),
                                                   static_cast<uint64_t>(cfg.cache_max_bytes));
   Maintenance* m = p->maintenance_.get();
+  // A fetch reserving pending bytes wakes eviction at once (review M6): room is
+  // made before the bytes reach the disk, not at the next 5 s round.
+  if (cfg.cache_max_bytes > 0) {
+    p->nudge_ = std::make_shared<NudgeRelay>();
+    p->nudge_->m = m;
+    p->registry_->fetches().set_on_reserve([relay = p->nudge_] { relay->Nudge(); });
+  }
   Metrics& metrics = p->registry_->metrics();
   metrics.Callback("portcullis_evictions_total", "Blobs evicted to stay under --cache-max-bytes.", "counter", {},
                    [m] { return static_cast<double>(m->evictions.load()); });

@@ -73,6 +73,10 @@ class Proxy {
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<HttpServer> server_;
   std::unique_ptr<Maintenance> maintenance_;
+  // Fetch threads nudge eviction through this; cut before maintenance_ goes
+  // (a fetch may outlive the Proxy at exit).
+  struct NudgeRelay;
+  std::shared_ptr<NudgeRelay> nudge_;
   std::unique_ptr<AdminServer> admin_;
   std::thread admin_thread_;
 };

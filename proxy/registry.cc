@@ -17,13 +17,20 @@ Gate::Options GateOptions(const config::Config& cfg) {
   o.blob_gate_referenced = cfg.blob_gate == "referenced";
   return o;
 }
+FetchLimits FetchLimitsOf(const config::Config& cfg) {
+  FetchLimits l;
+  l.deadline = std::chrono::seconds(cfg.fetch_deadline_seconds);
+  l.max_blob_bytes = static_cast<uint64_t>(config::EffectiveMaxBlobBytes(cfg));
+  return l;
+}
 }  // namespace
 
 Registry::Registry(const config::Config& cfg, std::shared_ptr<Store> store, std::unique_ptr<Router> router)
     : cfg_(cfg),
       store_(store),
       router_(std::move(router)),
-      fetches_(store, static_cast<uint64_t>(cfg.chunk_bytes), static_cast<size_t>(cfg.max_inflight_fetches)),
+      fetches_(store, static_cast<uint64_t>(cfg.chunk_bytes), static_cast<size_t>(cfg.max_inflight_fetches),
+               FetchWindow{}, FetchLimitsOf(cfg)),
       manifests_(store.get(), &counters_, {cfg.tag_ttl_seconds, cfg.max_stale_seconds, NowSeconds}),
       gate_(store.get(), &metrics_, GateOptions(cfg)) {
   auto counter = [this](const char* name, const char* help, Metrics::Labels labels, std::atomic<uint64_t>* c) {
@@ -46,6 +53,11 @@ Registry::Registry(const config::Config& cfg, std::shared_ptr<Store> store, std:
                     [this] { return static_cast<double>(fetches_.inflight()); });
   metrics_.Callback("portcullis_cache_bytes", "Bytes of complete blobs in the cache.", "gauge", {},
                     [this] { return static_cast<double>(store_->Stats().blob_bytes); });
+  metrics_.Callback("portcullis_pending_blob_bytes",
+                    "Bytes fetches in flight may still write (counted against --cache-max-bytes).", "gauge", {},
+                    [this] { return static_cast<double>(store_->Stats().pending_bytes); });
+  counter("portcullis_fetches_cancelled_total", "Fetches without a reader cancelled to free their slot.", {},
+          &fetches_.cancelled_abandoned);
   metrics_.Callback("portcullis_cache_entries", "Entries in the cache, by kind.", "gauge", {{"kind", "blob"}},
                     [this] { return static_cast<double>(store_->Stats().blobs); });
   metrics_.Callback("portcullis_cache_entries", "Entries in the cache, by kind.", "gauge", {{"kind", "manifest"}},
@@ -106,12 +118,17 @@ StatusOr<BlobSource> Registry::OpenBlob(const Route& route, const oci::Digest& d
   std::string key = route.Key();
   Store* store = store_.get();
   Counters* counters = &counters_;
-  auto joined = fetches_.Join(d, route.upstream->client, route.repo, &started, [=](const BlobFetch& f) {
+  auto joined = fetches_.Join(upstream_name, d, route.upstream->client, route.repo, &started,
+                              [=](const BlobFetch& f) {
         counters->upstream_bytes += f.size_committed();
         if (f.committed()) {
           (void)store->PutLinks(key, {f.digest()});
           store->Touch(f.digest());
           Log(LogLevel::kInfo, "blob cached",
+              {{"upstream", upstream_name}, {"repo", repo}, {"digest", f.digest().ToString()},
+               {"bytes", f.size_committed()}});
+        } else if (f.serve_through() && !f.failed()) {
+          Log(LogLevel::kInfo, "blob served through, not cached (another upstream's fetch of it was writing it)",
               {{"upstream", upstream_name}, {"repo", repo}, {"digest", f.digest().ToString()},
                {"bytes", f.size_committed()}});
         } else {

@@ -397,6 +397,7 @@ StoreStats Store::Stats() const {
   StoreStats s;
   s.blobs = blobs_;
   s.blob_bytes = blob_bytes_;
+  s.pending_bytes = pending_bytes_;
   s.manifests = manifests_count_;
   return s;
 }

@@ -60,6 +60,7 @@ struct StoreStats {
   uint64_t blobs = 0;       // complete blobs
   uint64_t blob_bytes = 0;  // their total size
   uint64_t manifests = 0;
+  uint64_t pending_bytes = 0;  // reserved by fetches in flight (ReservePending)
 };
 
 class Store {
@@ -110,6 +111,12 @@ class Store {
   Status DropBlob(const oci::Digest& d);
   // Counts kept up to date by the writers above (exact after Open).
   StoreStats Stats() const;
+  // Bytes that fetches in flight may still write (their Content-Length, or what
+  // they received so far): counted in Stats().pending_bytes so that eviction
+  // under a cache bound makes room before the disk fills (review M6). In memory
+  // only; each fetch releases what it reserved when it ends.
+  void ReservePending(uint64_t bytes) { pending_bytes_ += bytes; }
+  void ReleasePending(uint64_t bytes) { pending_bytes_ -= bytes; }
 
   // ---- Maintenance (store_maintenance.cc) ----
   // Last access of blobs, batched: Touch only records in memory (a write per
@@ -184,7 +191,7 @@ class Store {
   // (bounded: at most 16 ranges, else the whole chunk family once); best effort.
   void ReclaimDropped(const std::vector<oci::Digest>& dropped);
 
-  std::atomic<uint64_t> blobs_{0}, blob_bytes_{0}, manifests_count_{0};
+  std::atomic<uint64_t> blobs_{0}, blob_bytes_{0}, manifests_count_{0}, pending_bytes_{0};
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   rocksdb::ColumnFamilyHandle* chunks_ = nullptr;

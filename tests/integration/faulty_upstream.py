@@ -19,6 +19,15 @@ The first component of the repository name picks the behaviour (MODE/app):
                 a number, tags/list {"tags": {"a": 1}}, referrers {"manifests": [{"digest": 5}]},
                 blob 404 with {"errors": [{"code": 5, "message": []}]}
   head-no-cl    like honest, but a blob HEAD answers 200 without Content-Length
+  trickle       blob GETs: the layer's Content-Length, then one byte every 0.2 s until the client
+                closes the connection (review M6: a fetch without a total deadline never ends)
+  huge-cl       blob GETs: Content-Length 10^12, then the layer's bytes and close (a size bound
+                must refuse it at the headers)
+  trickle-any   like trickle, for ANY blob digest, with a Content-Length of 4 MiB (slow blobs
+                for clients that hang up after the headers)
+  chunked-forever
+                blob GETs: chunked, 64 KiB chunks of zeros until the client closes (review M6's
+                disk variant: a size bound must cut it)
   token-int, token-null, token-array, token-badjson, token-500
                 every /v2/ answer is 401 with a Bearer challenge whose realm
                 (/token/KIND on this server) answers {"token": 1}, {"token": null}, [],
@@ -26,7 +35,8 @@ The first component of the repository name picks the behaviour (MODE/app):
 Each mode has its own config and layer (different bytes, so different digests).
 
 GET /_info  -> {"modes": {MODE: {"manifest": D, "config": D, "layer": D, "layer_size": N}}}
-GET /_stats -> {"MODE": {"manifest": N, "blob": N, "token": N, "other": N}, ...}
+GET /_stats -> {"MODE": {"manifest": N, "blob": N, "token": N, "other": N, "closed": N}, ...}
+               (closed: endless blob answers whose client closed the connection)
 
 Usage: faulty_upstream.py --port PORT [--stall SECONDS] [--layer-bytes N]
 """
@@ -42,7 +52,8 @@ import threading
 import time
 
 MODES = ["honest", "reset-body", "stall-body", "short-cl", "long-cl", "5xx", "429", "redirect-loop",
-         "redirect-bad", "bad-json", "wrong-types", "head-no-cl",
+         "redirect-bad", "bad-json", "wrong-types", "head-no-cl", "trickle", "trickle-any", "huge-cl",
+         "chunked-forever",
          "token-int", "token-null", "token-array", "token-badjson", "token-500"]
 TOKEN_BODIES = {"int": b'{"token": 1}', "null": b'{"token": null}', "array": b"[]", "badjson": b'{"token":'}
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -82,7 +93,7 @@ class State:
         self.images = {m: Image(m, layer_n) for m in MODES}
         self.stall = stall
         self.lock = threading.Lock()
-        self.stats = {m: {"manifest": 0, "blob": 0, "token": 0, "other": 0} for m in MODES}
+        self.stats = {m: {"manifest": 0, "blob": 0, "token": 0, "other": 0, "closed": 0} for m in MODES}
         self.turn = 0
 
     def bump(self, mode, kind):
@@ -225,6 +236,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.send(200, body, ctype, headers, head=head)
 
     def blob(self, mode, img, ref, head):
+        if mode == "trickle-any" and not head:
+            return self.endless_body("trickle", b"\0" * (4 << 20), stat_mode=mode)
         body = img.blobs.get(ref)
         if body is None or mode in ("bad-json", "wrong-types"):
             if mode == "bad-json":
@@ -243,7 +256,38 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return None
         if mode in ("reset-body", "stall-body", "short-cl", "long-cl") and not head:
             return self.faulty_body(mode, body, "application/octet-stream", headers)
+        if mode in ("trickle", "huge-cl", "chunked-forever") and not head:
+            return self.endless_body(mode, body)
         return self.send(200, body, "application/octet-stream", headers, head=head)
+
+    def endless_body(self, mode, body, stat_mode=None):
+        """trickle, huge-cl and chunked-forever for one blob GET (bounded: at most 30 minutes)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        if mode == "chunked-forever":
+            self.send_header("Transfer-Encoding", "chunked")
+        else:  # trickle: the layer's true length, at a byte every 0.2 s more than 4 days
+            self.send_header("Content-Length", str(10 ** 12 if mode == "huge-cl" else len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            if mode == "huge-cl":
+                self.wfile.write(body)
+                self.wfile.flush()
+                return
+            zeros = b"\0" * 65536
+            end = time.time() + 1800
+            while time.time() < end:
+                if mode == "trickle":
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+                else:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(zeros), zeros))
+                    self.wfile.flush()
+        except OSError:
+            self.server.state.bump(stat_mode or mode, "closed")
 
 
 class Server(http.server.ThreadingHTTPServer):

@@ -13,6 +13,12 @@
 #     (curl exit 18/56/92), promptly (--upstream-timeout 3);
 #   - nothing of a faulty answer is cached (admin cache ls), and a repeated request goes
 #     upstream again.
+# Fetch limits (review M6; the proxy runs with --fetch-deadline 6 --max-blob-bytes 8 MiB): a
+# layer trickled a byte every 0.2 s is cut at the deadline, a Content-Length of 10^12 is
+# answered 403 LIMIT_EXCEEDED, a chunked body without end is cut past 8 MiB; each time the
+# upstream connection is closed and the fetch's slot freed. A second proxy with 3 fetch slots:
+# 3 clients that hang up after the headers of 3 endless blobs do not keep a 4th client's
+# cold pull from its blob (the fetch without a reader for the longest is cancelled).
 source "$(dirname "$0")/lib.sh"
 suite_init upstream_faults
 
@@ -27,7 +33,7 @@ AP=$(free_port)
 TOK=$T/admin.token
 (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TOK")
 start_proxy proxy --upstream "faulty.test=http://$F" --upstream-timeout 3 \
-  --admin-listen "127.0.0.1:$AP" --admin-token-file "$TOK" ||
+  --fetch-deadline 6 --max-blob-bytes 8388608 --admin-listen "127.0.0.1:$AP" --admin-token-file "$TOK" ||
   { not_ok "proxy starts in front of the faulty upstream" "$(tail -3 "$T/proxy.log")"; finish; }
 ok "proxy starts in front of the faulty upstream"
 P=${ADDR[proxy]}
@@ -217,6 +223,81 @@ check_true "and it does not claim Content-Length: 0" "headers: $(tr '\r\n' '  ' 
 check "invalid UTF-8 in the path -> 400 OCI error (not 500)" expect_error 400 INVALID_ARGUMENT GET '/v2/%FF'
 check "invalid UTF-8 in the repository name -> 400 NAME_INVALID" expect_error 400 NAME_INVALID GET '/v2/%FF/manifests/v1'
 check "a catalog request -> 404 NOT_FOUND from the proxy" expect_error 404 NOT_FOUND GET /v2/_catalog
+
+# ---------------------------------------------------------------- fetch limits (review M6)
+# upstream_closed MODE N : the faulty upstream saw N of its endless answers closed by the proxy (5 s)
+upstream_closed() {
+  local i got
+  for i in $(seq 1 50); do
+    got=$(stat_of "$1" closed)
+    [[ $got -ge $2 ]] && return 0
+    sleep 0.1
+  done
+  echo "the upstream saw $got closed connections of $1, want $2"
+  return 1
+}
+# fetches_idle : the admin API reports no fetch running and no pending bytes (10 s)
+fetches_idle() {
+  local i s
+  for i in $(seq 1 100); do
+    s=$(curl -fsS --max-time 10 -H "Authorization: Bearer $(head -1 "$TOK")" "http://127.0.0.1:$AP/api/v1/cache/stats")
+    [[ $(jq -r '"\(.inflight_fetches) \(.pending_bytes)"' <<<"$s") == "0 0" ]] && return 0
+    sleep 0.1
+  done
+  echo "cache stats: $s"
+  return 1
+}
+L=$(info trickle layer)
+t0=$(date +%s)
+check "trickle: GET layer (a byte every 0.2 s) is cut, not served for ever" expect_cut "/v2/trickle/app/blobs/$L" "$L"
+t1=$(date +%s)
+check_true "trickle: the cut came from the 6 s fetch deadline" "$((t1 - t0)) s; log: $(grep -i deadline "$T/proxy.log" | tail -1 | head -c 300)" \
+  bash -c "(( $t1 - $t0 >= 5 )) && grep -q 'within its deadline' '$T/proxy.log'"
+check "trickle: the upstream connection was closed" upstream_closed trickle 1
+check "trickle: the slot is free and nothing is pending" fetches_idle
+
+L=$(info huge-cl layer)
+check "huge-cl: GET layer with Content-Length 10^12 -> 403 LIMIT_EXCEEDED" expect_error 403 LIMIT_EXCEEDED GET "/v2/huge-cl/app/blobs/$L"
+check_true "huge-cl: the error names the bound" "body: $(head -c 300 "$T/e.body")" grep -q max_blob_bytes "$T/e.body"
+check "huge-cl: the slot is free and nothing is pending" fetches_idle
+
+# chunked_cut : a chunked body without end is cut once past the bound, promptly, without a complete body
+chunked_cut() {
+  local meta rc t0 t1
+  t0=$(date +%s)
+  meta=$(curl -sS --max-time 40 -o "$T/ch.body" -w '%{http_code} %{size_download}' \
+         "http://$P/v2/chunked-forever/app/blobs/$(info chunked-forever layer)" 2>"$T/ch.err")
+  rc=$? t1=$(date +%s)
+  log "chunked-forever: curl rc=$rc http/size=$meta $((t1 - t0))s $(head -c 100 "$T/ch.err")"
+  if [[ $rc == 0 && $meta == 2* ]]; then echo "a complete HTTP body ($meta)"; return 1; fi
+  if [[ $rc == 0 ]]; then
+    jq -e '.errors[0].code' "$T/ch.body" >/dev/null 2>&1 || { echo "HTTP $meta without an OCI error body"; return 1; }
+  else
+    [[ $rc == 18 || $rc == 56 || $rc == 92 ]] || { echo "curl exit $rc"; return 1; }
+    (( ${meta#* } <= 8388608 )) || { echo "the client got ${meta#* } bytes, more than the bound"; return 1; }
+  fi
+  (( t1 - t0 <= 20 )) || { echo "took $((t1 - t0)) s"; return 1; }
+  grep -q 'LIMIT_EXCEEDED' "$T/proxy.log" || { echo "no LIMIT_EXCEEDED in the log"; return 1; }
+  alive
+}
+check "chunked-forever: a body without end is cut past --max-blob-bytes" chunked_cut
+check "chunked-forever: the upstream connection was closed" upstream_closed chunked-forever 1
+check "chunked-forever: the slot is free and nothing is pending" fetches_idle
+
+# abandoned fetches: 3 slots, 3 clients hang up after the headers of 3 trickled blobs
+start_proxy proxy2 --upstream "faulty.test=http://$F" --upstream-timeout 3 --max-inflight-fetches 3 ||
+  { not_ok "a second proxy (3 fetch slots) starts" "$(tail -3 "$T/proxy2.log")"; finish; }
+P2=${ADDR[proxy2]}
+for i in 1 2 3; do
+  curl -s -m 2 -o /dev/null "http://$P2/v2/trickle-any/app/blobs/sha256:$(printf '%064x' "$i")"
+done
+sleep 1
+code=$(curl -s --max-time 30 -o "$T/p2.blob" -w '%{http_code}' "http://$P2/v2/honest/app/blobs/$HL")
+check_eq "abandoned fetches: after 3 clients hung up on 3 endless fetches (3 slots), a cold pull gets its blob (not 429)" \
+  "200 $HL" "$code $(sha_of "$T/p2.blob")"
+check "abandoned fetches: the cancelled fetch's upstream connection was closed" upstream_closed trickle-any 1
+check_true "abandoned fetches: the cancellation is counted" "$(grep -c 'no client was reading' "$T/proxy2.log") log lines" \
+  grep -q 'no client was reading' "$T/proxy2.log"
 
 # ---------------------------------------------------------------- nothing of it was cached
 if "$PORTCULLIS_BIN" admin --server "http://127.0.0.1:$AP" --token-file "$TOK" cache ls --json >"$T/ls.json" 2>"$T/ls.err"; then
