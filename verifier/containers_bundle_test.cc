@@ -29,15 +29,7 @@ using testing::TestKey;
 
 const std::string kName = "registry.example.com/app/server";
 
-FoundSignature AsBundle(const std::string& bundle_json) {
-  FoundSignature f;
-  f.bundle = true;
-  f.payload = bundle_json;
-  f.layer_digest = oci::Digest::Sha256Of(bundle_json);
-  f.size = static_cast<int64_t>(bundle_json.size());
-  f.source = "referrer sha256:test";
-  return f;
-}
+FoundSignature AsBundle(const std::string& bundle_json) { return testing::BundleFound(bundle_json); }
 
 std::shared_ptr<const Policy> Containers(const std::string& requirement) {
   auto p = Policy::Parse(R"({"default":[{"type":"reject"}],"transports":{"docker":{"registry.example.com":[)" +

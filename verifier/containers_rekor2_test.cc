@@ -216,15 +216,7 @@ struct World {
   }
 };
 
-FoundSignature AsBundle(const std::string& bundle_json) {
-  FoundSignature f;
-  f.bundle = true;
-  f.payload = bundle_json;
-  f.layer_digest = oci::Digest::Sha256Of(bundle_json);
-  f.size = static_cast<int64_t>(bundle_json.size());
-  f.source = "referrer sha256:test";
-  return f;
-}
+FoundSignature AsBundle(const std::string& bundle_json) { return testing::BundleFound(bundle_json); }
 
 const oci::Digest kImage = oci::Digest::Sha256Of(kManifest);
 

@@ -30,15 +30,7 @@ std::string Slurp(const fs::path& p) {
   return ss.str();
 }
 
-FoundSignature AsBundle(const std::string& bundle_json) {
-  FoundSignature f;
-  f.bundle = true;
-  f.payload = bundle_json;
-  f.layer_digest = oci::Digest::Sha256Of(bundle_json);
-  f.size = static_cast<int64_t>(bundle_json.size());
-  f.source = "fallback tag sha256-test -> sha256:test";
-  return f;
-}
+FoundSignature AsBundle(const std::string& bundle_json) { return testing::BundleFound(bundle_json, "fallback tag sha256-test -> sha256:test"); }
 
 sigstore::TrustedRoot Root(const std::string& text) {
   auto r = sigstore::TrustedRoot::Parse(text);

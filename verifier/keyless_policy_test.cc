@@ -48,15 +48,7 @@ std::string Slurp(const fs::path& p) {
 std::string KeylessBundle() { return Slurp(kCases / "happy-path-v0.3" / "bundle.sigstore.json"); }
 oci::Digest SignedDigest() { return oci::Digest::Sha256Of(Slurp(kCases / "a.txt")); }
 
-FoundSignature AsFound(const std::string& bundle_json) {
-  FoundSignature f;
-  f.bundle = true;
-  f.payload = bundle_json;
-  f.layer_digest = oci::Digest::Sha256Of(bundle_json);
-  f.size = static_cast<int64_t>(bundle_json.size());
-  f.source = "referrer sha256:test";
-  return f;
-}
+FoundSignature AsFound(const std::string& bundle_json) { return testing::BundleFound(bundle_json); }
 
 std::shared_ptr<const Policy> Load(const std::string& text, const std::string& dir = "") {
   auto p = Policy::Parse(text, "p.json", dir);

@@ -98,6 +98,17 @@ class FakeSource : public SignatureSource {
 using ::portcullis::testing::TempDir;  // tests/test_util.h
 
 // JSON string literal of `s` (for building policy text).
+// A Sigstore bundle as discovery hands it to the policy engine (a referrer by default).
+inline FoundSignature BundleFound(const std::string& bundle_json, std::string source = "referrer sha256:test") {
+  FoundSignature f;
+  f.bundle = true;
+  f.payload = bundle_json;
+  f.layer_digest = oci::Digest::Sha256Of(bundle_json);
+  f.size = static_cast<int64_t>(bundle_json.size());
+  f.source = std::move(source);
+  return f;
+}
+
 inline std::string JsonQuote(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
