@@ -457,6 +457,25 @@ build_images() {
     { tail -5 "$T/build_images.log" >&2; return 1; }
 }
 
+# podman_via_proxy PROXY NAME : a podman with private storage and configuration in $T whose
+# registries.conf mirrors the registry NAME at http://PROXY/NAME (NAME pinned to 127.0.0.1,
+# port 443 closed, so nothing can bypass the mirror). Sets PM, the podman command line. The
+# runroot is $T/r: podman refuses one longer than 50 characters.
+podman_via_proxy() {
+  local proxy=$1 name=$2
+  hosts_pin "$name" || return 1
+  printf '%s\n' 'unqualified-search-registries = []' 'short-name-mode = "disabled"' '' '[[registry]]' \
+    "prefix = \"$name\"" "location = \"$name\"" '[[registry.mirror]]' "location = \"$proxy/$name\"" \
+    'insecure = true' >"$T/registries-mirror.conf"
+  export CONTAINERS_REGISTRIES_CONF=$T/registries-mirror.conf CONTAINERS_STORAGE_CONF=$T/storage.conf
+  printf '[storage]\ndriver = "vfs"\nrunroot = "%s"\ngraphroot = "%s"\n' "$T/r" "$T/podman-root" >"$CONTAINERS_STORAGE_CONF"
+  export XDG_RUNTIME_DIR=$T/xdg HOME=$T/home
+  mkdir -p "$XDG_RUNTIME_DIR" "$HOME"
+  chmod 700 "$XDG_RUNTIME_DIR"
+  PM=(timeout 600 podman --root "$T/podman-root" --runroot "$T/r" --storage-driver vfs
+      --cgroup-manager cgroupfs --events-backend none --tmpdir "$T/podman-tmp")
+}
+
 # push_images HOSTPORT [PREFIX] : push the test images into a registry (plain http)
 #   PREFIX/lab/small:v1 (OCI), PREFIX/lab/small:v2s2 (Docker v2s2), PREFIX/lab/big:v1 (OCI),
 #   PREFIX/lab/multi:v1 (OCI index), PREFIX/library/hello:latest (v2s2)

@@ -274,17 +274,7 @@ usage4 "(unreadable --trusted-root)" "$T/missing.json" "${ID[@]}" --trusted-root
 # and configuration, as test_podman.sh); upstream.test is pinned to 127.0.0.1 (port 443 closed),
 # so nothing can bypass the mirror
 if command -v podman >/dev/null 2>&1; then
-  hosts_pin upstream.test  # (the runroot is $T/r: podman refuses one longer than 50 characters)
-  printf '%s\n' 'unqualified-search-registries = []' 'short-name-mode = "disabled"' '' '[[registry]]' \
-    'prefix = "upstream.test"' 'location = "upstream.test"' '[[registry.mirror]]' "location = \"$P/upstream.test\"" \
-    'insecure = true' >"$T/registries-mirror.conf"
-  export CONTAINERS_REGISTRIES_CONF=$T/registries-mirror.conf CONTAINERS_STORAGE_CONF=$T/storage.conf
-  printf '[storage]\ndriver = "vfs"\nrunroot = "%s"\ngraphroot = "%s"\n' "$T/r" "$T/podman-root" >"$CONTAINERS_STORAGE_CONF"
-  export XDG_RUNTIME_DIR=$T/xdg HOME=$T/home
-  mkdir -p "$XDG_RUNTIME_DIR" "$HOME"
-  chmod 700 "$XDG_RUNTIME_DIR"
-  PM=(timeout 600 podman --root "$T/podman-root" --runroot "$T/r" --storage-driver vfs
-      --cgroup-manager cgroupfs --events-backend none --tmpdir "$T/podman-tmp")
+  podman_via_proxy "$P" upstream.test
   check "5. podman pull upstream.test/lab/kb:v1 through the gate (keyless v3 bundle)" "${PM[@]}" pull -q upstream.test/lab/kb:v1
   got=$("${PM[@]}" image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' upstream.test/lab/kb:v1 2>&1 | grep -v '^$')
   check_true "... podman has upstream.test/lab/kb@$D" "have: $got" grep -qx "upstream.test/lab/kb@$D" <<<"$got"

@@ -14,6 +14,8 @@
 #   3. portcullis verify --policy agrees, against the registry directly
 #   4. containers-policy.json "fulcio" (caPath + rekorPublicKeyPath) through the gate:
 #      the same signature pulls; another subjectEmail and the foreign CA are refused
+#   5. podman through the first proxy: the keyless image pulls; another subject and the
+#      foreign CA are refused
 source "$(dirname "$0")/lib.sh"
 suite_init keyless_proxy
 need openssl jq curl
@@ -178,5 +180,27 @@ for r in wrongsub foreign; do
   check_true "... decision: reject" "$(decision cp "upstream.test/lab/$r:v1")" \
     jq -e '.verdict == "reject"' <<<"$(decision cp "upstream.test/lab/$r:v1")"
 done
+
+# ---------------------------------------------------------------- 5. podman through the gate
+# The first proxy (Portcullis policy, keyless rules): podman pulls the legacy keyless .sig image
+# through a registries.conf mirror; another subject and a foreign CA are refused with the 403.
+if command -v podman >/dev/null 2>&1; then
+  podman_via_proxy "$P" upstream.test
+  check "5. podman pull upstream.test/lab/keyless:v1 through the gate (legacy keyless .sig)" \
+    "${PM[@]}" pull -q upstream.test/lab/keyless:v1
+  got=$("${PM[@]}" image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' upstream.test/lab/keyless:v1 2>&1 | grep -v '^$')
+  check_true "... podman has upstream.test/lab/keyless@$D" "have: $got" grep -qx "upstream.test/lab/keyless@$D" <<<"$got"
+  for r in wrongsub foreign; do
+    if "${PM[@]}" pull -q "upstream.test/lab/$r:v1" >"$T/cli.out" 2>&1; then
+      not_ok "5. podman pull upstream.test/lab/$r:v1 refused" "the pull succeeded"
+    else
+      ok "5. podman pull upstream.test/lab/$r:v1 refused"
+      check_true "... podman reports the gate's denial" "$(grep -v '^$' "$T/cli.out" | tail -1 | cut -c1-300)" \
+        grep -qiE 'denied|403' "$T/cli.out"
+    fi
+  done
+else
+  not_ok "5. podman present" "podman is not installed"
+fi
 
 finish
