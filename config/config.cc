@@ -371,11 +371,6 @@ Status Finalize(Config* c) {
   if (c->upstream_timeout_seconds < 1) return Status::InvalidArgument("upstream_timeout: must be at least 1");
   if (c->fetch_deadline_seconds < 1) return Status::InvalidArgument("fetch_deadline: must be at least 1");
   if (c->max_blob_bytes < 0) return Status::InvalidArgument("max_blob_bytes: must not be negative");
-  if (c->cache_max_bytes > 0 && c->max_blob_bytes > c->cache_max_bytes) {
-    // Such a blob could never stay cached: its own commit would evict it.
-    return Status::InvalidArgument("max_blob_bytes (" + std::to_string(c->max_blob_bytes) +
-                                   ") must not exceed cache_max_bytes (" + std::to_string(c->cache_max_bytes) + ")");
-  }
   if (c->threads < 2) return Status::InvalidArgument("threads: must be at least 2");
   if (c->max_connections < 1) return Status::InvalidArgument("max_connections: must be at least 1");
   if (c->max_downloads < 1) return Status::InvalidArgument("max_downloads: must be at least 1");
@@ -390,10 +385,7 @@ Status Finalize(Config* c) {
   return Status::Ok();
 }
 
-int64_t EffectiveMaxBlobBytes(const Config& c) {
-  if (c.max_blob_bytes > 0) return c.max_blob_bytes;
-  return c.cache_max_bytes > 0 ? c.cache_max_bytes : kDefaultMaxBlobBytes;
-}
+int64_t EffectiveMaxBlobBytes(const Config& c) { return c.max_blob_bytes > 0 ? c.max_blob_bytes : kDefaultMaxBlobBytes; }
 
 const char* ServeUsage() {
   return R"(Usage: portcullis serve [flags]
@@ -423,7 +415,7 @@ Runs the pull-through proxy. Every flag may also be set in a JSON config file
                                 fails and nothing is cached [fetch_deadline] (default 3600)
   --max-blob-bytes N            largest blob fetched upstream; a bigger one is refused with
                                 LIMIT_EXCEEDED before a byte is stored [max_blob_bytes]
-                                (default 0: --cache-max-bytes when set, else 64 GiB)
+                                (default 0: 64 GiB)
   --threads N                   handler threads: RocksDB reads and upstream requests [threads] (default 64)
   --io-threads N                event-loop threads holding every connection [io_threads]
                                 (default 0: the CPU count, at most 4)

@@ -43,7 +43,7 @@ struct Config {
   int64_t fetch_deadline_seconds = 3600;
   // Largest blob fetched upstream: a bigger Content-Length is refused before any
   // byte is written (LIMIT_EXCEEDED), a body growing past it fails the fetch.
-  // 0 = cache_max_bytes when that is set, else kDefaultMaxBlobBytes.
+  // 0 = kDefaultMaxBlobBytes (below).
   int64_t max_blob_bytes = 0;
   std::string log_level = "info";   // debug | info | warn | error
   // Admin API: "" = the default 127.0.0.1:5001 (skipped with a warning if that
@@ -62,8 +62,9 @@ struct Config {
 };
 
 inline constexpr const char* kDefaultAdminListen = "127.0.0.1:5001";
-// max_blob_bytes when neither it nor cache_max_bytes is set: 64 GiB, above the
-// largest layers seen in practice (ML images ship 10-30 GiB layers).
+// max_blob_bytes when it is 0: 64 GiB, above the largest layers seen in practice
+// (ML images ship 10-30 GiB layers). It does not follow cache_max_bytes: a blob
+// larger than the whole cache is still served (and then evicted), as before.
 inline constexpr int64_t kDefaultMaxBlobBytes = 64LL << 30;
 
 // The blob size bound in effect (max_blob_bytes, or its default; see above).
