@@ -457,6 +457,12 @@ build_images() {
     { tail -5 "$T/build_images.log" >&2; return 1; }
 }
 
+# policy_decision LOGNAME IMAGE : the last "policy decision" JSON line the proxy started as
+# LOGNAME logged for IMAGE (empty when none)
+policy_decision() {
+  grep -F '"msg":"policy decision"' "$T/$1.log" | jq -cR --arg i "$2" 'fromjson? | select(.image == $i)' | tail -1
+}
+
 # podman_via_proxy PROXY NAME : a podman with private storage and configuration in $T whose
 # registries.conf mirrors the registry NAME at http://PROXY/NAME (NAME pinned to 127.0.0.1,
 # port 443 closed, so nothing can bypass the mirror). Sets PM, the podman command line. The

@@ -142,7 +142,7 @@ start_proxy pp --upstream "upstream.test=http://$UP" --policy "$T/pol/keyless.js
 ok "proxy (keyless policy) starts"
 P=${ADDR[pp]}
 mkdir -p "$T/pull"
-decision() { grep -F '"msg":"policy decision"' "$T/$1.log" | jq -cR --arg i "$2" 'fromjson? | select(.image == $i)' | tail -1; }
+decision() { policy_decision "$@"; }
 
 # ---------------------------------------------------------------- 1. accepted
 check "1. skopeo pulls upstream.test/lab/kb:v1 through the gate (v3 bundle by $EMAIL, fallback index)" \

@@ -149,7 +149,7 @@ start_proxy pp --upstream "upstream.test=http://$UP" --policy "$T/pol/pp.json" |
 ok "proxy (key rule) starts"
 P=${ADDR[pp]}
 mkdir -p "$T/pull"
-decision() { grep -F '"msg":"policy decision"' "$T/pp.log" | jq -cR --arg i "$1" 'fromjson? | select(.image == $i)' | tail -1; }
+decision() { policy_decision pp "$1"; }
 check "3. skopeo pulls upstream.test/lab/bundle:v1 through the gate (bundle by key a)" \
   sk copy -q --src-tls-verify=false "docker://$P/upstream.test/lab/bundle:v1" "oci:$T/pull/1:x"
 check_true "... decision: accept, key a" "$(decision upstream.test/lab/bundle:v1)" \
@@ -222,7 +222,7 @@ start_proxy cp --upstream "upstream.test=http://$UP" --policy "$T/cp/policy.json
   { not_ok "proxy (containers-policy.json) starts" "$(tail -3 "$T/cp.log")"; finish; }
 ok "proxy (containers-policy.json) starts"
 C=${ADDR[cp]}
-cdecision() { grep -F '"msg":"policy decision"' "$T/cp.log" | jq -cR --arg i "$1" 'fromjson? | select(.image == $i)' | tail -1; }
+cdecision() { policy_decision cp "$1"; }
 check "6. skopeo pulls upstream.test/lab/bundle:v1 under sigstoreSigned keyPath (bundle by key a)" \
   sk copy -q --src-tls-verify=false "docker://$C/upstream.test/lab/bundle:v1" "oci:$T/pull/cp1:x"
 check_true "... decision: accept by keyPath" "$(cdecision upstream.test/lab/bundle:v1)" \
