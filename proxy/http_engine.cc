@@ -1,6 +1,10 @@
 // Boost.Beast sessions: one per connection, a state machine driven by
-// completion handlers on the connection's strand. Handlers and body reads are
-// posted to the worker pool and post their results back to the strand.
+// completion handlers on the connection's event loop. Each I/O thread runs its
+// own loop (io_context) and a connection stays on one loop for its whole life,
+// so its handlers never run concurrently and no strand or cross-thread wakeup
+// is needed on the way of a request (the nginx worker model). Handlers and
+// body reads are posted to the worker pool and post their results back to the
+// connection's loop.
 #include "proxy/http_engine.h"
 
 #include <sys/resource.h>
@@ -60,11 +64,21 @@ struct HttpEngine::Impl {
       : opt(std::move(o)),
         handler(std::move(h)),
         logger(std::move(l)),
-        ioc(std::max(1, opt.io_threads)),
-        acceptor(ioc),
+        loops(MakeLoops(std::max(1, opt.io_threads))),
+        acceptor(ioc()),
         pool(static_cast<size_t>(std::max(1, opt.workers))) {
     if (!opt.error_body) opt.error_body = DefaultErrorBody;
+    // A loop without a connection must not return from run(): Stop() ends them.
+    for (auto& l : loops) keep.push_back(net::make_work_guard(*l));
   }
+
+  static std::vector<std::unique_ptr<net::io_context>> MakeLoops(int n) {
+    std::vector<std::unique_ptr<net::io_context>> v;
+    for (int i = 0; i < n; ++i) v.push_back(std::make_unique<net::io_context>(1));  // run by one thread
+    return v;
+  }
+  // Loop 0 holds the acceptor (and runs connections like the others).
+  net::io_context& ioc() { return *loops[0]; }
 
   void Accept();
   void OnAccept(beast::error_code ec, tcp::socket socket);
@@ -84,9 +98,11 @@ struct HttpEngine::Impl {
   std::atomic<size_t> streams{0};
   std::mutex clients_mu;
   std::unordered_map<std::string, size_t> clients;
-  // Declared last, destroyed first: the sessions still queued in `ioc` are
-  // destroyed with it and touch the counters above.
-  net::io_context ioc;
+  // Declared last, destroyed first: the sessions still queued in the loops are
+  // destroyed with them and touch the counters above.
+  std::vector<std::unique_ptr<net::io_context>> loops;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> keep;
+  size_t next_loop = 0;  // the loop the next connection goes to (accept handler only)
   std::optional<ssl::context> tls;
   tcp::acceptor acceptor;
   net::thread_pool pool;
@@ -555,7 +571,8 @@ void HttpEngine::Impl::RemoveClient(const std::string& addr) {
 }
 
 void HttpEngine::Impl::Accept() {
-  acceptor.async_accept(net::make_strand(ioc),
+  auto& loop = *loops[next_loop++ % loops.size()];
+  acceptor.async_accept(loop.get_executor(),
                         [this](beast::error_code ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
 }
 
@@ -565,12 +582,15 @@ void HttpEngine::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted) return;
     // Out of descriptors or memory: wait a moment instead of spinning.
     Log(LogLevel::kWarn, "accept failed", {{"server", opt.name}, {"error", ec.message()}});
-    auto timer = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(100));
+    auto timer = std::make_shared<net::steady_timer>(ioc(), std::chrono::milliseconds(100));
     timer->async_wait([this, timer](beast::error_code) {
       if (!stopped) Accept();
     });
     return;
   }
+  // The connection's own loop (the socket was accepted onto it); this handler
+  // runs on loop 0, so the session starts there by a post.
+  net::any_io_executor loop = socket.get_executor();
   beast::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
   auto endpoint = socket.remote_endpoint(ignored);
@@ -587,10 +607,12 @@ void HttpEngine::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
       RemoveClient(remote);
     } else {
       using S = beast::ssl_stream<beast::tcp_stream>;
-      std::make_shared<Session<S>>(this, S(beast::tcp_stream(std::move(socket)), *tls), remote, 0)->Start();
+      auto s = std::make_shared<Session<S>>(this, S(beast::tcp_stream(std::move(socket)), *tls), remote, 0);
+      net::post(loop, [s] { s->Start(); });
     }
   } else {
-    std::make_shared<Session<beast::tcp_stream>>(this, beast::tcp_stream(std::move(socket)), remote, refuse)->Start();
+    auto s = std::make_shared<Session<beast::tcp_stream>>(this, beast::tcp_stream(std::move(socket)), remote, refuse);
+    net::post(loop, [s] { s->Start(); });
   }
   Accept();
 }
@@ -630,7 +652,7 @@ Status HttpEngine::Bind(const std::string& hostport) {
   beast::error_code ec;
   auto addr = net::ip::make_address(host, ec);
   if (ec) {
-    tcp::resolver resolver(e.ioc);
+    tcp::resolver resolver(e.ioc());
     auto results = resolver.resolve(host, std::to_string(port), ec);
     if (ec || results.empty()) return Status::IoError("cannot listen on " + hostport + ": unknown host");
     addr = results.begin()->endpoint().address();
@@ -652,21 +674,21 @@ Status HttpEngine::Bind(const std::string& hostport) {
 void HttpEngine::Serve() {
   Impl& e = *impl_;
   if (e.stopped) return;
-  net::post(e.ioc, [&e] { e.Accept(); });
+  net::post(e.ioc(), [&e] { e.Accept(); });
   std::vector<std::thread> threads;
-  for (int i = 1; i < std::max(1, e.opt.io_threads); ++i) threads.emplace_back([&e] { e.ioc.run(); });
-  e.ioc.run();
+  for (size_t i = 1; i < e.loops.size(); ++i) threads.emplace_back([&e, i] { e.loops[i]->run(); });
+  e.ioc().run();
   for (auto& t : threads) t.join();
 }
 
 void HttpEngine::Stop() {
   Impl& e = *impl_;
   if (e.stopped.exchange(true)) return;
-  net::post(e.ioc, [&e] {
+  net::post(e.ioc(), [&e] {
     beast::error_code ignored;
     e.acceptor.close(ignored);
   });
-  e.ioc.stop();
+  for (auto& l : e.loops) l->stop();
 }
 
 bool HttpEngine::Drain(std::chrono::steady_clock::time_point deadline) {

@@ -31,7 +31,7 @@ namespace portcullis::proxy {
 
 struct HttpEngineOptions {
   std::string name = "http";  // for log lines: "registry" or "admin"
-  int io_threads = 2;          // event-loop threads
+  int io_threads = 2;          // event-loop threads, one loop (io_context) each
   int workers = 64;            // handler and body-read threads
   size_t max_queued = 4096;    // requests waiting for a worker; more → 503
   size_t max_connections = 16384;
