@@ -175,6 +175,19 @@ TEST_CASE("metrics: RecordRequest counts the request, its bytes and its latency 
         std::string::npos);
 }
 
+TEST_CASE("metrics: a client's own method names cannot grow the request series without bound (attack)") {
+  Metrics m;
+  for (int i = 0; i < 5000; ++i) m.RecordRequest("other", "X" + std::to_string(i), 405, 0, 0.001);
+  m.RecordRequest("other", "GET", 405, 0, 0.001);
+  CHECK(m.Get("portcullis_http_requests_total", {{"route", "other"}, {"method", "other"}, {"status", "405"}}) == 5000);
+  CHECK(m.Get("portcullis_http_requests_total", {{"route", "other"}, {"method", "GET"}, {"status", "405"}}) == 1);
+  const std::string text = m.Render();
+  size_t series = 0;
+  for (size_t at = 0; (at = text.find("\nportcullis_http_requests_total{", at)) != std::string::npos; ++at) ++series;
+  CHECK(series == 2);
+  CHECK(text.find("X4999") == std::string::npos);
+}
+
 TEST_CASE("metrics: a Handle is the series Inc adds to, and the exposition shows what both added") {
   Metrics m;
   const Metrics::Labels labels = {{"verdict", "accept"}, {"source", "cache"}};

@@ -63,28 +63,53 @@ double Metrics::Get(const std::string& name, const Labels& labels) const {
   return s == it->second.series.end() ? 0 : s->second.load();
 }
 
-void Metrics::RecordRequest(const std::string& route, const std::string& method, int status, int64_t bytes,
-                            double seconds) {
-  const std::string r = "route=\"" + Escape(route) + "\"";
-  const std::string by_status = "{" + r + ",method=\"" + Escape(method) + "\",status=\"" + std::to_string(status) + "\"}";
-  const std::string by_route = "{" + r + "}";
-  std::lock_guard<std::mutex> l(mu_);
-  auto& requests = counters_["portcullis_http_requests_total"];
-  if (requests.help.empty()) requests.help = "HTTP requests by route, method and status.";
-  requests.series[by_status].fetch_add(1, std::memory_order_relaxed);
-  auto& served = counters_["portcullis_served_bytes_total"];
-  if (served.help.empty()) served.help = "Response body bytes sent to clients, by route.";
-  served.series[by_route].fetch_add(static_cast<double>(bytes), std::memory_order_relaxed);
-  if (seconds >= 0) ObserveLocked(route, seconds);
+namespace {
+
+// The methods of RFC 9110 (index + 1); 0 for any other.
+constexpr std::array<std::string_view, 9> kMethods = {"GET",    "HEAD",    "POST",    "PUT",  "DELETE",
+                                                       "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+
+int MethodIndex(const std::string& method) {
+  for (size_t i = 0; i < kMethods.size(); ++i) {
+    if (method == kMethods[i]) return static_cast<int>(i) + 1;
+  }
+  return 0;
 }
 
-void Metrics::ObserveLocked(const std::string& route, double seconds) {
-  auto& h = latency_[route];
-  for (size_t i = 0; i < kBuckets.size(); ++i) {
-    if (seconds <= kBuckets[i]) ++h.buckets[i];
+}  // namespace
+
+void Metrics::RecordRequest(const std::string& route, const std::string& method, int status, int64_t bytes,
+                            double seconds) {
+  const int m = MethodIndex(method);
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = requests_.find(RequestKeyView{route, m, status});
+  if (it == requests_.end()) {
+    const std::string r = "route=\"" + Escape(route) + "\"";
+    const std::string method_label = m == 0 ? std::string("other") : std::string(kMethods[static_cast<size_t>(m - 1)]);
+    auto& requests = counters_["portcullis_http_requests_total"];
+    if (requests.help.empty()) requests.help = "HTTP requests by route, method and status.";
+    auto& served = counters_["portcullis_served_bytes_total"];
+    if (served.help.empty()) served.help = "Response body bytes sent to clients, by route.";
+    RequestSeries s{&requests.series["{" + r + ",method=\"" + method_label + "\",status=\"" + std::to_string(status) + "\"}"],
+                    &served.series["{" + r + "}"], nullptr};
+    it = requests_.emplace(RequestKey{route, m, status}, s).first;
   }
-  ++h.count;
-  h.sum += seconds;
+  it->second.requests->fetch_add(1, std::memory_order_relaxed);
+  it->second.bytes->fetch_add(static_cast<double>(bytes), std::memory_order_relaxed);
+  if (seconds >= 0) {
+    // The histogram is created by the first observation: a route that never
+    // observed has none in the exposition.
+    if (it->second.latency == nullptr) it->second.latency = &latency_[route];
+    Observe(it->second.latency, seconds);
+  }
+}
+
+void Metrics::Observe(Histogram* h, double seconds) {
+  for (size_t i = 0; i < kBuckets.size(); ++i) {
+    if (seconds <= kBuckets[i]) ++h->buckets[i];
+  }
+  ++h->count;
+  h->sum += seconds;
 }
 
 void Metrics::Callback(const std::string& name, const std::string& help, const std::string& type,

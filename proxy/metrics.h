@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace portcullis::proxy {
@@ -25,7 +26,10 @@ class Metrics {
   std::atomic<double>* Handle(const std::string& name, const std::string& help, const Labels& labels);
   // One served request, under one lock: portcullis_http_requests_total{route,
   // method,status} += 1, portcullis_served_bytes_total{route} += bytes, and the
-  // latency histogram (when seconds >= 0).
+  // latency histogram (when seconds >= 0). A method other than the nine of RFC
+  // 9110 is counted as method="other" (the client chooses it: the series stay
+  // bounded). After the first request of a (route, method, status), no string
+  // is built: one map lookup finds the series.
   void RecordRequest(const std::string& route, const std::string& method, int status, int64_t bytes,
                      double seconds);
   // A series whose value is read at scrape time; `type` is "gauge" or "counter"
@@ -54,11 +58,38 @@ class Metrics {
     double sum = 0;
   };
   static std::string RenderLabels(const Labels& labels);
-  void ObserveLocked(const std::string& route, double seconds);
+  static void Observe(Histogram* h, double seconds);
+
+  // RecordRequest's series for one (route, method, status), found once.
+  struct RequestKey {
+    std::string route;
+    int method;
+    int status;
+  };
+  struct RequestKeyView {
+    std::string_view route;
+    int method;
+    int status;
+  };
+  struct RequestKeyLess {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      if (a.status != b.status) return a.status < b.status;
+      if (a.method != b.method) return a.method < b.method;
+      return std::string_view(a.route) < std::string_view(b.route);
+    }
+  };
+  struct RequestSeries {
+    std::atomic<double>* requests;
+    std::atomic<double>* bytes;
+    Histogram* latency;
+  };
 
   mutable std::mutex mu_;
   std::map<std::string, Family> counters_;
   std::map<std::string, Histogram> latency_;  // by route
+  std::map<RequestKey, RequestSeries, RequestKeyLess> requests_;
   struct CallbackFamily {
     std::string help, type;
     std::vector<std::pair<std::string, std::function<double()>>> series;
