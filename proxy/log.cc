@@ -53,18 +53,38 @@ const char* LevelName(LogLevel l) {
   return "info";
 }
 
+// For each byte: 0 when it stands for itself in a JSON string, 1 for '"' and
+// '\\' (a backslash in front), 2 for controls and non-ASCII (the library).
+constexpr std::array<uint8_t, 256> kJsonByteClass = [] {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) t[static_cast<size_t>(c)] = (c < 0x20 || c >= 0x7f) ? 2 : 0;
+  t['"'] = 1;
+  t['\\'] = 1;
+  return t;
+}();
+
 // A JSON string as nlohmann::json::dump writes it (invalid UTF-8 replaced).
 // Printable ASCII, nearly every path and name, is escaped here; the rest goes
-// through the library so the two writers never disagree.
+// through the library so the two writers never disagree. The common case, no
+// byte to escape, is one scan and one append.
 void AppendString(std::string* out, std::string_view s) {
-  bool plain = std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
-  if (!plain) {
-    *out += nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  size_t i = 0;
+  while (i < s.size() && kJsonByteClass[static_cast<unsigned char>(s[i])] == 0) ++i;
+  if (i == s.size()) {
+    out->push_back('"');
+    out->append(s);
+    out->push_back('"');
     return;
+  }
+  for (size_t j = i; j < s.size(); ++j) {
+    if (kJsonByteClass[static_cast<unsigned char>(s[j])] == 2) {
+      *out += nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      return;
+    }
   }
   out->push_back('"');
   size_t from = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
+  for (; i < s.size(); ++i) {
     if (s[i] == '"' || s[i] == '\\') {
       out->append(s.data() + from, i - from);
       out->push_back('\\');
