@@ -172,6 +172,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(e_->opt.max_head_bytes));
     parser_->body_limit(boost::none);  // a body is never read: its size is no parse error
+    // Usually the whole head is in the buffer already: parse it here, without
+    // a round through the loop. Otherwise (or for what is missing) read it;
+    // the parser keeps what it has seen.
+    if (buffer_.size() > 0) {
+      beast::error_code ec;
+      buffer_.consume(parser_->put(buffer_.data(), ec));
+      if (!ec && parser_->is_header_done()) return OnHead({});
+      if (ec && ec != http::error::need_more) return OnHead(ec);
+    }
     // The head deadline runs from the request's first byte.
     Lowest().expires_after(e_->opt.head_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
@@ -296,27 +305,39 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     m.keep_alive(keep_alive_);
   }
 
+  // The status line and fields of `m`, as Beast's serializer writes them.
+  static void SerializeHead(http::response<http::empty_body>& m, std::string* out) {
+    http::response_serializer<http::empty_body> sr{m};
+    sr.split(true);
+    beast::error_code ec;
+    while (!ec && !sr.is_header_done()) {
+      sr.next(ec, [&](beast::error_code&, const auto& buffers) {
+        for (auto b : beast::buffers_range_ref(buffers)) out->append(static_cast<const char*>(b.data()), b.size());
+        sr.consume(beast::buffer_bytes(buffers));
+      });
+    }
+  }
+
   void WriteResponse() {
     const bool head = req_.method == "HEAD";
     Lowest().expires_after(e_->opt.send_window);
     if (head || !res_.stream) {
+      // A body in memory (or none, for HEAD): Beast serializes the head into
+      // head_ here, and head and body go out in one gathered write.
       res_.stream.reset();
-      if (head) {
-        auto m = std::make_shared<http::response<http::empty_body>>();
-        FillHead(*m);
-        const int64_t len = res_.length >= 0 ? res_.length : static_cast<int64_t>(res_.body.size());
-        m->set(http::field::content_length, std::to_string(len));
-        return http::async_write(stream_, *m, [self = Self(), m](beast::error_code ec, size_t) {
-          self->Finish(!ec);
-        });
-      }
-      auto m = std::make_shared<http::response<http::string_body>>();
-      FillHead(*m);
-      m->body() = std::move(res_.body);
-      m->prepare_payload();
-      sent_ = static_cast<int64_t>(m->body().size());
-      return http::async_write(stream_, *m, [self = Self(), m](beast::error_code ec, size_t) {
+      const int64_t len = res_.length >= 0 ? res_.length : static_cast<int64_t>(res_.body.size());
+      http::response<http::empty_body> m;
+      FillHead(m);
+      const bool no_body = res_.status < 200 || res_.status == 204 || res_.status == 304;
+      if (!no_body) m.content_length(static_cast<uint64_t>(len));
+      if (head || no_body) std::string().swap(res_.body);
+      head_.clear();
+      SerializeHead(m, &head_);
+      sent_ = static_cast<int64_t>(res_.body.size());
+      const std::array<net::const_buffer, 2> buffers{net::buffer(head_), net::buffer(res_.body)};
+      return net::async_write(stream_, buffers, [self = Self()](beast::error_code ec, size_t) {
         if (ec) self->sent_ = 0;
+        std::string().swap(self->res_.body);  // an idle connection keeps no body
         self->Finish(!ec);
       });
     }
@@ -535,6 +556,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   HttpResponse res_;
   std::optional<http::response<http::buffer_body>> stream_res_;
   std::optional<http::response_serializer<http::buffer_body>> serializer_;
+  std::string head_;         // a response head in memory (capacity kept between requests)
   std::string piece_;        // the body piece being written
   std::string next_;         // the body piece being read, or ready
   bool reading_ = false;     // a Next() (or its backoff) is in flight
