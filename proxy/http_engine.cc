@@ -15,6 +15,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
+#include <boost/url/rfc/pchars.hpp>
 #include <boost/url/src.hpp>  // Boost.URL header-only, compiled in this one file
 #include <mutex>
 #include <optional>
@@ -34,6 +35,16 @@ using tcp = net::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
 
 namespace {
+
+// The usual target, an absolute path of RFC 3986 path characters only (no
+// '%', no query), is its own decoded path: Boost.URL's parse is not needed.
+bool PlainPath(std::string_view target) {
+  if (target.empty() || target[0] != '/') return false;
+  for (char c : target) {
+    if (c != '/' && !boost::urls::pchars(c)) return false;
+  }
+  return true;
+}
 
 std::string DefaultErrorBody(int status, const std::string& message) {
   return std::to_string(status) + " " + message + "\n";
@@ -212,13 +223,17 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       }
       req_.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     }
-    auto url = boost::urls::parse_origin_form(msg.target());
-    if (!url) return SendOwn(400, "malformed request target");
-    try {
-      req_.path = url->path();
-      for (auto p : url->params(boost::urls::encoding_opts(true))) req_.params.emplace(p.key, p.value);
-    } catch (...) {
-      return SendOwn(400, "malformed request target");
+    if (PlainPath(msg.target())) {
+      req_.path = req_.target;  // what the parse below would give
+    } else {
+      auto url = boost::urls::parse_origin_form(msg.target());
+      if (!url) return SendOwn(400, "malformed request target");
+      try {
+        req_.path = url->path();
+        for (auto p : url->params(boost::urls::encoding_opts(true))) req_.params.emplace(p.key, p.value);
+      } catch (...) {
+        return SendOwn(400, "malformed request target");
+      }
     }
     if (e_->opt.reject_invalid_utf8_path && !IsValidUtf8(req_.path)) {
       return SendOwn(400, "request path is not valid UTF-8");

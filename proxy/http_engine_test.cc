@@ -65,7 +65,8 @@ struct Finished {
 };
 
 // An engine on 127.0.0.1:<any> with a handler that answers by path:
-// /hello, /throw, /stream?n=BYTES[&fail=AT][&waits=N], /echo?k=V, /slow (1 s).
+// /hello, /throw, /stream?n=BYTES[&fail=AT][&waits=N], /echo?k=V, /slow (1 s),
+// /p/... (answers the decoded path and the number of query parameters).
 class TestServer {
  public:
   explicit TestServer(HttpEngineOptions o = {}) {
@@ -79,6 +80,10 @@ class TestServer {
         r.stream = std::make_unique<XBody>(n, fail, std::stoi(req.ParamOr("waits", "0")));
         r.length = static_cast<int64_t>(n);
         r.content_type = "application/octet-stream";
+        return r;
+      }
+      if (req.path.rfind("/p/", 0) == 0) {
+        r.SetContent("path=" + req.path + "|params=" + std::to_string(req.params.size()), "text/plain");
         return r;
       }
       if (req.path == "/echo") {
@@ -229,6 +234,28 @@ TEST_CASE("http engine: malformed requests and invalid UTF-8 paths get 400") {
   CHECK(StatusOf(Exchange(s.port(), "GET /%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n")) == 400);
   CHECK(StatusOf(Exchange(s.port(), "NOT HTTP AT ALL\r\n\r\n")) == 400);
   CHECK(StatusOf(Exchange(s.port(), "GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n")) == 400);
+}
+
+TEST_CASE("http engine: a plain path and a parsed one decode alike; a character outside RFC 3986 paths gets 400") {
+  QuietLogs quiet;
+  TestServer s;
+  auto path_of = [&](const std::string& target) {
+    std::string a = Exchange(s.port(), "GET " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    if (StatusOf(a) != 200) return "status " + std::to_string(StatusOf(a));
+    auto at = a.find("path=");
+    return at == std::string::npos ? std::string("no body") : a.substr(at);
+  };
+  // The fast path (no '%', no query) gives what Boost.URL gives: the target itself, dot segments kept.
+  CHECK(path_of("/p/a/b:c@d!$&'()*+,;=-._~") == "path=/p/a/b:c@d!$&'()*+,;=-._~|params=0");
+  CHECK(path_of("/p//x/./y/../z") == "path=/p//x/./y/../z|params=0");
+  // The parse: percent-decoding and the query.
+  CHECK(path_of("/p/%41b%2Fc") == "path=/p/Ab/c|params=0");
+  CHECK(path_of("/p/a?x=1&y") == "path=/p/a|params=2");
+  // Neither accepts what is not a path character.
+  for (const char* bad : {"/p/a\"b", "/p/a<b", "/p/a{b}", "/p/a|b", "/p/a\\b", "/p/a^b", "/p/a`b", "p/a"}) {
+    CAPTURE(bad);
+    CHECK(path_of(bad) == "status 400");
+  }
 }
 
 TEST_CASE("http engine: idle and half-sent connections do not starve a new client") {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <condition_variable>
 #include <ctime>
 #include <memory>
@@ -393,11 +394,26 @@ std::string FormatLogLine(LogLevel level, std::string_view msg, std::string_view
   // Keys in byte order, as nlohmann's std::map keeps them, with the three fixed keys merged in.
   const LogField fixed[] = {{"level", LevelName(level)}, {"msg", msg}, {"time", time}};
   std::array<const LogField*, 32> order{};
+  const size_t m = std::min(count, order.size() - std::size(fixed));
+  bool sorted = true;
+  for (size_t i = 1; i < m && sorted; ++i) sorted = !(fields[i].key < fields[i - 1].key);
   size_t n = 0;
-  for (const auto& f : fixed) order[n++] = &f;
-  for (size_t i = 0; i < count && n < order.size(); ++i) order[n++] = &fields[i];
-  std::sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n),
-            [](const LogField* a, const LogField* b) { return a->key < b->key; });
+  if (sorted) {
+    // Fields already in byte order (the access log's): merge, no sort.
+    size_t i = 0, j = 0;
+    while (i < std::size(fixed) || j < m) {
+      if (j == m || (i < std::size(fixed) && fixed[i].key < fields[j].key)) {
+        order[n++] = &fixed[i++];
+      } else {
+        order[n++] = &fields[j++];
+      }
+    }
+  } else {
+    for (const auto& f : fixed) order[n++] = &f;
+    for (size_t i = 0; i < m; ++i) order[n++] = &fields[i];
+    std::sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n),
+              [](const LogField* a, const LogField* b) { return a->key < b->key; });
+  }
   std::string out;
   out.reserve(320);
   out.push_back('{');

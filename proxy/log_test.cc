@@ -71,6 +71,14 @@ TEST_CASE("log: LogFields writes byte for byte the line Log writes for the same 
       CHECK(parsed["msg"] == "access");
       CHECK(parsed["level"] == "warn");
       CHECK(parsed["status"] == 403);
+      // Fields already in byte order (the access log's) are merged with level, msg and time, not sorted.
+      const std::string merged =
+          FormatLogLine(LogLevel::kWarn, "access", "2026-11-23T01:02:03.004Z",
+                        {{"bytes", -1LL}, {"client", "127.0.0.1"}, {"duration_ms", c.ms}, {"lz", flag},
+                         {"method", "GET"}, {"n", "x"}, {"path", c.path}, {"status", 403}, {"u", "up"}, {"zz", "z"}});
+      nlohmann::json k = {{"bytes", -1},  {"client", "127.0.0.1"}, {"duration_ms", c.ms}, {"lz", flag}, {"method", "GET"},
+                          {"n", "x"},     {"path", c.path},        {"status", 403},       {"u", "up"},  {"zz", "z"}};
+      CHECK(merged == FormatLogLine(LogLevel::kWarn, std::string("access"), "2026-11-23T01:02:03.004Z", k));
     }
   }
 }

@@ -418,21 +418,22 @@ HttpServer::HttpServer(const config::Config& cfg, Registry* registry) : cfg_(cfg
     const long long b = bytes;
     const double ms = std::round(seconds * 1e6) / 1000;  // milliseconds, 3 decimals
     const std::string path = req.path.empty() ? req.target.substr(0, 200) : req.path.substr(0, 1024);
+    // In byte order of the keys: the line is then merged, not sorted.
     std::array<LogField, 12> f;
     size_t n = 0;
-    f[n++] = {"method", req.method};
-    f[n++] = {"path", path};
-    f[n++] = {"status", res.status};
     f[n++] = {"bytes", b};
-    f[n++] = {"client", req.remote_addr};
-    f[n++] = {"duration_ms", ms};
-    if (!completed) f[n++] = {"cut", true};
     if (!res.log.cache.empty()) f[n++] = {"cache", res.log.cache};
-    if (!res.log.upstream.empty()) f[n++] = {"upstream", res.log.upstream};
+    f[n++] = {"client", req.remote_addr};
+    if (!completed) f[n++] = {"cut", true};
+    f[n++] = {"duration_ms", ms};
     if (!res.log.error.empty()) {
       f[n++] = {"error", res.log.error};
       f[n++] = {"error_message", res.log.message};
     }
+    f[n++] = {"method", req.method};
+    f[n++] = {"path", path};
+    f[n++] = {"status", res.status};
+    if (!res.log.upstream.empty()) f[n++] = {"upstream", res.log.upstream};
     LogFields(LogLevel::kInfo, "access", f.data(), n);
   };
   HttpEngineOptions options = RegistryEngineOptions(cfg_);
