@@ -93,6 +93,9 @@ struct HttpEngine::Impl {
 
   void Accept();
   void OnAccept(beast::error_code ec, tcp::socket socket);
+  // Starts a session for an accepted socket (on the loop it was accepted onto).
+  void Adopt(tcp::socket socket);
+  static constexpr int kAcceptBurst = 256;  // connections taken at once after an accept completes
   // Per-address bookkeeping; false when `addr` is over its cap.
   bool AddClient(const std::string& addr);
   void RemoveClient(const std::string& addr);
@@ -625,6 +628,24 @@ void HttpEngine::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
     });
     return;
   }
+  Adopt(std::move(socket));
+  // A burst of connections (a fleet, wrk -c1000) waits in the listen queue:
+  // take what is there now rather than one per turn of loop 0, where each
+  // turn also serves every connection already open. Measured with wrk -c1000
+  // on a cached manifest: p99 0.16-1.07 s in 6 of 8 runs before, 23-31 ms in
+  // 4 of 4 with the burst.
+  for (int i = 0; i < kAcceptBurst && !stopped; ++i) {
+    tcp::socket next(*loops[next_loop % loops.size()]);
+    beast::error_code e;
+    acceptor.accept(next, e);  // the acceptor is non-blocking: would_block ends the burst
+    if (e) break;              // other errors: the asynchronous accept meets them again
+    ++next_loop;
+    Adopt(std::move(next));
+  }
+  Accept();
+}
+
+void HttpEngine::Impl::Adopt(tcp::socket socket) {
   // The connection's own loop (the socket was accepted onto it); this handler
   // runs on loop 0, so the session starts there by a post.
   net::any_io_executor loop = socket.get_executor();
@@ -651,7 +672,6 @@ void HttpEngine::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
     auto s = std::make_shared<Session<beast::tcp_stream>>(this, beast::tcp_stream(std::move(socket)), remote, refuse);
     net::post(loop, [s] { s->Start(); });
   }
-  Accept();
 }
 
 HttpEngine::HttpEngine(HttpEngineOptions options, HttpHandler handler, HttpAccessLogger logger)
@@ -699,6 +719,7 @@ Status HttpEngine::Bind(const std::string& hostport) {
   if (!ec) e.acceptor.set_option(net::socket_base::reuse_address(true), ec);  // never SO_REUSEPORT
   if (!ec) e.acceptor.bind(ep, ec);
   if (!ec) e.acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (!ec) e.acceptor.non_blocking(true, ec);  // the accept bursts (OnAccept) must never block
   if (ec) {
     beast::error_code ignored;
     e.acceptor.close(ignored);

@@ -258,6 +258,20 @@ TEST_CASE("http engine: a plain path and a parsed one decode alike; a character 
   }
 }
 
+TEST_CASE("http engine: a burst of connections, taken from the listen queue together, is served whole") {
+  TestServer s;
+  std::vector<int> fds;
+  for (int i = 0; i < 300; ++i) fds.push_back(Connect(s.port()));  // queued before the server looks
+  for (int fd : fds) SendAll(fd, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  int ok = 0;
+  for (int fd : fds) {
+    bool closed = false;
+    if (StatusOf(ReadUntilClose(fd, std::chrono::seconds(10), &closed)) == 200 && closed) ++ok;
+    ::close(fd);
+  }
+  CHECK(ok == 300);
+}
+
 TEST_CASE("http engine: idle and half-sent connections do not starve a new client") {
   QuietLogs quiet;
   HttpEngineOptions o;
