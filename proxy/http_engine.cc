@@ -343,7 +343,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       // A body in memory (or none, for HEAD): Beast serializes the head into
       // head_ here, and head and body go out in one gathered write.
       res_.stream.reset();
-      const int64_t len = res_.length >= 0 ? res_.length : static_cast<int64_t>(res_.body.size());
+      // HEAD announces the length the GET would have; a GET's is its body's.
+      const int64_t len = head && res_.length >= 0 ? res_.length : static_cast<int64_t>(res_.body.size());
       http::response<http::empty_body> m;
       FillHead(m);
       const bool no_body = res_.status < 200 || res_.status == 204 || res_.status == 304;
