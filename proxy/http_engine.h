@@ -58,7 +58,8 @@ struct HttpEngineOptions {
   // queued for a worker: an answer it returns is sent at once (no worker, no
   // queue); nullopt sends the request on to the handler. Must never block (no
   // disk or network I/O, only short locks) and must not stream a body. An
-  // exception it throws sends the request on to the handler.
+  // exception it throws sends the request on to the handler. Called from every
+  // I/O thread, at once: it must be thread-safe.
   std::function<std::optional<HttpResponse>(const HttpRequest&)> in_memory_handler;
 };
 
@@ -66,7 +67,9 @@ struct HttpEngineOptions {
 // May block. Must not throw (an exception is answered 500 and logged).
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 // Called once per finished request (sent, cut, or the client gone) with the
-// status sent, the body bytes written and the seconds from head to end.
+// status sent, the body bytes written and the seconds from head to end; on
+// the connection's I/O thread (so from several threads at once), never blocking
+// for long: every connection of that loop waits while it runs.
 using HttpAccessLogger = std::function<void(const HttpRequest&, const HttpResponse&, int64_t bytes,
                                             double seconds, bool completed)>;
 
