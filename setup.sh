@@ -19,7 +19,7 @@ for a in "$@"; do
   esac
 done
 BUILD_PKGS=(g++ cmake ninja-build pkg-config libcpp-httplib-dev libssl-dev libsodium-dev
-            nlohmann-json3-dev librocksdb-dev doctest-dev libboost1.81-dev)
+            nlohmann-json3-dev librocksdb-dev doctest-dev libboost1.81-dev libisal-dev)
 # Peers for the integration tests: a real registry, real clients, image builders.
 PEER_PKGS=(docker-registry skopeo podman buildah umoci containerd docker.io jq curl
            python3-cryptography python3-nacl uidmap busybox-static openssl iproute2

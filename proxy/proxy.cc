@@ -7,6 +7,7 @@
 #include "proxy/log.h"
 #include "proxy/maintenance.h"
 #include "proxy/registry.h"
+#include "proxy/rocksdb_crc32c.h"
 #include "proxy/server.h"
 #include "proxy/store.h"
 #include "proxy/upstreams.h"
@@ -138,7 +139,7 @@ void Proxy::Serve() {
       {{"listen", cfg_.listen}, {"port", server_->port()}, {"tls", !cfg_.tls_cert.empty()},
        {"data_dir", cfg_.data_dir}, {"upstreams", UpstreamList(cfg_)}, {"cache_max_bytes", cfg_.cache_max_bytes},
        {"default_upstream", cfg_.default_upstream}, {"tag_ttl", cfg_.tag_ttl_seconds},
-       {"max_stale", cfg_.max_stale_seconds}});
+       {"max_stale", cfg_.max_stale_seconds}, {"cache_crc32c", RocksCrc32cImplementation()}});
   server_->Serve();
   if (admin_thread_.joinable()) {
     admin_->Stop();
