@@ -80,5 +80,5 @@ for ((r = 1; r <= ROUNDS; r++)); do
   stop_bg "pc$r"
 done
 if ((PERF)); then
-  perf report -i "$W/perf.data" --no-children --sort comm,dso,symbol --stdio 2>/dev/null | grep -v "^#" | grep "%" | cut -c1-120 | head -40
+  perf report -i "$W/perf.data" --no-children --sort pid,symbol --stdio 2>/dev/null | grep -v "^#" | grep "%" | cut -c1-120 | grep -v "0x0000" | head -${PERF_LINES:-40}
 fi

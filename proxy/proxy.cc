@@ -139,7 +139,8 @@ void Proxy::Serve() {
       {{"listen", cfg_.listen}, {"port", server_->port()}, {"tls", !cfg_.tls_cert.empty()},
        {"data_dir", cfg_.data_dir}, {"upstreams", UpstreamList(cfg_)}, {"cache_max_bytes", cfg_.cache_max_bytes},
        {"default_upstream", cfg_.default_upstream}, {"tag_ttl", cfg_.tag_ttl_seconds},
-       {"max_stale", cfg_.max_stale_seconds}, {"cache_crc32c", RocksCrc32cImplementation()}});
+       {"max_stale", cfg_.max_stale_seconds}, {"cache_crc32c", RocksCrc32cImplementation()},
+       {"cache_direct_writes", store_->direct_flush()}});
   server_->Serve();
   if (admin_thread_.joinable()) {
     admin_->Stop();

@@ -47,6 +47,9 @@ chmod 600 "$T/token"
 start_proxy proxy --upstream "upstream.test=http://$UP" --tag-ttl 600 --admin-listen "$ADMIN" --admin-token-file "$T/token" ||
   { not_ok "proxy starts on the tmpfs" "$(tail -3 "$T/proxy.log")"; finish; }
 P=${ADDR[proxy]}
+# Which write path the store took on this tmpfs (O_DIRECT flushes on Linux 6.6 and later,
+# buffered before): both must pass.
+echo "# the store's flushes: $(grep -o '"cache_direct_writes":[a-z]*' "$T/proxy.log" | head -1)"
 adm() { "$BIN" admin --server "http://$ADMIN" --token-file "$T/token" "$@"; }
 blob_sha() { echo "sha256:$(curl -sS --max-time 120 -f "http://$P/v2/$1/blobs/$2" | sha256sum | cut -d' ' -f1)"; }
 listed() { adm cache ls --json 2>/dev/null | jq -e --arg d "$1" '[.blobs[] | select(.digest == $d)] | length == 1' >/dev/null; }
