@@ -25,6 +25,38 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   return Status::IoError(what + ": " + s.ToString());
 }
 
+// Every write into RocksDB goes through RocksWrite. In a ThreadSanitizer build
+// (tests/sanitize.sh tsan) the calling thread's memory accesses are not
+// checked while it is inside RocksDB's write path; elsewhere it only calls
+// `write`. Debian's RocksDB is not compiled with -fsanitize=thread, so TSan
+// cannot see the synchronization inside it: the leader of a write group copies
+// the other writers' batches into the log and the memtable (group commit), and
+// TSan reported that copy as a race between two fetch threads (Fail's DropBlob
+// against another fetch's BeginBlob; CI at stop 20, reproduced in 1 of 5 runs).
+// RocksDB's own functions never appear in TSan's stacks (it records only
+// instrumented ones), so tests/tsan.supp cannot name them. Accesses our code
+// makes outside these calls are still checked.
+#if defined(__SANITIZE_THREAD__)
+extern "C" void AnnotateIgnoreReadsBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreReadsEnd(const char* file, int line);
+extern "C" void AnnotateIgnoreWritesBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreWritesEnd(const char* file, int line);
+template <class Write>
+rocksdb::Status RocksWrite(Write&& write) {
+  AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+  AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+  rocksdb::Status s = write();
+  AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+  AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+  return s;
+}
+#else
+template <class Write>
+rocksdb::Status RocksWrite(Write&& write) {
+  return write();
+}
+#endif
+
 void PutU64(std::string* out, uint64_t v) {
   for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
@@ -215,12 +247,12 @@ void Store::ReclaimDropped(const std::vector<oci::Digest>& dropped) {
   o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   rocksdb::Status s;
   if (dropped.size() > kMaxRanges) {
-    s = db_->CompactRange(o, chunks_, nullptr, nullptr);
+    s = RocksWrite([&] { return db_->CompactRange(o, chunks_, nullptr, nullptr); });
   } else {
     for (const auto& d : dropped) {
       const std::string b = ChunkKey(d, 0), e = ChunkKey(d, UINT64_MAX);
       const rocksdb::Slice begin(b), end(e);
-      s = db_->CompactRange(o, chunks_, &begin, &end);
+      s = RocksWrite([&] { return db_->CompactRange(o, chunks_, &begin, &end); });
       if (!s.ok()) break;
     }
   }
@@ -279,7 +311,8 @@ std::optional<StoredManifest> Store::PeekManifest(const oci::Digest& d) {
 Status Store::PutManifest(const oci::Digest& d, const StoredManifest& m) {
   std::string existing;
   if (db_->Get(rocksdb::ReadOptions(), manifests_, d.ToString(), &existing).IsNotFound()) ++manifests_count_;
-  return FromRocks(db_->Put(rocksdb::WriteOptions(), manifests_, d.ToString(), m.media_type + "\n" + m.bytes),
+  const std::string value = m.media_type + "\n" + m.bytes;
+  return FromRocks(RocksWrite([&] { return db_->Put(rocksdb::WriteOptions(), manifests_, d.ToString(), value); }),
                    "writing manifest " + d.ToString());
 }
 
@@ -300,13 +333,13 @@ std::optional<TagRecord> Store::PeekTag(const std::string& key) {
 }
 
 Status Store::PutTag(const std::string& key, const TagRecord& rec) {
-  return FromRocks(
-      db_->Put(rocksdb::WriteOptions(), tags_, key, rec.digest.ToString() + " " + std::to_string(rec.fetched_at)),
-      "writing tag " + key);
+  const std::string value = rec.digest.ToString() + " " + std::to_string(rec.fetched_at);
+  return FromRocks(RocksWrite([&] { return db_->Put(rocksdb::WriteOptions(), tags_, key, value); }),
+                   "writing tag " + key);
 }
 
 Status Store::DeleteTag(const std::string& key) {
-  return FromRocks(db_->Delete(rocksdb::WriteOptions(), tags_, key), "deleting tag " + key);
+  return FromRocks(RocksWrite([&] { return db_->Delete(rocksdb::WriteOptions(), tags_, key); }), "deleting tag " + key);
 }
 
 bool Store::HasLink(const std::string& repo, const oci::Digest& d) {
@@ -322,7 +355,7 @@ bool Store::PeekLink(const std::string& repo, const oci::Digest& d) {
 Status Store::PutLinks(const std::string& repo, const std::vector<oci::Digest>& ds) {
   rocksdb::WriteBatch b;
   for (const auto& d : ds) b.Put(links_, repo + "@" + d.ToString(), "");
-  return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "writing links for " + repo);
+  return FromRocks(RocksWrite([&] { return db_->Write(rocksdb::WriteOptions(), &b); }), "writing links for " + repo);
 }
 
 StatusOr<std::optional<BlobMeta>> Store::GetBlobMeta(const oci::Digest& d) {
@@ -346,7 +379,7 @@ Status Store::BeginBlob(const oci::Digest& d, uint64_t chunk_bytes) {
   m.complete = false;
   m.chunk_bytes = chunk_bytes;
   m.created = Now();
-  return FromRocks(db_->Put(rocksdb::WriteOptions(), meta_, d.ToString(), EncodeMeta(m)),
+  return FromRocks(RocksWrite([&] { return db_->Put(rocksdb::WriteOptions(), meta_, d.ToString(), EncodeMeta(m)); }),
                    "recording pending blob " + d.ToString());
 }
 
@@ -358,7 +391,7 @@ Status Store::PutChunk(const oci::Digest& d, uint64_t index, std::string_view da
   // blob files before it marks the blob complete.
   rocksdb::WriteOptions wo;
   wo.disableWAL = true;
-  return FromRocks(db_->Put(wo, chunks_, ChunkKey(d, index), rocksdb::Slice(data)),
+  return FromRocks(RocksWrite([&] { return db_->Put(wo, chunks_, ChunkKey(d, index), rocksdb::Slice(data)); }),
                    "writing chunk of " + d.ToString());
 }
 
@@ -369,7 +402,8 @@ Status Store::CommitBlob(const oci::Digest& d, uint64_t last_index, std::string_
     rocksdb::FlushOptions fo;
     fo.wait = true;
     fo.allow_write_stall = true;
-    PC_RETURN_IF_ERROR(FromRocks(db_->Flush(fo, chunks_), "flushing the chunks of " + d.ToString()));
+    PC_RETURN_IF_ERROR(FromRocks(RocksWrite([&] { return db_->Flush(fo, chunks_); }),
+                                 "flushing the chunks of " + d.ToString()));
   }
   rocksdb::WriteBatch b;
   if (!last_data.empty()) b.Put(chunks_, ChunkKey(d, last_index), rocksdb::Slice(last_data));
@@ -381,7 +415,7 @@ Status Store::CommitBlob(const oci::Digest& d, uint64_t last_index, std::string_
   b.Put(meta_, d.ToString(), EncodeMeta(m));
   rocksdb::WriteOptions wo;
   wo.sync = true;  // a complete record must not outlive its chunks after a crash
-  PC_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &b), "committing blob " + d.ToString()));
+  PC_RETURN_IF_ERROR(FromRocks(RocksWrite([&] { return db_->Write(wo, &b); }), "committing blob " + d.ToString()));
   ++blobs_;
   blob_bytes_ += size;
   return Status::Ok();
@@ -395,7 +429,8 @@ Status Store::DropBlob(const oci::Digest& d) {
   b.DeleteRange(chunks_, ChunkKey(d, 0), ChunkKey(d, UINT64_MAX));
   b.Delete(chunks_, ChunkKey(d, UINT64_MAX));
   b.Delete(meta_, d.ToString());
-  PC_RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "dropping blob " + d.ToString()));
+  PC_RETURN_IF_ERROR(FromRocks(RocksWrite([&] { return db_->Write(rocksdb::WriteOptions(), &b); }),
+                               "dropping blob " + d.ToString()));
   if (was && was->complete) {
     --blobs_;
     blob_bytes_ -= was->size;
@@ -461,7 +496,7 @@ Status Store::FlushAccess() {
     PutU64(&v, static_cast<uint64_t>(t));
     b.Put(access_, k, v);
   }
-  return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "writing last-access times");
+  return FromRocks(RocksWrite([&] { return db_->Write(rocksdb::WriteOptions(), &b); }), "writing last-access times");
 }
 
 int64_t Store::LastAccess(const oci::Digest& d) {
@@ -478,14 +513,16 @@ int64_t Store::LastAccess(const oci::Digest& d) {
 Status Store::PutRefs(const oci::Digest& m, const std::vector<oci::Digest>& needed) {
   rocksdb::WriteBatch b;
   for (const auto& n : needed) b.Put(refs_, n.ToString() + "@" + m.ToString(), "");
-  return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "writing refs of " + m.ToString());
+  return FromRocks(RocksWrite([&] { return db_->Write(rocksdb::WriteOptions(), &b); }),
+                   "writing refs of " + m.ToString());
 }
 
 Status Store::DeleteManifest(const oci::Digest& d) {
   std::string v;
   bool existed = db_->Get(rocksdb::ReadOptions(), manifests_, d.ToString(), &v).ok();
-  PC_RETURN_IF_ERROR(FromRocks(db_->Delete(rocksdb::WriteOptions(), manifests_, d.ToString()),
-                               "deleting manifest " + d.ToString()));
+  const std::string key = d.ToString();
+  PC_RETURN_IF_ERROR(FromRocks(RocksWrite([&] { return db_->Delete(rocksdb::WriteOptions(), manifests_, key); }),
+                               "deleting manifest " + key));
   if (existed) --manifests_count_;
   return Status::Ok();
 }
@@ -504,7 +541,8 @@ Status Store::DropDependents(const oci::Digest& d, uint64_t* manifests, uint64_t
     PC_RETURN_IF_ERROR(FromRocks(it->status(), "scanning refs"));
     for (const auto& k : keys) {
       auto holder = oci::Digest::Parse(std::string_view(k).substr(prefix.size()));
-      PC_RETURN_IF_ERROR(FromRocks(db_->Delete(rocksdb::WriteOptions(), refs_, k), "deleting ref"));
+      PC_RETURN_IF_ERROR(FromRocks(RocksWrite([&] { return db_->Delete(rocksdb::WriteOptions(), refs_, k); }),
+                                   "deleting ref"));
       if (!holder.ok()) continue;
       std::string v;
       if (db_->Get(rocksdb::ReadOptions(), manifests_, holder->ToString(), &v).ok()) {
@@ -608,7 +646,7 @@ Status Store::DeleteRepo(const std::string& repo, uint64_t* links, uint64_t* tag
     }
     PC_RETURN_IF_ERROR(FromRocks(it->status(), "scanning " + repo));
   }
-  return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "purging " + repo);
+  return FromRocks(RocksWrite([&] { return db_->Write(rocksdb::WriteOptions(), &b); }), "purging " + repo);
 }
 
 Status Store::DeleteLinksTo(const oci::Digest& d, uint64_t* tags) {
@@ -631,7 +669,7 @@ Status Store::DeleteLinksTo(const oci::Digest& d, uint64_t* tags) {
     }
   }
   PC_RETURN_IF_ERROR(FromRocks(t->status(), "scanning tags"));
-  return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "unlinking " + ds);
+  return FromRocks(RocksWrite([&] { return db_->Write(rocksdb::WriteOptions(), &b); }), "unlinking " + ds);
 }
 
 Status Store::CompactChunks() {
@@ -639,8 +677,10 @@ Status Store::CompactChunks() {
   // drops deleted keys, after which blob files nothing refers to are deleted.
   rocksdb::CompactRangeOptions o;
   o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  PC_RETURN_IF_ERROR(FromRocks(db_->CompactRange(o, chunks_, nullptr, nullptr), "compacting chunks"));
-  return FromRocks(db_->CompactRange(o, meta_, nullptr, nullptr), "compacting blob records");
+  PC_RETURN_IF_ERROR(FromRocks(RocksWrite([&] { return db_->CompactRange(o, chunks_, nullptr, nullptr); }),
+                               "compacting chunks"));
+  return FromRocks(RocksWrite([&] { return db_->CompactRange(o, meta_, nullptr, nullptr); }),
+                   "compacting blob records");
 }
 
 StatusOr<std::optional<std::string>> Store::GetVerdict(const std::string& key) {
@@ -652,13 +692,14 @@ StatusOr<std::optional<std::string>> Store::GetVerdict(const std::string& key) {
 }
 
 Status Store::PutVerdict(const std::string& key, const std::string& value) {
-  return FromRocks(db_->Put(rocksdb::WriteOptions(), verdicts_, key, value), "writing verdict");
+  return FromRocks(RocksWrite([&] { return db_->Put(rocksdb::WriteOptions(), verdicts_, key, value); }),
+                   "writing verdict");
 }
 
 Status Store::PutGateMarks(const std::vector<std::string>& keys, const std::string& value) {
   rocksdb::WriteBatch b;
   for (const auto& k : keys) b.Put(allowed_, k, value);
-  return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "recording gate passes");
+  return FromRocks(RocksWrite([&] { return db_->Write(rocksdb::WriteOptions(), &b); }), "recording gate passes");
 }
 
 StatusOr<std::optional<std::string>> Store::GetGateMark(const std::string& key) {
@@ -680,12 +721,14 @@ Status Store::DropGateRecords(const std::function<bool(std::string_view key, std
       b.Delete(cf, it->key());
       ++*dropped;
       if (b.Count() >= 10000) {
-        PC_RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "collecting gate records"));
+        PC_RETURN_IF_ERROR(FromRocks(RocksWrite([&] { return db_->Write(rocksdb::WriteOptions(), &b); }),
+                                     "collecting gate records"));
         b.Clear();
       }
     }
     PC_RETURN_IF_ERROR(FromRocks(it->status(), "scanning gate records"));
-    PC_RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "collecting gate records"));
+    PC_RETURN_IF_ERROR(FromRocks(RocksWrite([&] { return db_->Write(rocksdb::WriteOptions(), &b); }),
+                                 "collecting gate records"));
   }
   return Status::Ok();
 }
