@@ -32,7 +32,7 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
 // cannot see the synchronization inside it: the leader of a write group copies
 // the other writers' batches into the log and the memtable (group commit), and
 // TSan reported that copy as a race between two fetch threads (Fail's DropBlob
-// against another fetch's BeginBlob; CI at stop 20, reproduced in 1 of 5 runs).
+// against another fetch's BeginBlob; CI at stop 20, reproduced in 1 of 11 runs).
 // RocksDB's own functions never appear in TSan's stacks (it records only
 // instrumented ones), so tests/tsan.supp cannot name them. Accesses our code
 // makes outside these calls are still checked.
@@ -154,8 +154,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, int* cleane
   // machine (bench/cold_cpu.sh: flush 0.1-0.9 CPU-s per 200 MiB buffered, 0.08-0.09
   // direct). Reads stay buffered: a blob read soon after it was written
   // comes from the disk once, then from the page cache.
-  const bool direct = DirectWritesWork(dir);
-  db_opts.use_direct_io_for_flush_and_compaction = direct;
+  db_opts.use_direct_io_for_flush_and_compaction = DirectWritesWork(dir);
 
   rocksdb::ColumnFamilyOptions small;
   small.OptimizeForSmallDb();
@@ -180,7 +179,6 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, int* cleane
       {"blob_access", small},                      {"refs", small},
       {"verdicts", small},                         {"gate_allowed", small}};
   auto store = std::unique_ptr<Store>(new Store());
-  store->direct_flush_ = direct;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_opts, dir, cfs, &store->handles_, &raw);
   if (!s.ok()) return Status::IoError("cannot open the cache in " + dir + ": " + s.ToString());
@@ -207,6 +205,8 @@ Store::~Store() {
     db_->Close();
   }
 }
+
+bool Store::direct_flush() const { return db_->GetDBOptions().use_direct_io_for_flush_and_compaction; }
 
 Status Store::CleanPending(int* cleaned) {
   std::vector<oci::Digest> pending;
@@ -518,9 +518,9 @@ Status Store::PutRefs(const oci::Digest& m, const std::vector<oci::Digest>& need
 }
 
 Status Store::DeleteManifest(const oci::Digest& d) {
-  std::string v;
-  bool existed = db_->Get(rocksdb::ReadOptions(), manifests_, d.ToString(), &v).ok();
   const std::string key = d.ToString();
+  std::string v;
+  bool existed = db_->Get(rocksdb::ReadOptions(), manifests_, key, &v).ok();
   PC_RETURN_IF_ERROR(FromRocks(RocksWrite([&] { return db_->Delete(rocksdb::WriteOptions(), manifests_, key); }),
                                "deleting manifest " + key));
   if (existed) --manifests_count_;

@@ -72,8 +72,9 @@ class Store {
   static StatusOr<std::unique_ptr<Store>> Open(const std::string& dir, int* cleaned);
   ~Store();
   Store(const Store&) = delete;
-  // Whether flushes write with O_DIRECT (the data dir's file system takes it; store.cc).
-  bool direct_flush() const { return direct_flush_; }
+  // Whether RocksDB's flushes write with O_DIRECT (the data dir's file system
+  // takes it; store.cc): read back from the options RocksDB runs with.
+  bool direct_flush() const;
   Store& operator=(const Store&) = delete;
 
   // Manifests. Get returns nullopt when absent.
@@ -195,7 +196,6 @@ class Store {
 
   std::atomic<uint64_t> blobs_{0}, blob_bytes_{0}, manifests_count_{0}, pending_bytes_{0};
   std::unique_ptr<rocksdb::DB> db_;
-  bool direct_flush_ = false;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   rocksdb::ColumnFamilyHandle* chunks_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 #include <unistd.h>
 #include "tests/test_util.h"
@@ -428,13 +429,18 @@ TEST_CASE("proxy: store takes blob writes and drops from many threads at once") 
   TempDir dir;
   auto st = OpenStore(dir.str());
   constexpr int kThreads = 8, kRounds = 40;
+  // Blob r of thread t: its bytes and the key it is stored under.
+  auto blob = [](int t, int r) {
+    std::string data = Pattern(1000 + static_cast<size_t>(r), static_cast<char>('a' + t));
+    const Digest d = Digest::Sha256Of(data + std::to_string(t));
+    return std::make_pair(std::move(data), d);
+  };
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int r = 0; r < kRounds; ++r) {
-        const std::string data = Pattern(1000 + static_cast<size_t>(r), static_cast<char>('a' + t));
-        const Digest d = Digest::Sha256Of(data + std::to_string(t));
+        const auto [data, d] = blob(t, r);
         bool ok = st->BeginBlob(d, 4096).ok() && st->CommitBlob(d, 0, data, data.size(), 4096).ok();
         if (ok && r % 2 == 1) ok = st->DropBlob(d).ok();
         if (!ok) ++failures;
@@ -445,8 +451,7 @@ TEST_CASE("proxy: store takes blob writes and drops from many threads at once") 
   CHECK(failures.load() == 0);
   for (int t = 0; t < kThreads; ++t) {
     for (int r = 0; r < kRounds; ++r) {
-      const std::string data = Pattern(1000 + static_cast<size_t>(r), static_cast<char>('a' + t));
-      const Digest d = Digest::Sha256Of(data + std::to_string(t));
+      const auto [data, d] = blob(t, r);
       if (r % 2 == 1) {
         CHECK_FALSE(Meta(*st, d).has_value());
       } else {
