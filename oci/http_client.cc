@@ -8,6 +8,7 @@
 
 #include "oci/base64.h"
 #include "oci/json_fields.h"
+#include "oci/stream_get.h"
 
 namespace portcullis::oci {
 
@@ -23,9 +24,11 @@ bool IsRedirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
-// Resolves a Location header against the URL it came from.
-StatusOr<std::pair<Url, std::string>> ResolveLocation(const Url& from, const std::string& raw_location) {
-  const std::string location = RepairDecodedLocation(raw_location);
+// Resolves a Location header against the URL it came from; `decoded`: the
+// value arrived percent-decoded (cpp-httplib) and its query needs repair.
+StatusOr<std::pair<Url, std::string>> ResolveLocation(const Url& from, const std::string& raw_location,
+                                                      bool decoded = true) {
+  const std::string location = decoded ? RepairDecodedLocation(raw_location) : raw_location;
   if (location.rfind("http://", 0) == 0 || location.rfind("https://", 0) == 0) {
     auto scheme_end = location.find("://") + 3;
     auto slash = location.find('/', scheme_end);
@@ -219,6 +222,7 @@ std::optional<Challenge> ParseChallenge(std::string_view h) {
 struct RegistryClient::Pool {
   std::mutex mu;
   std::vector<std::unique_ptr<httplib::Client>> idle;
+  std::vector<internal::StreamConnectionPtr> stream_idle;  // for streamed GETs
 };
 
 RegistryClient::RegistryClient(Url base, std::optional<Credentials> creds, ClientOptions opts)
@@ -236,6 +240,9 @@ RegistryClient::Pool& RegistryClient::PoolFor(const Url& origin) {
 StatusOr<HttpResponse> RegistryClient::Once(const Url& origin, const std::string& target, const HttpRequest& req,
                                             const std::string& authorization, const HeaderHandler* on_headers,
                                             const DataHandler* on_data, size_t max_body, bool* aborted) {
+  if (on_data != nullptr && req.method == "GET") {
+    return OnceStreamed(origin, target, req, authorization, on_headers, on_data, aborted);
+  }
   Pool& pool = PoolFor(origin);
   std::unique_ptr<httplib::Client> cli;
   {
@@ -307,12 +314,15 @@ StatusOr<HttpResponse> RegistryClient::Once(const Url& origin, const std::string
 
   httplib::Response hres;
   httplib::Error err = httplib::Error::Success;
-  if (req.cancel && !req.cancel->Attach(cli.get())) {
+  // httplib's stop() only shuts the socket down while a request is in flight
+  // (the one thread-safe thing to do); the sending thread then fails its read.
+  httplib::Client* raw = cli.get();
+  if (req.cancel && !req.cancel->AttachAbort(raw, [raw] { raw->stop(); })) {
     return Status::UpstreamUnavailable(req.method + " " + origin.Origin() + target + ": cancelled");
   }
   bool ok = cli->send(hreq, hres, err);
   if (req.cancel) {
-    req.cancel->Detach(cli.get());
+    req.cancel->DetachAbort(raw);
     // A cancelled request's connection was shut down: never reused, never a success.
     if (req.cancel->cancelled()) {
       return Status::UpstreamUnavailable(req.method + " " + origin.Origin() + target + ": cancelled");
@@ -336,6 +346,44 @@ StatusOr<HttpResponse> RegistryClient::Once(const Url& origin, const std::string
   }
   if (*aborted) return out;  // the caller chose to stop; the connection is dropped
   return Status::UpstreamUnavailable(req.method + " " + origin.Origin() + target + ": " + Describe(err));
+}
+
+StatusOr<HttpResponse> RegistryClient::OnceStreamed(const Url& origin, const std::string& target,
+                                                    const HttpRequest& req, const std::string& authorization,
+                                                    const HeaderHandler* on_headers, const DataHandler* on_data,
+                                                    bool* aborted) {
+  internal::StreamTls* tls = nullptr;
+  if (origin.scheme == "https") {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!stream_tls_) {
+      PC_ASSIGN_OR_RETURN(stream_tls_, internal::MakeStreamTls(opts_.ca_file));
+    }
+    tls = stream_tls_.get();
+  }
+  internal::StreamHop hop;
+  hop.origin = origin;
+  hop.target = target;
+  for (const auto& [k, v] : req.headers) hop.headers.emplace_back(k, v);
+  hop.headers.emplace_back("User-Agent", opts_.user_agent);
+  if (!authorization.empty()) hop.headers.emplace_back("Authorization", authorization);
+  hop.cancel = req.cancel.get();
+  hop.on_headers = on_headers;
+  hop.on_data = on_data;
+  Pool& pool = PoolFor(origin);
+  internal::StreamConnectionPtr conn;
+  {
+    std::lock_guard<std::mutex> l(pool.mu);
+    if (!pool.stream_idle.empty()) {
+      conn = std::move(pool.stream_idle.back());
+      pool.stream_idle.pop_back();
+    }
+  }
+  auto r = internal::StreamGet(conn, hop, opts_, tls, aborted);
+  if (conn) {
+    std::lock_guard<std::mutex> l(pool.mu);
+    if (pool.stream_idle.size() < opts_.max_idle_connections) pool.stream_idle.push_back(std::move(conn));
+  }
+  return r;
 }
 
 std::string RegistryClient::CachedAuthorization(const std::string& scope) {
@@ -445,7 +493,7 @@ StatusOr<HttpResponse> RegistryClient::Execute(const HttpRequest& req, const Hea
     }
     if (IsRedirect(r.status)) {
       std::string location = HeaderValue(r.headers, "Location");
-      PC_ASSIGN_OR_RETURN(auto next, ResolveLocation(origin, location));
+      PC_ASSIGN_OR_RETURN(auto next, ResolveLocation(origin, location, r.headers_decoded));
       if (!RedirectAllowed(origin, next.first)) {
         return Status::UpstreamInvalid("upstream redirected " + req.target.substr(0, 200) +
                                        " from https to plain http; refused");
@@ -468,9 +516,7 @@ StatusOr<HttpResponse> RegistryClient::Execute(const HttpRequest& req, const Hea
 void StreamCancel::Cancel() {
   std::lock_guard<std::mutex> l(mu_);
   cancelled_ = true;
-  // httplib's stop() only shuts the socket down while a request is in flight
-  // (the one thread-safe thing to do); the sending thread then fails its read.
-  for (httplib::Client* c : clients_) c->stop();
+  for (auto& [key, abort] : aborts_) abort();
 }
 
 bool StreamCancel::cancelled() const {
@@ -478,16 +524,16 @@ bool StreamCancel::cancelled() const {
   return cancelled_;
 }
 
-bool StreamCancel::Attach(httplib::Client* c) {
+bool StreamCancel::AttachAbort(const void* key, std::function<void()> abort) {
   std::lock_guard<std::mutex> l(mu_);
   if (cancelled_) return false;
-  clients_.push_back(c);
+  aborts_.emplace_back(key, std::move(abort));
   return true;
 }
 
-void StreamCancel::Detach(httplib::Client* c) {
+void StreamCancel::DetachAbort(const void* key) {
   std::lock_guard<std::mutex> l(mu_);
-  std::erase(clients_, c);
+  std::erase_if(aborts_, [key](const auto& a) { return a.first == key; });
 }
 
 StatusOr<HttpResponse> RegistryClient::Do(const HttpRequest& req, size_t max_body) {

@@ -23,6 +23,9 @@ class Client;
 }
 
 namespace portcullis::oci {
+namespace internal {
+class StreamTls;
+}
 
 struct Url {
   std::string scheme;  // "http" or "https"
@@ -67,12 +70,16 @@ class StreamCancel {
   void Cancel();
   bool cancelled() const;
 
+  // For transports: registers `abort`, which Cancel() runs (under this
+  // object's lock, so it must not block) to end the request keyed `key`.
+  // False, and nothing registered, when already cancelled. DetachAbort
+  // returns only when no abort for `key` runs or will run.
+  bool AttachAbort(const void* key, std::function<void()> abort);
+  void DetachAbort(const void* key);
+
  private:
-  friend class RegistryClient;
-  bool Attach(httplib::Client* c);  // false (not attached) when already cancelled
-  void Detach(httplib::Client* c);
   mutable std::mutex mu_;
-  std::vector<httplib::Client*> clients_;  // requests in progress
+  std::vector<std::pair<const void*, std::function<void()>>> aborts_;  // requests in progress
   bool cancelled_ = false;
 };
 
@@ -92,6 +99,9 @@ struct HttpResponse {
   int status = 0;
   Headers headers;
   std::string body;
+  // cpp-httplib 0.11 percent-decodes header values (see RepairDecodedLocation);
+  // the streaming transport (Beast) keeps them as sent.
+  bool headers_decoded = true;
 };
 
 // Called once with the final (post-auth, post-redirect) status and headers;
@@ -129,6 +139,10 @@ class RegistryClient {
   StatusOr<HttpResponse> Once(const Url& origin, const std::string& target, const HttpRequest& req,
                               const std::string& authorization, const HeaderHandler* on_headers,
                               const DataHandler* on_data, size_t max_body, bool* aborted);
+  // A GET whose body is streamed: one hop over Beast (oci/stream_get.h).
+  StatusOr<HttpResponse> OnceStreamed(const Url& origin, const std::string& target, const HttpRequest& req,
+                                      const std::string& authorization, const HeaderHandler* on_headers,
+                                      const DataHandler* on_data, bool* aborted);
   StatusOr<std::string> FetchToken(const std::string& challenge, const std::string& scope);
   std::string CachedAuthorization(const std::string& scope);
   Pool& PoolFor(const Url& origin);
@@ -139,6 +153,7 @@ class RegistryClient {
 
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<Pool>> pools_;  // by origin
+  std::shared_ptr<internal::StreamTls> stream_tls_;      // made at the first streamed https hop
   struct Token {
     std::string value;
     std::chrono::steady_clock::time_point expires;

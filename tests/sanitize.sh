@@ -8,7 +8,7 @@
 #         against the ASan binary. Any sanitizer report fails the run.
 #   tsan  builds into build-tsan with -fsanitize=thread and runs the unit tests
 #         whose code runs threads: blob fetches and their readers, the store, the
-#         gate, the log writer, the event loop (the portcullis_threaded_tests
+#         gate, the log writer, the event loop, the streamed GET (the portcullis_threaded_tests
 #         runner; its files are listed in tests/CMakeLists.txt).
 # Extra arguments go to the doctest runner (e.g. -tc="proxy: store*").
 # --build-only: build the tree and stop (CI builds it while other tests run).

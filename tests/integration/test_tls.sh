@@ -214,6 +214,15 @@ if sk copy -q --src-tls-verify=false "docker://$PN/up.tls/lab/small:v1" "oci:$T/
 else
   ok "without --upstream-ca: skopeo copy through the proxy fails"
 fi
+# Blobs come through their own transport (Beast, oci/stream_get.h): it must check the
+# certificate as well. Without a policy a blob GET by digest goes straight upstream.
+blob=$(ls -S "$T/via-ca/blobs/sha256" 2>/dev/null | head -1)
+code=$(curl -sS --max-time 60 -o "$T/noca-blob.json" -w '%{http_code}' \
+       "http://$PN/v2/up.tls/lab/small/blobs/sha256:$blob" 2>&1)
+check_eq "without --upstream-ca: blob GET (sha256:${blob:0:12}) -> 503" 503 "$code"
+msg=$(jq -r '.errors[0].message // ""' "$T/noca-blob.json" 2>/dev/null)
+check_true "without --upstream-ca: the blob GET's error says '$TLS_MSG'" "message: '$msg'" \
+  grep -qF "$TLS_MSG" <<<"$msg"
 
 # ---------------------------------------------------------------- 4. bad TLS flags
 # bad_flags NAME ARGS... : runs serve (bounded) and records exit status and output
