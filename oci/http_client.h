@@ -57,7 +57,7 @@ struct ClientOptions {
   std::chrono::seconds read_timeout{60};
   std::string ca_file;      // extra CA bundle for https; empty: system bundle
   std::string user_agent = "portcullis/0.1";
-  size_t max_idle_connections = 16;
+  size_t max_idle_connections = 16;  // per origin, for each transport (httplib, streamed GETs)
 };
 
 // Lets another thread abandon a request in progress (a fetch past its

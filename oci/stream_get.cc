@@ -95,7 +95,7 @@ StatusOr<std::shared_ptr<StreamTls>> MakeStreamTls(const std::string& ca_file) {
     }
   }
   if (ec) {
-    return Status::InvalidArgument("cannot load the CA bundle" + (ca_file.empty() ? "" : " " + ca_file) +
+    return Status::UpstreamUnavailable("cannot load the CA bundle" + (ca_file.empty() ? "" : " " + ca_file) +
                                    " (check --upstream-ca): " + ec.message());
   }
   return t;

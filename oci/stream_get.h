@@ -39,7 +39,8 @@ using StreamConnectionPtr = std::unique_ptr<StreamConnection, StreamConnectionDe
 // against the system's CA bundle, or only `ca_file` when given (as
 // cpp-httplib does). Immutable once made; shared by threads.
 class StreamTls;
-// INVALID_ARGUMENT when the CA bundle cannot be loaded.
+// UPSTREAM_UNAVAILABLE (as cpp-httplib's path answers) when the CA bundle
+// cannot be loaded.
 StatusOr<std::shared_ptr<StreamTls>> MakeStreamTls(const std::string& ca_file);
 
 struct StreamHop {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "oci/http_client.h"
+#include "tests/test_util.h"
 
 namespace {
 
@@ -43,18 +44,8 @@ class ScriptServer {
  public:
   using Answer = std::function<Reply(int conn, const std::string& request)>;
   explicit ScriptServer(Answer answer) : answer_(std::move(answer)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    fd_ = portcullis::testing::ListenLoopback(8, &port_);
     REQUIRE(fd_ >= 0);
-    int one = 1;
-    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-    REQUIRE(::listen(fd_, 8) == 0);
-    socklen_t len = sizeof(addr);
-    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    port_ = ntohs(addr.sin_port);
     thread_ = std::thread([this] { Loop(); });
   }
   ~ScriptServer() {
@@ -162,14 +153,8 @@ Got StreamAll(RegistryClient& client, const HttpRequest& req) {
   return g;
 }
 
-std::string Pattern(size_t n) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
-  return s;
-}
-
 TEST_CASE("oci: a streamed GET hands a large body over in large pieces, and reuses its connection") {
-  const std::string body = Pattern(3 * 1024 * 1024 + 123);
+  const std::string body = portcullis::testing::Pattern(3 * 1024 * 1024 + 123, 1);
   ScriptServer srv([&](int, const std::string&) { return Reply{Ok(body)}; });
   RegistryClient client(*ParseUrl(srv.url()), std::nullopt, Options(10));
   for (int round = 0; round < 2; ++round) {

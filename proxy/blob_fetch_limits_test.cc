@@ -57,18 +57,8 @@ class TrickleServer {
  public:
   TrickleServer(std::string head, std::string piece, std::chrono::milliseconds interval)
       : head_(std::move(head)), piece_(std::move(piece)), interval_(interval) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    fd_ = portcullis::testing::ListenLoopback(64, &port_);
     REQUIRE(fd_ >= 0);
-    int one = 1;
-    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-    REQUIRE(::listen(fd_, 64) == 0);
-    socklen_t len = sizeof(addr);
-    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    port_ = ntohs(addr.sin_port);
     accept_ = std::thread([this] { AcceptLoop(); });
   }
   ~TrickleServer() {

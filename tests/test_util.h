@@ -3,6 +3,9 @@
 // and a short description of where two byte strings differ.
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -41,6 +44,27 @@ struct TempDir {
     return p.string();
   }
 };
+
+// A TCP socket listening on 127.0.0.1 at a port the kernel picks (*port),
+// for the raw servers that play hostile upstreams; -1 on failure. The caller
+// closes it.
+inline int ListenLoopback(int backlog, int* port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, backlog) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
 
 // `n` pseudo-random bytes, the same for the same seed.
 inline std::string Pattern(size_t n, unsigned seed) {
