@@ -20,10 +20,6 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-bool IsRedirect(int status) {
-  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
-}
-
 // Resolves a Location header against the URL it came from; `decoded`: the
 // value arrived percent-decoded (cpp-httplib) and its query needs repair.
 StatusOr<std::pair<Url, std::string>> ResolveLocation(const Url& from, const std::string& raw_location,
@@ -285,7 +281,7 @@ StatusOr<HttpResponse> RegistryClient::Once(const Url& origin, const std::string
     out.status = r.status;
     for (const auto& [k, v] : r.headers) out.headers.emplace(k, v);
     // Auth challenges and redirects are handled by the caller; their bodies are not needed.
-    if (r.status == 401 || IsRedirect(r.status)) return true;
+    if (r.status == 401 || internal::IsRedirectStatus(r.status)) return true;
     stream_body = on_data != nullptr && r.status >= 200 && r.status < 300;
     if (on_headers != nullptr && !(*on_headers)(r.status, out.headers)) {
       *aborted = true;
@@ -332,7 +328,9 @@ StatusOr<HttpResponse> RegistryClient::Once(const Url& origin, const std::string
     // httplib calls the response handler only for answers with a body (not HEAD).
     out.status = hres.status;
     for (const auto& [k, v] : hres.headers) out.headers.emplace(k, v);
-    if (on_headers != nullptr && hres.status != 401 && !IsRedirect(hres.status)) (*on_headers)(hres.status, out.headers);
+    if (on_headers != nullptr && hres.status != 401 && !internal::IsRedirectStatus(hres.status)) {
+      (*on_headers)(hres.status, out.headers);
+    }
   }
   if (ok) {
     std::string conn = hres.get_header_value("Connection");
@@ -491,7 +489,7 @@ StatusOr<HttpResponse> RegistryClient::Execute(const HttpRequest& req, const Hea
       }
       return r;
     }
-    if (IsRedirect(r.status)) {
+    if (internal::IsRedirectStatus(r.status)) {
       std::string location = HeaderValue(r.headers, "Location");
       PC_ASSIGN_OR_RETURN(auto next, ResolveLocation(origin, location, r.headers_decoded));
       if (!RedirectAllowed(origin, next.first)) {
@@ -504,7 +502,7 @@ StatusOr<HttpResponse> RegistryClient::Execute(const HttpRequest& req, const Hea
       target = next.second;
       continue;
     }
-    if (on_headers != nullptr && (r.status == 401 || IsRedirect(r.status))) {
+    if (on_headers != nullptr && (r.status == 401 || internal::IsRedirectStatus(r.status))) {
       // Give the caller the final status when the flow ends on one of these.
       (*on_headers)(r.status, r.headers);
     }

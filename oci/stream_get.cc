@@ -103,8 +103,6 @@ StatusOr<std::shared_ptr<StreamTls>> MakeStreamTls(const std::string& ca_file) {
 
 namespace {
 
-bool IsRedirectStatus(int s) { return s == 301 || s == 302 || s == 303 || s == 307 || s == 308; }
-
 std::string Unbracketed(const std::string& host) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') return host.substr(1, host.size() - 2);
   return host;
@@ -159,7 +157,7 @@ Status Connect(StreamConnection& c, const Url& origin, const ClientOptions& opts
     SSL* ssl = c.tls->native_handle();
     const std::string name = Unbracketed(origin.host);
     // SNI names hosts, never addresses (RFC 6066).
-    if (!IsIpLiteral(origin.host) && SSL_set_tlsext_host_name(ssl, name.c_str()) != 1) {
+    if (!IsIpLiteral(name) && SSL_set_tlsext_host_name(ssl, name.c_str()) != 1) {
       return Status::UpstreamUnavailable(what + ": cannot set the TLS server name");
     }
     c.tls->set_verify_callback(asio::ssl::host_name_verification(name), ec);
@@ -197,12 +195,14 @@ Attempt Once(StreamConnection* c, bool reused, const StreamHop& hop, const Clien
   rq.keep_alive(true);
 
   auto failed = [&](const beast::error_code& ec, const char* during) {
-    std::string why = ec == beast::error::timeout ? std::string("timed out ") + during
-                                                  : std::string("the connection failed ") + during + ": " + ec.message();
+    std::string why = ec == beast::error::timeout
+                          ? std::string("timed out ") + during
+                          : std::string("the connection failed ") + during + ": " + ec.message();
     a.result = Status::UpstreamUnavailable(what + ": " + why);
   };
 
-  beast::error_code ec = c->WithStream(opts.read_timeout, [&](auto& s, auto h) { http::async_write(s, rq, std::move(h)); });
+  beast::error_code ec =
+      c->WithStream(opts.read_timeout, [&](auto& s, auto h) { http::async_write(s, rq, std::move(h)); });
   if (ec) {
     a.stale = reused && LooksStale(ec);
     failed(ec, "while sending the request");
@@ -211,7 +211,8 @@ Attempt Once(StreamConnection* c, bool reused, const StreamHop& hop, const Clien
   http::response_parser<http::buffer_body> p;
   p.header_limit(64 * 1024);
   p.body_limit(boost::none);  // the caller bounds a blob (max_blob_bytes, Content-Length)
-  ec = c->WithStream(opts.read_timeout, [&](auto& s, auto h) { http::async_read_header(s, c->buffer, p, std::move(h)); });
+  ec = c->WithStream(opts.read_timeout,
+                     [&](auto& s, auto h) { http::async_read_header(s, c->buffer, p, std::move(h)); });
   if (ec) {
     a.stale = reused && c->buffer.size() == 0 && LooksStale(ec);
     failed(ec, "while reading the answer");

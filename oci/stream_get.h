@@ -21,6 +21,12 @@
 
 namespace portcullis::oci::internal {
 
+// The redirect statuses RegistryClient follows (both transports: their
+// bodies are not the caller's, and on_headers does not see them).
+inline bool IsRedirectStatus(int status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
 // The most body bytes handed to DataHandler in one call.
 inline constexpr size_t kStreamPiece = 256 * 1024;
 // The most body bytes of a non-2xx answer kept (an error page, a redirect).
