@@ -7,6 +7,7 @@
 #   --bin PATH  the portcullis binary (default $PORTCULLIS_BIN, else build/cli/portcullis)
 #   --perf      also record the last round with `perf record` and print its top symbols by thread name
 #   SERVE_FLAGS more `portcullis serve` flags (to compare settings)
+#   KEEP=1 in the environment keeps the temp dir (proxy logs, perf.data) and prints its path
 #
 # Starts a docker-registry upstream on 127.0.0.1 with one 200 MiB blob, then per round: a
 # direct pull, a fresh proxy and one pull through it. Prints per round: direct wall, proxy wall,
@@ -17,7 +18,7 @@ export LC_ALL=C
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SRC_DIR="$(cd "$BENCH_DIR/.." && pwd)"
 PY=/usr/bin/python3
-BIN=${PORTCULLIS_BIN:-$SRC_DIR/build/cli/portcullis} ROUNDS=3 PERF=0 KEEP=0
+BIN=${PORTCULLIS_BIN:-$SRC_DIR/build/cli/portcullis} ROUNDS=3 PERF=0 KEEP=${KEEP:-0}
 EXTRA=()
 while (($#)); do
   case $1 in
@@ -25,7 +26,7 @@ while (($#)); do
     --bin) BIN=${2:?--bin PATH}; shift ;;
     --perf) PERF=1 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "cold_cpu.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift

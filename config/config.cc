@@ -84,6 +84,8 @@ StatusOr<Config> Parse(const std::string& text, const std::string& origin) {
       PC_RETURN_IF_ERROR(GetInt(v, origin, key, 0, INT64_MAX, &c.cache_max_bytes));
     } else if (key == "policy") {
       PC_RETURN_IF_ERROR(GetString(v, origin, key, &c.policy));
+    } else if (key == "cache_writes") {
+      PC_RETURN_IF_ERROR(GetString(v, origin, key, &c.cache_writes));
     } else if (key == "blob_gate") {
       PC_RETURN_IF_ERROR(GetString(v, origin, key, &c.blob_gate));
     } else if (key == "verdict_ttl") {
@@ -272,6 +274,8 @@ StatusOr<Config> FromArgs(const std::vector<std::string>& args, bool* help) {
       PC_ASSIGN_OR_RETURN(c.tls_key, need());
     } else if (flag == "--cache-max-bytes") {
       PC_ASSIGN_OR_RETURN(c.cache_max_bytes, need_int(0, INT64_MAX / 2));
+    } else if (flag == "--cache-writes") {
+      PC_ASSIGN_OR_RETURN(c.cache_writes, need());
     } else if (flag == "--policy") {
       PC_ASSIGN_OR_RETURN(c.policy, need());
     } else if (flag == "--blob-gate") {
@@ -361,6 +365,9 @@ Status Finalize(Config* c) {
   if (c->tls_cert.empty() != c->tls_key.empty()) {
     return Status::InvalidArgument("tls_cert and tls_key go together: give both or neither");
   }
+  if (c->cache_writes != "buffered" && c->cache_writes != "direct") {
+    return Status::InvalidArgument("cache_writes \"" + c->cache_writes + "\": expected buffered or direct");
+  }
   if (c->blob_gate != "referenced" && c->blob_gate != "any") {
     return Status::InvalidArgument("blob_gate \"" + c->blob_gate + "\": expected referenced or any");
   }
@@ -436,6 +443,11 @@ Runs the pull-through proxy. Every flag may also be set in a JSON config file
   --log-level LEVEL             debug, info, warn or error [log_level] (default info)
   --cache-max-bytes N           bound the blob cache; least-recently-used blobs are evicted
                                 in the background [cache_max_bytes] (default 0: no bound)
+  --cache-writes buffered|direct
+                                how flushes write layer bytes: through the page cache, or with
+                                O_DIRECT where the file system takes it (less CPU, but a cold pull
+                                waits for the disk once the in-memory window is used up) [cache_writes]
+                                (default buffered)
   --admin-listen HOST:PORT|off  admin API listener [admin_listen] (default 127.0.0.1:5001,
                                 skipped with a warning when that port is taken)
   --admin-token-file FILE       bearer token of the admin API [admin_token_file]

@@ -51,6 +51,10 @@ struct Config {
   std::string admin_listen;
   std::string admin_token_file;     // "" = <data_dir>/admin.token, created 0600 if absent
   int64_t cache_max_bytes = 0;      // 0 = no bound; else LRU eviction of blobs
+  // How flushes write layer bytes to the blob files: "buffered" (through the
+  // page cache, which absorbs a burst faster than the disk) or "direct"
+  // (O_DIRECT where the file system takes it: less CPU, at the disk's speed).
+  std::string cache_writes = "buffered";
   std::string tls_cert, tls_key;    // PEM files: serve HTTPS instead of HTTP
   std::string policy;               // trust policy file ("" = serve everything)
   std::string blob_gate = "referenced";  // referenced | any

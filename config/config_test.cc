@@ -69,6 +69,7 @@ TEST_CASE("config: Parse reads every field") {
     "max_inflight_fetches": 4,
     "chunk_bytes": 65536,
     "upstream_timeout": 15,
+    "cache_writes": "direct",
     "log_level": "debug"
   })";
   auto c = Parse(text, "test.json");
@@ -94,6 +95,7 @@ TEST_CASE("config: Parse reads every field") {
   CHECK(c->max_inflight_fetches == 4);
   CHECK(c->chunk_bytes == 65536);
   CHECK(c->upstream_timeout_seconds == 15);
+  CHECK(c->cache_writes == "direct");
   CHECK(c->log_level == "debug");
 
   Config cfg = *c;
@@ -118,6 +120,7 @@ TEST_CASE("config: Parse of an empty object keeps the defaults") {
   CHECK(c->max_inflight_fetches == 32);
   CHECK(c->chunk_bytes == 1 << 20);
   CHECK(c->upstream_timeout_seconds == 60);
+  CHECK(c->cache_writes == "buffered");
   CHECK(c->log_level == "info");
 }
 
@@ -141,6 +144,7 @@ TEST_CASE("config: Parse errors name the field") {
       {R"({"listen": 5000})", "listen"},
       {R"({"data_dir": null})", "data_dir"},
       {R"({"log_level": ["debug"]})", "log_level"},
+      {R"({"cache_writes": true})", "cache_writes"},
       {R"({"default_upstream": 1})", "default_upstream"},
       {R"({"docker_config": {}})", "docker_config"},
       {R"({"upstreams": {}})", "upstreams"},
@@ -212,6 +216,8 @@ TEST_CASE("config: FromArgs flags") {
        }},
       {{"--default-upstream", "upstream.test"}, [](const Config& c) { CHECK(c.default_upstream == "upstream.test"); }},
       {{"--tag-ttl", "30"}, [](const Config& c) { CHECK(c.tag_ttl_seconds == 30); }},
+      {{"--cache-writes", "direct"}, [](const Config& c) { CHECK(c.cache_writes == "direct"); }},
+      {{"--cache-writes=buffered"}, [](const Config& c) { CHECK(c.cache_writes == "buffered"); }},
       {{"--tag-ttl=0"}, [](const Config& c) { CHECK(c.tag_ttl_seconds == 0); }},
       {{"--upstream", "u.test=http://u.test", "--upstream-auth", "u.test=bob:/run/secrets/pw"},
        [](const Config& c) {
@@ -436,6 +442,8 @@ TEST_CASE("config: Finalize rejects bad configs") {
       {"password_file without username",
        [&](Config* c) { c->upstreams = {Upstream{"a.test", "http://a.test", "", "/pw", ""}}; }, "password_file"},
       {"listen without port", [](Config* c) { c->listen = "127.0.0.1"; }, "listen"},
+      {"cache_writes neither buffered nor direct", [](Config* c) { c->cache_writes = "O_DIRECT"; }, "cache_writes"},
+      {"cache_writes empty", [](Config* c) { c->cache_writes = ""; }, "expected buffered or direct"},
       {"listen port only", [](Config* c) { c->listen = "5000"; }, "listen"},
       {"listen without host", [](Config* c) { c->listen = ":5000"; }, "listen"},
       {"listen empty port", [](Config* c) { c->listen = "127.0.0.1:"; }, "listen"},

@@ -78,7 +78,13 @@ StatusOr<std::unique_ptr<Proxy>> Proxy::Open(const config::Config& cfg, ConfigLo
   PC_ASSIGN_OR_RETURN(auto policy, LoadPolicy(cfg));
   std::unique_ptr<Proxy> p(new Proxy(cfg, std::move(reload_config)));
   int cleaned = 0;
-  PC_ASSIGN_OR_RETURN(auto store, Store::Open(cfg.data_dir, &cleaned));
+  StoreOptions store_options;
+  store_options.direct_writes = cfg.cache_writes == "direct";
+  PC_ASSIGN_OR_RETURN(auto store, Store::Open(cfg.data_dir, &cleaned, store_options));
+  if (store_options.direct_writes && !store->direct_flush()) {
+    Log(LogLevel::kWarn, "the data dir's file system refuses O_DIRECT writes: flushes stay buffered",
+        {{"data_dir", cfg.data_dir}});
+  }
   if (cleaned > 0) Log(LogLevel::kWarn, "removed blobs left half-written by an earlier run", {{"count", cleaned}});
   p->store_ = std::shared_ptr<Store>(std::move(store));
   p->registry_ = std::make_unique<Registry>(cfg, p->store_, std::move(router));

@@ -125,7 +125,7 @@ std::string ChunkKey(const oci::Digest& d, uint64_t index) {
   return k;
 }
 
-StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, int* cleaned) {
+StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, int* cleaned, const StoreOptions& options) {
   std::error_code ec;
   // Cached layers may be private: a data dir this creates is the owner's only
   // (an existing one keeps the permissions its operator chose).
@@ -148,13 +148,13 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, int* cleane
   // the data dir tracks the cache size.
   db_opts.max_total_wal_size = 48ull << 20;
   db_opts.info_log = std::make_shared<ForwardingLogger>();
-  // Flushes write the chunks' blob files with O_DIRECT where the file system
-  // takes it: buffered, every layer byte was copied into the page cache on its
-  // way to the disk, the largest single cost of a cold pull on the bench
-  // machine (bench/cold_cpu.sh: flush 0.1-0.9 CPU-s per 200 MiB buffered, 0.08-0.09
-  // direct). Reads stay buffered: a blob read soon after it was written
-  // comes from the disk once, then from the page cache.
-  db_opts.use_direct_io_for_flush_and_compaction = DirectWritesWork(dir);
+  // Flushes write the chunks' blob files with O_DIRECT only when asked and the
+  // file system takes it (StoreOptions). Buffered, the kernel copies every
+  // layer byte into the page cache (flush 0.1-0.4 CPU-s per 200 MiB on the
+  // bench VM, 0.07-0.09 direct), but the page cache takes the bytes at memory
+  // speed: with O_DIRECT on a 480 MB/s disk the fetch waited 0.3-0.8 s per
+  // 200 MiB for its writer (bench/README.md, lever 6). Reads stay buffered.
+  db_opts.use_direct_io_for_flush_and_compaction = options.direct_writes && DirectWritesWork(dir);
 
   rocksdb::ColumnFamilyOptions small;
   small.OptimizeForSmallDb();

@@ -63,17 +63,28 @@ struct StoreStats {
   uint64_t pending_bytes = 0;  // reserved by fetches in flight (ReservePending)
 };
 
+struct StoreOptions {
+  // Flushes write the chunks' blob files with O_DIRECT, where the data dir's
+  // file system takes it (probed at Open; else buffered). Off by default:
+  // buffered writes go through the page cache, which takes a burst faster than
+  // most disks, so a cold pull does not wait for the disk once the fetch
+  // window is used up. O_DIRECT saves the kernel's copy of every layer byte
+  // (CPU) where the disk is faster than the network. bench/README.md, levers 4 and 6.
+  bool direct_writes = false;
+};
+
 class Store {
  public:
   // Opens (creating) the database under `dir` and deletes every pending blob
   // (and compacts their chunk ranges, so their bytes leave the disk).
   // A `dir` this creates is made 0700 (owner only).
   // `*cleaned` receives how many pending blobs were removed.
-  static StatusOr<std::unique_ptr<Store>> Open(const std::string& dir, int* cleaned);
+  static StatusOr<std::unique_ptr<Store>> Open(const std::string& dir, int* cleaned,
+                                                const StoreOptions& options = {});
   ~Store();
   Store(const Store&) = delete;
-  // Whether RocksDB's flushes write with O_DIRECT (the data dir's file system
-  // takes it; store.cc): read back from the options RocksDB runs with.
+  // Whether RocksDB's flushes write with O_DIRECT (asked for, and the data
+  // dir's file system takes it): read back from the options RocksDB runs with.
   bool direct_flush() const;
   Store& operator=(const Store&) = delete;
 

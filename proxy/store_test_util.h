@@ -16,9 +16,10 @@ namespace portcullis::proxy::testing {
 
 // Opens (creating) the store in `dir`; `cleaned` receives the count of
 // half-written blobs removed. Fails the test when the store cannot open.
-inline std::unique_ptr<Store> OpenStore(const std::string& dir, int* cleaned = nullptr) {
+inline std::unique_ptr<Store> OpenStore(const std::string& dir, int* cleaned = nullptr,
+                                        const StoreOptions& options = {}) {
   int n = -1;
-  auto s = Store::Open(dir, &n);
+  auto s = Store::Open(dir, &n, options);
   REQUIRE_MESSAGE(s.ok(), s.status().ToString());
   if (cleaned != nullptr) *cleaned = n;
   return std::move(s).value();
