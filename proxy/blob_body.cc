@@ -24,23 +24,36 @@ class Pin {
   oci::Digest d_;
 };
 
+// Next() for a source whose NextPiece() shares memory: a copy of the piece.
+BodySource::Result CopyOf(BodySource* source, std::string* out, size_t max) {
+  BodyPiece piece;
+  const BodySource::Result r = source->NextPiece(&piece, max);
+  out->append(piece.data, piece.size);
+  return r;
+}
+
 class StoreSource : public BodySource {
  public:
   StoreSource(Store* store, oci::Digest d, uint64_t cb, uint64_t first, uint64_t end)
       : pin_(store, d), store_(store), d_(std::move(d)), cb_(cb), offset_(first), end_(end) {}
 
-  Result Next(std::string* out, size_t max) override {
+  Result Next(std::string* out, size_t max) override { return CopyOf(this, out, max); }
+
+  // The chunk as RocksDB read it (its own buffer), shared with the engine: no copy.
+  Result NextPiece(BodyPiece* out, size_t max) override {
     if (offset_ >= end_) return Result::kEnd;
-    rocksdb::PinnableSlice chunk;
+    auto chunk = std::make_shared<rocksdb::PinnableSlice>();
     const uint64_t in = offset_ % cb_;
-    Status st = store_->ReadChunk(d_, offset_ / cb_, &chunk);
-    if (!st.ok() || chunk.size() <= in) {
+    Status st = store_->ReadChunk(d_, offset_ / cb_, chunk.get());
+    if (!st.ok() || chunk->size() <= in) {
       Log(LogLevel::kError, "cached blob is missing a chunk; connection cut",
           {{"digest", d_.ToString()}, {"offset", offset_}, {"error", st.ToString()}});
       return Result::kFailed;
     }
-    const uint64_t n = std::min<uint64_t>({chunk.size() - in, max, end_ - offset_});
-    out->append(chunk.data() + in, static_cast<size_t>(n));
+    const uint64_t n = std::min<uint64_t>({chunk->size() - in, max, end_ - offset_});
+    out->data = chunk->data() + in;
+    out->size = static_cast<size_t>(n);
+    out->owner = std::move(chunk);
     offset_ += n;
     return offset_ >= end_ ? Result::kEnd : Result::kData;
   }
@@ -65,14 +78,17 @@ class FetchSource : public BodySource {
         stall_(stall),
         progress_(SteadyClock::now()) {}
 
-  Result Next(std::string* out, size_t max) override {
+  Result Next(std::string* out, size_t max) override { return CopyOf(this, out, max); }
+
+  // The window's chunk (or the store's), shared with the engine: no copy.
+  Result NextPiece(BodyPiece* out, size_t max) override {
     if (offset_ >= end_) return Result::kEnd;
     // The response's last byte (or, size unknown, the blob's) waits for the digest.
     const uint64_t hold_at = end_ == UINT64_MAX ? UINT64_MAX : end_ - 1;
     const size_t want = static_cast<size_t>(std::min<uint64_t>(max, end_ - offset_));
-    switch (fetch_->Read(offset_, want, hold_at, out, std::chrono::milliseconds(0))) {
+    switch (fetch_->ReadPiece(offset_, want, hold_at, out, std::chrono::milliseconds(0))) {
       case BlobFetch::ReadResult::kData:
-        offset_ += out->size();
+        offset_ += out->size;
         progress_ = SteadyClock::now();
         return offset_ >= end_ ? Result::kEnd : Result::kData;
       case BlobFetch::ReadResult::kEnd:

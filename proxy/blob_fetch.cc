@@ -149,6 +149,14 @@ uint64_t BlobFetch::window_first_for_test() const {
 
 BlobFetch::ReadResult BlobFetch::Read(uint64_t offset, size_t max, uint64_t hold_at, std::string* out,
                                       std::chrono::milliseconds wait) {
+  BodyPiece piece;
+  const ReadResult r = ReadPiece(offset, max, hold_at, &piece, wait);
+  if (r == ReadResult::kData) out->append(piece.data, piece.size);
+  return r;
+}
+
+BlobFetch::ReadResult BlobFetch::ReadPiece(uint64_t offset, size_t max, uint64_t hold_at, BodyPiece* out,
+                                           std::chrono::milliseconds wait) {
   std::unique_lock<std::mutex> l(mu_);
   // UINT64_MAX as hold_at (size unknown): withhold the last byte received so far.
   auto limit = [&] {
@@ -166,13 +174,14 @@ BlobFetch::ReadResult BlobFetch::Read(uint64_t offset, size_t max, uint64_t hold
   const uint64_t in_chunk = offset % chunk_bytes_;
   if (index >= first_ && index - first_ < chunks_.size()) {
     // In the window. The bytes below `lim` are never modified again (a chunk is
-    // only appended to, in capacity reserved up front), so the copy can run
-    // without the lock while `chunk` keeps them alive.
+    // only appended to, in capacity reserved up front, and never reused), so
+    // the reader may use them after the lock while the piece keeps the chunk alive.
     std::shared_ptr<std::string> chunk = chunks_[static_cast<size_t>(index - first_)];
-    const char* data = chunk->data();
     l.unlock();
     const uint64_t n = std::min<uint64_t>({chunk_bytes_ - in_chunk, lim - offset, max});
-    out->append(data + in_chunk, static_cast<size_t>(n));
+    out->data = chunk->data() + in_chunk;
+    out->size = static_cast<size_t>(n);
+    out->owner = std::move(chunk);
     return ReadResult::kData;
   }
   // Behind the window (a slow reader, or the window freed at commit): only
@@ -181,10 +190,12 @@ BlobFetch::ReadResult BlobFetch::Read(uint64_t offset, size_t max, uint64_t hold
   // fetch's, from another upstream, not yet proven.
   if (serve_through_) return ReadResult::kFailed;
   l.unlock();
-  rocksdb::PinnableSlice chunk;
-  if (!store_->ReadChunk(digest_, index, &chunk).ok() || chunk.size() <= in_chunk) return ReadResult::kFailed;
-  uint64_t n = std::min<uint64_t>({chunk.size() - in_chunk, lim - offset, max});
-  out->append(chunk.data() + in_chunk, static_cast<size_t>(n));
+  auto chunk = std::make_shared<rocksdb::PinnableSlice>();
+  if (!store_->ReadChunk(digest_, index, chunk.get()).ok() || chunk->size() <= in_chunk) return ReadResult::kFailed;
+  uint64_t n = std::min<uint64_t>({chunk->size() - in_chunk, lim - offset, max});
+  out->data = chunk->data() + in_chunk;
+  out->size = static_cast<size_t>(n);
+  out->owner = std::move(chunk);
   return ReadResult::kData;
 }
 

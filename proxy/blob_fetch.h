@@ -50,6 +50,7 @@
 #include "oci/digest.h"
 #include "oci/http_client.h"
 #include "oci/status.h"
+#include "proxy/http_message.h"
 #include "proxy/store.h"
 
 namespace portcullis::proxy {
@@ -90,6 +91,11 @@ class BlobFetch {
   // them durable). kEnd: the blob is verified and `offset` is at its end.
   ReadResult Read(uint64_t offset, size_t max, uint64_t hold_at, std::string* out,
                   std::chrono::milliseconds wait);
+  // The same without a copy: *out (empty on entry) shares the window's chunk,
+  // or a chunk read from the store, and keeps it alive. The bytes it shows
+  // below the limit read are never modified again.
+  ReadResult ReadPiece(uint64_t offset, size_t max, uint64_t hold_at, BodyPiece* out,
+                       std::chrono::milliseconds wait);
 
   bool committed() const;
   bool failed() const;

@@ -190,6 +190,49 @@ TEST_CASE("proxy: fetch coalesces two joins into one upstream GET and commits") 
   CHECK(Diff(ReadBack(*store, d), body) == "");
 }
 
+TEST_CASE("proxy: a piece read without a copy stays whole after the fetch freed its window and ended") {
+  // ReadPiece shares the window's chunk (or the store's read) with the engine,
+  // which writes it to the client later: the piece, not the fetch, must keep it.
+  TempDir dir;
+  auto store = OpenStore(dir);
+  FakeRegistry up;
+  const std::string body = Pattern(kChunk * 3 + 777, 7);
+  Digest d = Digest::Sha256Of(body);
+  auto gate = std::make_shared<Gate>();
+  FakeBlob b;
+  b.body = body;
+  b.piece = 1000;
+  b.gate_at = kChunk + 100;  // hold the body in the second chunk
+  b.gate = gate;
+  up.SetBlob("r", d, b);
+  auto client = ClientFor(up.url());
+  portcullis::proxy::BodyPiece from_window, from_store;
+  {
+    FetchTable table(store, kChunk, 8);
+    IdleAtExit idle_at_exit{table};
+    bool started = false;
+    auto f = table.Join(d, client, "r", &started, nullptr);
+    REQUIRE(f.ok());
+    // The first chunk, complete, while the upstream is held: from the window.
+    auto deadline = SteadyClock::now() + 10s;
+    while (from_window.size < kChunk && SteadyClock::now() < deadline) {
+      from_window.Reset();
+      REQUIRE(f.value()->ReadPiece(0, SIZE_MAX, body.size() - 1, &from_window, 200ms) != RR::kFailed);
+    }
+    REQUIRE(from_window.size == kChunk);
+    CHECK(f.value()->window_first_for_test() == 0);  // it was read from the window (first_ only grows)
+    gate->Open();
+    REQUIRE(table.WaitIdle(SteadyClock::now() + 10s));
+    REQUIRE(f.value()->committed());
+    // Committed: the window is gone, a reader reads the store.
+    REQUIRE(f.value()->ReadPiece(kChunk, SIZE_MAX, body.size() - 1, &from_store, 1s) == RR::kData);
+  }
+  // The fetch and its table are gone; the pieces still hold their bytes.
+  CHECK(Diff(std::string(from_window.data, from_window.size), body.substr(0, kChunk)) == "");
+  REQUIRE(from_store.size == kChunk);
+  CHECK(Diff(std::string(from_store.data, from_store.size), body.substr(kChunk, kChunk)) == "");
+}
+
 TEST_CASE("proxy: fetch of a body that is a multiple of the chunk size") {
   TempDir dir;
   auto store = OpenStore(dir);

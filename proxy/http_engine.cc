@@ -393,9 +393,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     reading_ = true;
     net::post(e_->pool, [self = Self()] {
       BodySource::Result r;
-      self->next_.clear();
+      self->next_.Reset();
       try {
-        r = self->res_.stream->Next(&self->next_, self->e_->opt.send_piece_bytes);
+        r = self->res_.stream->NextPiece(&self->next_, self->e_->opt.send_piece_bytes);
       } catch (...) {
         r = BodySource::Result::kFailed;
       }
@@ -408,7 +408,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     reading_ = false;
     if (ended_) {
       res_.stream.reset();  // the response ended while this read ran
-      std::string().swap(next_);
+      next_.Reset();
       return;
     }
     if (r == R::kWait) {
@@ -423,7 +423,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       });
     }
     idle_waits_ = 0;
-    if (r == R::kFailed || (r == R::kData && next_.empty())) return EndBody(false);
+    if (r == R::kFailed || (r == R::kData && next_.size == 0)) return EndBody(false);
     next_last_ = r == R::kEnd;
     next_ready_ = true;
     if (!writing_) Pump();
@@ -435,9 +435,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     std::swap(piece_, next_);
     const bool last = next_last_;
     if (!last) StartRead();
-    if (piece_.empty()) return WriteLast();
-    stream_res_->body().data = piece_.data();
-    stream_res_->body().size = piece_.size();
+    if (piece_.size == 0) return WriteLast();
+    // The serializer only reads the bytes (buffer_body takes a void*).
+    stream_res_->body().data = const_cast<char*>(piece_.data);
+    stream_res_->body().size = piece_.size;
     stream_res_->body().more = true;
     const auto began = SteadyClock::now();
     Lowest().expires_after(e_->opt.send_window);
@@ -446,7 +447,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       self->writing_ = false;
       if (ec == http::error::need_buffer) ec = {};
       if (ec || self->end_pending_) return self->EndBody(false);
-      const size_t n = self->piece_.size();
+      const size_t n = self->piece_.size;
       self->sent_ += static_cast<int64_t>(n);
       if (!self->RateOk(n, SteadyClock::now() - began)) return self->EndBody(false);
       if (last) return self->WriteLast();
@@ -506,9 +507,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     stream_res_.reset();
     if (!reading_) {
       res_.stream.reset();  // releases pins and fetch references now, not at close
-      std::string().swap(next_);  // an idle connection keeps no body buffer
+      next_.Reset();  // an idle connection keeps no body bytes
     }
-    std::string().swap(piece_);
+    piece_.Reset();
     if (counted_) {
       const double seconds = std::chrono::duration<double>(SteadyClock::now() - start_).count();
       try {
@@ -576,8 +577,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::optional<http::response<http::buffer_body>> stream_res_;
   std::optional<http::response_serializer<http::buffer_body>> serializer_;
   std::string head_;         // a response head in memory (capacity kept between requests)
-  std::string piece_;        // the body piece being written
-  std::string next_;         // the body piece being read, or ready
+  BodyPiece piece_;          // the body piece being written
+  BodyPiece next_;           // the body piece being read, or ready
   bool reading_ = false;     // a Next() (or its backoff) is in flight
   bool writing_ = false;     // an async_write of the body is in flight
   bool next_ready_ = false;  // next_ holds a piece to write

@@ -16,6 +16,15 @@ bool EqualsNoCase(std::string_view a, std::string_view b) {
 
 }  // namespace
 
+BodySource::Result BodySource::NextPiece(BodyPiece* out, size_t max) {
+  auto bytes = std::make_shared<std::string>();
+  const Result r = Next(bytes.get(), max);
+  out->data = bytes->data();
+  out->size = bytes->size();
+  out->owner = std::move(bytes);
+  return r;
+}
+
 bool IsValidUtf8(const std::string& s) {
   // ASCII is valid UTF-8, and nearly every request path is ASCII: answered
   // without the serializer (4,500 instructions a request in the profile).

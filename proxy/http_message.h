@@ -36,10 +36,22 @@ struct HttpRequest {
 // sequences). Never throws.
 bool IsValidUtf8(const std::string& s);
 
+// Bytes of a streamed body without a copy of their own: `size` bytes at
+// `data`, which stay valid and unchanged while `owner` (shared with whoever
+// produced them: a fetch's window chunk, a chunk read from the store) lives.
+struct BodyPiece {
+  std::shared_ptr<const void> owner;
+  const char* data = nullptr;
+  size_t size = 0;
+
+  void Reset() { *this = BodyPiece(); }
+};
+
 // A response body produced piece by piece: a blob from the store or from a
-// fetch in progress, or the lines of a prefetch. The engine calls Next() on
-// its worker pool, one call at a time, until kEnd or kFailed; a source is
-// destroyed (on any thread) when the response ends or the client goes away.
+// fetch in progress, or the lines of a prefetch. The engine calls NextPiece()
+// on its worker pool, one call at a time, until kEnd or kFailed; a source is
+// destroyed (on any thread) when the response ends or the client goes away
+// (pieces it gave out may outlive it: their owner keeps them).
 class BodySource {
  public:
   virtual ~BodySource() = default;
@@ -52,6 +64,10 @@ class BodySource {
   // Appends at most `max` bytes to *out (which the engine empties first).
   // Must not block for long: wait for slow producers by returning kWait.
   virtual Result Next(std::string* out, size_t max) = 0;
+  // The same, as a piece that may share memory the source already holds
+  // (*out is empty on entry). This default copies: it calls Next() into a
+  // string of its own.
+  virtual Result NextPiece(BodyPiece* out, size_t max);
 };
 
 // Facts about a request for the access log and metrics, filled by the handler.
