@@ -367,6 +367,7 @@ StatusOr<HttpResponse> RegistryClient::OnceStreamed(const Url& origin, const std
   hop.cancel = req.cancel.get();
   hop.on_headers = on_headers;
   hop.on_data = on_data;
+  if (req.body_space) hop.body_space = &req.body_space;
   Pool& pool = PoolFor(origin);
   internal::StreamConnectionPtr conn;
   {

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "oci/status.h"
@@ -83,6 +84,15 @@ class StreamCancel {
   bool cancelled_ = false;
 };
 
+// Optional, beside a DataHandler: where the next bytes of a 2xx body may be
+// read to, so they need no copy of their own. Called on the streaming thread
+// before a read; may block (as DataHandler may) until there is room; returns
+// at least one byte of room, or {nullptr, 0} to abandon. Bytes read there are
+// then handed to the DataHandler at that same address. A transport may
+// ignore it (cpp-httplib's does; Beast's uses it for a body with a
+// Content-Length) and hand over bytes from its own buffer instead.
+using BodySpace = std::function<std::pair<char*, size_t>()>;
+
 struct HttpRequest {
   std::string method = "GET";
   std::string target;       // path and query, already escaped, e.g. "/v2/x/manifests/y"
@@ -93,6 +103,8 @@ struct HttpRequest {
   std::string scope;
   // Optional: cancels the request (and its redirects) from another thread.
   std::shared_ptr<StreamCancel> cancel;
+  // Optional, for Stream(): see BodySpace.
+  BodySpace body_space;
 };
 
 struct HttpResponse {

@@ -11,6 +11,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <algorithm>
+#include <cstring>
 #include <optional>
 
 namespace portcullis::oci::internal {
@@ -184,6 +186,49 @@ struct Attempt {
   bool stale = false;     // failed before any byte of an answer, on a reused connection
 };
 
+// A 2xx body of `length` bytes (its Content-Length), read straight from the
+// socket into the room hop.body_space gives, each read handed to on_data at
+// once: no copy through Beast's buffer. Bytes that came in with the head
+// are taken first. Never reads past `length`: whatever follows the body
+// stays where the reuse check finds it.
+template <class Failed>
+void ReadIntoSpace(StreamConnection* c, const StreamHop& hop, const ClientOptions& opts, uint64_t length,
+                   bool keep_alive, Attempt& a, bool* aborted, Failed&& failed) {
+  uint64_t left = length;
+  while (left > 0) {
+    const auto [room, room_size] = (*hop.body_space)();
+    if (room == nullptr || room_size == 0) {
+      *aborted = true;
+      return;
+    }
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(room_size, left));
+    size_t n = 0;
+    if (c->buffer.size() > 0) {
+      n = std::min(want, c->buffer.size());
+      std::memcpy(room, c->buffer.data().data(), n);
+      c->buffer.consume(n);
+    } else {
+      beast::error_code ec = c->WithStream(opts.read_timeout, [&](auto& s, auto h) {
+        s.async_read_some(asio::buffer(room, want), [&n, h = std::move(h)](beast::error_code e, size_t got) mutable {
+          n = got;
+          h(e);
+        });
+      });
+      if (ec) {
+        failed(ec, "while reading the body");
+        return;
+      }
+    }
+    left -= n;
+    if (n > 0 && !(*hop.on_data)(room, n)) {
+      *aborted = true;
+      return;
+    }
+  }
+  beast::error_code ignored;
+  a.reusable = keep_alive && c->buffer.size() == 0 && c->lowest().socket().available(ignored) == 0 && !ignored;
+}
+
 // The hop on one connection (which the caller destroys unless a.reusable:
 // a cancel may still refer to it until the caller detaches).
 Attempt Once(StreamConnection* c, bool reused, const StreamHop& hop, const ClientOptions& opts, bool* aborted,
@@ -226,6 +271,10 @@ Attempt Once(StreamConnection* c, bool reused, const StreamHop& hop, const Clien
   const bool stream_body = out.status >= 200 && out.status < 300;
   if (!auth_or_redirect && hop.on_headers != nullptr && !(*hop.on_headers)(out.status, out.headers)) {
     *aborted = true;
+    return a;
+  }
+  if (stream_body && hop.body_space != nullptr && !p.chunked() && p.content_length()) {
+    ReadIntoSpace(c, hop, opts, *p.content_length(), p.keep_alive(), a, aborted, failed);
     return a;
   }
   char* const piece = c->piece.get();

@@ -57,11 +57,15 @@ struct StreamHop {
   StreamCancel* cancel = nullptr;
   const HeaderHandler* on_headers = nullptr;  // optional; not called for 401 and redirects
   const DataHandler* on_data = nullptr;       // required: a 2xx body goes here
+  // Optional: a 2xx body with a Content-Length is read straight into the
+  // room this gives (see BodySpace), then handed to on_data in place.
+  const BodySpace* body_space = nullptr;
 };
 
 // Sends the hop's GET on `conn` (a pooled connection to hop.origin, or null: a
 // new one is made; a pooled one found closed by the server is replaced once).
-// A 2xx body goes to on_data; any other body is kept, up to kStreamErrorBody
+// A 2xx body goes to on_data (read into hop.body_space when given and the body
+// has a Content-Length); any other body is kept, up to kStreamErrorBody
 // (more: SIZE_INVALID). Transport failures, timeouts (opts.connect_timeout,
 // and opts.read_timeout for each read or write) and cancellation are
 // UPSTREAM_UNAVAILABLE; any HTTP status is a value. *aborted is set when a

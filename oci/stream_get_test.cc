@@ -205,6 +205,98 @@ TEST_CASE("oci: bytes an upstream sends past a body are never read as the next a
   CHECK(srv.connections() == 2);
 }
 
+// Streams with a BodySpace: room of `room` bytes in one buffer; a piece read
+// there arrives at on_data with the buffer's address (counted in `in_place`).
+struct GotInPlace : Got {
+  size_t in_place = 0;
+  size_t spaces = 0;
+};
+
+GotInPlace StreamInPlace(RegistryClient& client, const std::string& target, size_t room, size_t abandon_after = SIZE_MAX) {
+  GotInPlace g;
+  std::vector<char> buffer(room);
+  HttpRequest req = Get(target);
+  req.body_space = [&]() -> std::pair<char*, size_t> {
+    if (g.spaces++ >= abandon_after) return {nullptr, 0};
+    return {buffer.data(), buffer.size()};
+  };
+  g.r = client.Stream(
+      req, [](int, const Headers&) { return true; },
+      [&](const char* d, size_t n) {
+        g.pieces.push_back(n);
+        if (d == buffer.data()) ++g.in_place;
+        g.body.append(d, n);
+        return true;
+      });
+  return g;
+}
+
+TEST_CASE("oci: a body with a Content-Length is read straight into the caller's space, and the connection reused") {
+  const std::string body = portcullis::testing::Pattern(3 * 1024 * 1024 + 123, 4);
+  ScriptServer srv([&](int, const std::string&) { return Reply{Ok(body)}; });
+  RegistryClient client(*ParseUrl(srv.url()), std::nullopt, Options(10));
+  for (int round = 0; round < 2; ++round) {
+    CAPTURE(round);
+    GotInPlace g = StreamInPlace(client, "/v2/x/blobs/big", 300 * 1000);
+    REQUIRE_MESSAGE(g.r.ok(), g.r.status().ToString());
+    CHECK(g.r->status == 200);
+    CHECK(g.body == body);
+    CHECK(g.in_place == g.pieces.size());  // every piece was read where the caller said
+    for (size_t n : g.pieces) CHECK(n <= 300 * 1000);
+  }
+  CHECK(srv.connections() == 1);
+}
+
+TEST_CASE("oci: read into the caller's space, bytes past a body are still never read as the next answer") {
+  ScriptServer srv([&](int conn, const std::string&) {
+    if (conn == 0) return Reply{Ok("hello") + Ok("evil")};
+    return Reply{Ok("good")};
+  });
+  RegistryClient client(*ParseUrl(srv.url()), std::nullopt, Options(10));
+  GotInPlace first = StreamInPlace(client, "/v2/x/blobs/a", 1 << 20);
+  REQUIRE_MESSAGE(first.r.ok(), first.r.status().ToString());
+  CHECK(first.body == "hello");
+  GotInPlace second = StreamInPlace(client, "/v2/x/blobs/b", 1 << 20);
+  REQUIRE_MESSAGE(second.r.ok(), second.r.status().ToString());
+  CHECK(second.body == "good");
+  CHECK(srv.connections() == 2);
+}
+
+TEST_CASE("oci: a body shorter than its Content-Length fails when read into the caller's space") {
+  ScriptServer srv([&](int, const std::string&) {
+    return Reply{"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + std::string(5000, 'x'), true};
+  });
+  RegistryClient client(*ParseUrl(srv.url()), std::nullopt, Options(10));
+  GotInPlace g = StreamInPlace(client, "/v2/x/blobs/short", 1 << 20);
+  REQUIRE_FALSE(g.r.ok());
+  CHECK(g.r.status().code() == Code::kUpstreamUnavailable);
+  CHECK(g.body == std::string(5000, 'x'));
+}
+
+TEST_CASE("oci: a caller's space that gives no room abandons the GET; chunked bodies go through pieces") {
+  const std::string body = portcullis::testing::Pattern(200 * 1000, 5);
+  ScriptServer srv([&](int, const std::string& req) {
+    if (req.find("/chunked ") != std::string::npos) {
+      return Reply{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"};
+    }
+    return Reply{Ok(body)};
+  });
+  RegistryClient client(*ParseUrl(srv.url()), std::nullopt, Options(10));
+  GotInPlace abandoned = StreamInPlace(client, "/v2/x/blobs/a", 1000, /*abandon_after=*/3);
+  CHECK(abandoned.body == body.substr(0, abandoned.body.size()));
+  CHECK(abandoned.body.size() <= 3000);  // three spaces of 1,000 bytes, then none
+  // The connection with the rest of the body unread is not reused.
+  GotInPlace whole = StreamInPlace(client, "/v2/x/blobs/a", 1 << 20);
+  REQUIRE_MESSAGE(whole.r.ok(), whole.r.status().ToString());
+  CHECK(whole.body == body);
+  CHECK(srv.connections() == 2);
+  GotInPlace chunked = StreamInPlace(client, "/v2/x/blobs/chunked", 1 << 20);
+  REQUIRE_MESSAGE(chunked.r.ok(), chunked.r.status().ToString());
+  CHECK(chunked.body == "hello");
+  CHECK(chunked.in_place == 0);
+  CHECK(chunked.spaces == 0);
+}
+
 TEST_CASE("oci: a pooled connection the upstream closed is replaced, once") {
   // Keep-alive answers, but the server closes each connection after one.
   ScriptServer srv([&](int, const std::string&) { return Reply{Ok("fresh"), true}; });

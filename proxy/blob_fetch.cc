@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 
+#include <cstring>
 #include <system_error>
 #include <thread>
 
@@ -174,12 +175,12 @@ BlobFetch::ReadResult BlobFetch::ReadPiece(uint64_t offset, size_t max, uint64_t
   const uint64_t in_chunk = offset % chunk_bytes_;
   if (index >= first_ && index - first_ < chunks_.size()) {
     // In the window. The bytes below `lim` are never modified again (a chunk is
-    // only appended to, in capacity reserved up front, and never reused), so
-    // the reader may use them after the lock while the piece keeps the chunk alive.
-    std::shared_ptr<std::string> chunk = chunks_[static_cast<size_t>(index - first_)];
+    // only filled further, past its size, and never reused), so the reader may
+    // use them after the lock while the piece keeps the chunk alive.
+    std::shared_ptr<WindowChunk> chunk = chunks_[static_cast<size_t>(index - first_)];
     l.unlock();
     const uint64_t n = std::min<uint64_t>({chunk_bytes_ - in_chunk, lim - offset, max});
-    out->data = chunk->data() + in_chunk;
+    out->data = chunk->bytes.get() + in_chunk;
     out->size = static_cast<size_t>(n);
     out->owner = std::move(chunk);
     return ReadResult::kData;
@@ -216,10 +217,10 @@ bool BlobFetch::WriteOne(std::unique_lock<std::mutex>& l) {
   if (stored_ >= complete_ || !write_error_.ok()) return false;
   const uint64_t index = stored_;
   // Chunks at or after stored_ never leave the window, and a complete chunk is never modified.
-  std::shared_ptr<std::string> chunk = chunks_[static_cast<size_t>(index - first_)];
+  std::shared_ptr<WindowChunk> chunk = chunks_[static_cast<size_t>(index - first_)];
   l.unlock();
   if (before_write_) before_write_(index);
-  Status st = serve_through_ ? Status::Ok() : store_->PutChunk(digest_, index, *chunk);
+  Status st = serve_through_ ? Status::Ok() : store_->PutChunk(digest_, index, chunk->view());
   l.lock();
   if (!st.ok()) {
     write_error_ = st;
@@ -379,6 +380,35 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
     cv_.notify_all();
     return true;
   };
+  // Under mu_: makes sure the last chunk has room, adding one when it is full
+  // (or there is none) once the writer is less than max_pending chunks
+  // behind, or the pool lends one (another fetch's return does not wake this
+  // one: look again every 5 ms). False when the fetch must stop.
+  auto room_locked = [&](std::unique_lock<std::mutex>& l) {
+    if (!chunks_.empty() && chunks_.back()->size < chunk_bytes_) return true;
+    while (write_error_.ok() && cancel_reason_.ok() && !RoomForChunk()) {
+      if (std::chrono::steady_clock::now() >= deadline_) cancel_reason_ = DeadlineStatus();  // a stuck writer
+      writer_cv_.wait_for(l, 5ms);
+    }
+    if (!cancel_reason_.ok()) return false;
+    if (!write_error_.ok()) {
+      write_error = write_error_;
+      return false;
+    }
+    chunks_.push_back(std::make_shared<WindowChunk>(chunk_bytes_));
+    return true;
+  };
+  // The transport reads a body with a Content-Length straight into the last
+  // chunk's free tail (no copy), then hands those bytes to on_data in place.
+  // Readers never see past received_, so the tail is the fetch's alone; the
+  // chunk is held here until on_data took the bytes.
+  std::shared_ptr<WindowChunk> reading_into;
+  req.body_space = [&]() -> std::pair<char*, size_t> {
+    std::unique_lock<std::mutex> l(mu_);
+    if (!cancel_reason_.ok() || !room_locked(l)) return {nullptr, 0};
+    reading_into = chunks_.back();
+    return {reading_into->bytes.get() + reading_into->size, static_cast<size_t>(chunk_bytes_ - reading_into->size)};
+  };
   auto on_data = [&](const char* data, size_t n) {
     hasher->Update(data, n);
     std::unique_lock<std::mutex> l(mu_);
@@ -397,30 +427,16 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
       l.lock();
     }
     while (n > 0) {
-      if (chunks_.empty() || chunks_.back()->size() == chunk_bytes_) {
-        // A new chunk: wait until the writer is less than max_pending chunks
-        // behind, or the pool lends one (another fetch's return does not wake
-        // this one: look again every 5 ms).
-        while (write_error_.ok() && cancel_reason_.ok() && !RoomForChunk()) {
-          if (std::chrono::steady_clock::now() >= deadline_) cancel_reason_ = DeadlineStatus();  // a stuck writer
-          writer_cv_.wait_for(l, 5ms);
-        }
-        if (!cancel_reason_.ok()) return false;
-        if (!write_error_.ok()) {
-          write_error = write_error_;
-          return false;
-        }
-        auto chunk = std::make_shared<std::string>();
-        chunk->reserve(static_cast<size_t>(chunk_bytes_));
-        chunks_.push_back(std::move(chunk));
-      }
-      std::string& chunk = *chunks_.back();
-      size_t take = std::min(static_cast<size_t>(chunk_bytes_) - chunk.size(), n);
-      chunk.append(data, take);
+      if (!room_locked(l)) return false;
+      WindowChunk& chunk = *chunks_.back();
+      char* const tail = chunk.bytes.get() + chunk.size;
+      const size_t take = std::min(static_cast<size_t>(chunk_bytes_ - chunk.size), n);
+      if (data != tail) std::memcpy(tail, data, take);  // else read in place (body_space)
+      chunk.size += take;
       received_ += take;
       data += take;
       n -= take;
-      const bool full = chunk.size() == chunk_bytes_;
+      const bool full = chunk.size == chunk_bytes_;
       // Waking every reader per 4 KiB read costs more than the bytes: wake
       // them per 64 KiB and at each chunk's end (and at commit or failure).
       if (received_ - notified_ >= 64 * 1024 || full) {
@@ -481,14 +497,14 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
   Status st = writer.Drain();
   if (!st.ok()) return Fail(st);
   if (serve_through_) return;  // verified, readers finish from the window; nothing to commit
-  std::shared_ptr<std::string> last;
+  std::shared_ptr<WindowChunk> last;
   uint64_t last_index;
   {
     std::lock_guard<std::mutex> l(mu_);
     last_index = complete_;
-    if (!chunks_.empty() && chunks_.back()->size() < chunk_bytes_) last = chunks_.back();
+    if (!chunks_.empty() && chunks_.back()->size < chunk_bytes_) last = chunks_.back();
   }
-  st = store_->CommitBlob(digest_, last_index, last ? std::string_view(*last) : std::string_view(), received,
+  st = store_->CommitBlob(digest_, last_index, last ? last->view() : std::string_view(), received,
                           chunk_bytes_);
   if (!st.ok()) return Fail(st);
   std::lock_guard<std::mutex> l(mu_);

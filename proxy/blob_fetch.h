@@ -46,6 +46,7 @@
 #include <utility>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "oci/digest.h"
 #include "oci/http_client.h"
@@ -173,9 +174,17 @@ class BlobFetch {
   int64_t size_ = -1;
   uint64_t received_ = 0;
   uint64_t notified_ = 0;      // received_ when readers were last woken
+  // One chunk of the window: the first `size` of its chunk_bytes_ bytes are
+  // filled (under mu_); bytes once counted in `size` are never modified.
+  struct WindowChunk {
+    explicit WindowChunk(uint64_t capacity) : bytes(new char[capacity]) {}
+    std::unique_ptr<char[]> bytes;
+    uint64_t size = 0;
+    std::string_view view() const { return {bytes.get(), static_cast<size_t>(size)}; }
+  };
   // Chunks [first_, first_ + chunks_.size()) are in memory; the last one may be
   // partial (being filled). Complete chunks are never modified again.
-  std::deque<std::shared_ptr<std::string>> chunks_;
+  std::deque<std::shared_ptr<WindowChunk>> chunks_;
   uint64_t first_ = 0;
   uint64_t complete_ = 0;      // chunks [0, complete_) are complete
   uint64_t stored_ = 0;        // chunks [0, stored_) are in the store
