@@ -52,6 +52,17 @@ std::shared_ptr<Store> OpenStore(const TempDir& dir) {
 
 using portcullis::proxy::testing::ClientFor;
 
+// An upstream blob sent `piece` bytes per write, whose bytes from `gate_at`
+// on wait until `gate` opens.
+FakeBlob GatedBlob(const std::string& body, size_t gate_at, std::shared_ptr<Gate> gate, size_t piece = 1000) {
+  FakeBlob b;
+  b.body = body;
+  b.piece = piece;
+  b.gate_at = gate_at;
+  b.gate = std::move(gate);
+  return b;
+}
+
 struct Outcome {
   RR last = RR::kTimeout;
   std::string data;
@@ -117,12 +128,7 @@ TEST_CASE("proxy: fetch coalesces two joins into one upstream GET and commits") 
   const std::string body = Pattern(kChunk * 3 + 777, 1);
   Digest d = Digest::Sha256Of(body);
   auto gate = std::make_shared<Gate>();
-  FakeBlob b;
-  b.body = body;
-  b.piece = 1000;
-  b.gate_at = 5000;  // hold the body mid-way until both readers joined
-  b.gate = gate;
-  up.SetBlob("r", d, b);
+  up.SetBlob("r", d, GatedBlob(body, 5000, gate));  // hold the body mid-way until both readers joined
   auto client = ClientFor(up.url());
   {
     FetchTable table(store, kChunk, 8);
@@ -199,12 +205,7 @@ TEST_CASE("proxy: a piece read without a copy stays whole after the fetch freed 
   const std::string body = Pattern(kChunk * 3 + 777, 7);
   Digest d = Digest::Sha256Of(body);
   auto gate = std::make_shared<Gate>();
-  FakeBlob b;
-  b.body = body;
-  b.piece = 1000;
-  b.gate_at = kChunk + 100;  // hold the body in the second chunk
-  b.gate = gate;
-  up.SetBlob("r", d, b);
+  up.SetBlob("r", d, GatedBlob(body, kChunk + 100, gate));  // hold the body in the second chunk
   auto client = ClientFor(up.url());
   portcullis::proxy::BodyPiece from_window, from_store;
   {
@@ -523,12 +524,7 @@ TEST_CASE("proxy: fetch goes on when its reader stops early") {
   const std::string body = Pattern(kChunk * 5 + 11, 8);
   Digest d = Digest::Sha256Of(body);
   auto gate = std::make_shared<Gate>();
-  FakeBlob b;
-  b.body = body;
-  b.piece = 512;
-  b.gate_at = 2048;
-  b.gate = gate;
-  up.SetBlob("r", d, b);
+  up.SetBlob("r", d, GatedBlob(body, 2048, gate, 512));
   std::atomic<bool> done_committed{false};
   std::atomic<int> done_calls{0};
   {
@@ -737,12 +733,7 @@ TEST_CASE("proxy: fetch reader behind the window reads the chunks from the store
   const std::string body = Pattern(kChunk * 10 + 5, 22);
   Digest d = Digest::Sha256Of(body);
   auto gate = std::make_shared<Gate>();
-  FakeBlob b;
-  b.body = body;
-  b.piece = 1000;
-  b.gate_at = kChunk * 9;  // the fetch is held after nine chunks
-  b.gate = gate;
-  up.SetBlob("r", d, b);
+  up.SetBlob("r", d, GatedBlob(body, kChunk * 9, gate));  // the fetch is held after nine chunks
   FetchTable table(store, kChunk, 8, portcullis::proxy::FetchWindow{1, 2, 0});
   IdleAtExit idle_at_exit{table};
   struct OpenAtExit {
