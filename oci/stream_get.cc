@@ -196,7 +196,10 @@ void ReadIntoSpace(StreamConnection* c, const StreamHop& hop, const ClientOption
                    bool keep_alive, Attempt& a, bool* aborted, Failed&& failed) {
   uint64_t left = length;
   while (left > 0) {
-    const auto [room, room_size] = (*hop.body_space)();
+    // Named variables, not a structured binding: the read's lambda captures `room`.
+    const std::pair<char*, size_t> space = (*hop.body_space)();
+    char* const room = space.first;
+    const size_t room_size = space.second;
     if (room == nullptr || room_size == 0) {
       *aborted = true;
       return;
