@@ -8,11 +8,13 @@
 #   --perf      also record the last round with `perf record` and print its top symbols by thread name
 #   SERVE_FLAGS more `portcullis serve` flags (to compare settings)
 #   KEEP=1 in the environment keeps the temp dir (proxy logs, perf.data) and prints its path
+#   PERF_RECORD_ARGS in the environment: more `perf record` flags for --perf (e.g. "-g")
 #
 # Starts a docker-registry upstream on 127.0.0.1 with one 200 MiB blob, then per round: a
-# direct pull, a fresh proxy and one pull through it. Prints per round: direct wall, proxy wall,
-# proxy CPU (user+system, from /proc) and the CPU of each of its thread names. Never asserts;
-# the machine's other load shows in the numbers (run it on an idle machine).
+# direct pull, a fresh proxy and one pull through it. Prints per round: direct and proxy wall
+# and first-byte times, proxy CPU (user+system, from /proc), the CPU of each of its thread names
+# and its minor page faults. Never asserts; the machine's other load shows in the numbers (run it
+# on an idle machine).
 set -euo pipefail
 export LC_ALL=C
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,7 +28,7 @@ while (($#)); do
     --bin) BIN=${2:?--bin PATH}; shift ;;
     --perf) PERF=1 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "cold_cpu.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -43,7 +45,7 @@ TICK=$(getconf CLK_TCK)
 cpu_by_thread() {
   local t
   # the process's own line counts every thread, ended ones included
-  awk '{ sub(/^.*\) /, ""); print "(process)\t" $12 + $13 }' /proc/"$1"/stat
+  awk '{ sub(/^.*\) /, ""); print "(process)\t" $12 + $13; print "(page faults)\t" $8 }' /proc/"$1"/stat
   for t in /proc/"$1"/task/*; do
     # comm may hold spaces; the fields after its closing ')' are fixed
     awk -v c="$(cat "$t/comm" 2>/dev/null)" '{ sub(/^.*\) /, ""); print c "\t" $12 + $13 }' "$t/stat" 2>/dev/null || true
@@ -59,25 +61,28 @@ PATH_=/v2/bench/cold/blobs/$DG
 say "upstream ${ADDR[upstream]}, blob $DG"
 
 for ((r = 1; r <= ROUNDS; r++)); do
-  direct=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' "http://${ADDR[upstream]}$PATH_")
+  direct=$(curl -s -o /dev/null -w '%{http_code} %{time_total} %{time_starttransfer}' "http://${ADDR[upstream]}$PATH_")
   start_portcullis "pc$r" "${EXTRA[@]}"
   pid=${PIDS[pc$r]}
   before=$(cpu_by_thread "$pid")
   if ((PERF && r == ROUNDS)); then
-    perf record -q -p "$pid" -o "$W/perf.data" >/dev/null 2>&1 & PERFPID=$!
+    # shellcheck disable=SC2086  # PERF_RECORD_ARGS: more perf record flags, e.g. "-e sched:sched_switch -g"
+    perf record -q ${PERF_RECORD_ARGS:-} -p "$pid" -o "$W/perf.data" >/dev/null 2>&1 & PERFPID=$!
     sleep 0.5
   fi
-  got=$(curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}' "http://${ADDR[pc$r]}$PATH_")
+  got=$(curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total} %{time_starttransfer}' "http://${ADDR[pc$r]}$PATH_")
   # the commit (the last flush) may end after the client's last byte: give it a moment
   sleep 0.5
   after=$(cpu_by_thread "$pid")
   if ((PERF && r == ROUNDS)); then kill -INT "$PERFPID"; wait "$PERFPID" || true; fi
-  read -r code size secs <<<"$got"
+  read -r code size secs first <<<"$got"
+  read -r _ dsecs dfirst <<<"$direct"
   [[ "$code $size" == "200 $((200 * 1024 * 1024))" ]] || die "pull through the proxy: $got"
-  printf 'round %d: direct %s s, through portcullis %s s\n' "$r" "${direct#* }" "$secs"
+  printf 'round %d: direct %s s (first byte %s s), through portcullis %s s (first byte %s s)\n' "$r" "$dsecs" "$dfirst" "$secs" "$first"
   join -t $'\t' -a 2 -e 0 -o 0,1.2,2.2 <(sort <<<"$before") <(sort <<<"$after") |
-    awk -F'\t' -v tick="$TICK" '{ d = ($3 - $2) / tick; if ($1 == "(process)") tot = d; else { live += d; if (d > 0) printf "  %-18s %.2f CPU-s\n", $1, d } }
-                                END { printf "  %-18s %.2f CPU-s\n  %-18s %.2f CPU-s\n", "(threads ended)", tot - live, "(process)", tot }'
+    awk -F'\t' -v tick="$TICK" '$1 == "(page faults)" { faults = $3 - $2; next }
+                                { d = ($3 - $2) / tick; if ($1 == "(process)") tot = d; else { live += d; if (d > 0) printf "  %-18s %.2f CPU-s\n", $1, d } }
+                                END { printf "  %-18s %.2f CPU-s\n  %-18s %.2f CPU-s\n  %-18s %d (minor, process)\n", "(threads ended)", tot - live, "(process)", tot, "(page faults)", faults }'
   stop_bg "pc$r"
 done
 if ((PERF)); then
