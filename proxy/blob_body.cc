@@ -73,10 +73,14 @@ class FetchSource : public BodySource {
               std::chrono::seconds stall)
       : pin_(store, fetch->digest()),
         fetch_(std::move(fetch)),
+        cursor_(fetch_->AddCursor(first)),
         offset_(first),
         end_(end),
         stall_(stall),
         progress_(SteadyClock::now()) {}
+  ~FetchSource() override { fetch_->RemoveCursor(cursor_); }
+  FetchSource(const FetchSource&) = delete;
+  FetchSource& operator=(const FetchSource&) = delete;
 
   Result Next(std::string* out, size_t max) override { return CopyOf(this, out, max); }
 
@@ -89,6 +93,7 @@ class FetchSource : public BodySource {
     switch (fetch_->ReadPiece(offset_, want, hold_at, out, std::chrono::milliseconds(0))) {
       case BlobFetch::ReadResult::kData:
         offset_ += out->size;
+        fetch_->MoveCursor(cursor_, offset_);  // serving through, the window waits for this reader
         progress_ = SteadyClock::now();
         return offset_ >= end_ ? Result::kEnd : Result::kData;
       case BlobFetch::ReadResult::kEnd:
@@ -109,6 +114,7 @@ class FetchSource : public BodySource {
  private:
   Pin pin_;
   std::shared_ptr<BlobFetch> fetch_;
+  const uint64_t cursor_;
   uint64_t offset_;
   const uint64_t end_;
   const std::chrono::seconds stall_;

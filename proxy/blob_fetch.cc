@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <cstring>
 #include <system_error>
 #include <thread>
@@ -89,6 +90,11 @@ void BlobFetch::ReturnBorrowed() {
 }
 
 bool BlobFetch::RoomForChunk() {
+  if (serve_through_) {
+    // Nothing goes to the store: only readers moving on make room.
+    PruneLocked();
+    if (chunks_.size() > window_.keep_chunks + window_.max_pending) return false;
+  }
   if (complete_ - stored_ < window_.max_pending + borrowed_) return true;
   if (!pool_) return false;
   size_t used = pool_->load();
@@ -232,14 +238,46 @@ bool BlobFetch::WriteOne(std::unique_lock<std::mutex>& l) {
     --borrowed_;
     if (pool_) pool_->fetch_sub(1);
   }
-  // Serving through, the window is all a reader has: it keeps max_pending more.
+  PruneLocked();
+  writer_cv_.notify_all();
+  return true;
+}
+
+void BlobFetch::PruneLocked() {
+  // Serving through, the window is all a reader has: it keeps max_pending more,
+  // and no chunk a reader has yet to read. A reader already behind the window
+  // (it joined late) fails at its next read and holds nothing.
   const size_t keep = window_.keep_chunks + (serve_through_ ? window_.max_pending : 0);
-  while (chunks_.size() > keep && first_ < stored_) {
+  uint64_t slowest = UINT64_MAX;
+  if (serve_through_) {
+    for (const auto& [id, offset] : cursors_) {
+      if (offset >= first_ * chunk_bytes_) slowest = std::min(slowest, offset);
+    }
+  }
+  while (chunks_.size() > keep && first_ < stored_ && (first_ + 1) * chunk_bytes_ <= slowest) {
     chunks_.pop_front();
     ++first_;
   }
-  writer_cv_.notify_all();
-  return true;
+}
+
+uint64_t BlobFetch::AddCursor(uint64_t offset) {
+  std::lock_guard<std::mutex> l(mu_);
+  const uint64_t id = next_cursor_++;
+  cursors_[id] = offset;
+  return id;
+}
+
+void BlobFetch::MoveCursor(uint64_t id, uint64_t offset) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = cursors_.find(id);
+  if (it == cursors_.end() || offset <= it->second) return;
+  it->second = offset;
+  if (serve_through_) writer_cv_.notify_all();  // the fetch may wait for room
+}
+
+void BlobFetch::RemoveCursor(uint64_t id) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (cursors_.erase(id) > 0 && serve_through_) writer_cv_.notify_all();
 }
 
 void BlobFetch::WriteLoop() {

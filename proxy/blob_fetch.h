@@ -98,6 +98,20 @@ class BlobFetch {
   ReadResult ReadPiece(uint64_t offset, size_t max, uint64_t hold_at, BodyPiece* out,
                        std::chrono::milliseconds wait);
 
+  // Reader cursors. Serving through, the window is all a reader has (nothing
+  // is in the store): a chunk leaves it only once every cursor is past it, and
+  // the fetch waits for its slowest reader at the window's bound
+  // (keep_chunks + max_pending chunks and the one being filled) instead of
+  // cutting that reader off. AddCursor returns an id (never 0) for a reader at
+  // `offset`; MoveCursor records that it read up to `offset`; RemoveCursor when
+  // it is gone. Otherwise cursors change nothing (readers behind the window
+  // read the store). Thread-safe. A reader that stops reading holds the fetch
+  // until the engine cuts its connection (the minimum send rate) or the
+  // fetch's deadline.
+  uint64_t AddCursor(uint64_t offset);
+  void MoveCursor(uint64_t id, uint64_t offset);
+  void RemoveCursor(uint64_t id);
+
   bool committed() const;
   bool failed() const;
   // Ends the fetch as failed with `why` (its upstream connection is shut down,
@@ -149,8 +163,12 @@ class BlobFetch {
   void WriteLoop();
   // Puts the next complete chunk, if any, into the store; false when none was waiting.
   bool WriteOne(std::unique_lock<std::mutex>& l);
-  // Room for one more chunk: under max_pending, or one borrowed from the pool.
+  // Room for one more chunk: under max_pending, or one borrowed from the pool;
+  // serving through, also the window under its bound once readers let go.
   bool RoomForChunk();
+  // Lets stored chunks beyond keep_chunks leave the window (serving through:
+  // beyond keep_chunks + max_pending, and only those every cursor is past).
+  void PruneLocked();
   void ReturnBorrowed();  // every borrowed chunk back to the pool (under mu_)
 
   const oci::Digest digest_;
@@ -186,6 +204,8 @@ class BlobFetch {
   // partial (being filled). Complete chunks are never modified again.
   std::deque<std::shared_ptr<WindowChunk>> chunks_;
   uint64_t first_ = 0;
+  std::map<uint64_t, uint64_t> cursors_;  // id → offset read up to
+  uint64_t next_cursor_ = 1;
   uint64_t complete_ = 0;      // chunks [0, complete_) are complete
   uint64_t stored_ = 0;        // chunks [0, stored_) are in the store
   size_t borrowed_ = 0;        // chunks borrowed from the pool (returned as chunks are stored)

@@ -18,7 +18,9 @@
 # answered 403 LIMIT_EXCEEDED, a chunked body without end is cut past 8 MiB; each time the
 # upstream connection is closed and the fetch's slot freed. A second proxy with 3 fetch slots:
 # 3 clients that hang up after the headers of 3 endless blobs do not keep a 4th client's
-# cold pull from its blob (the fetch without a reader for the longest is cancelled).
+# cold pull from its blob (the fetch without a reader for the longest is cancelled). A third
+# proxy with two upstreams: a client slower than its upstream, served through while the other
+# upstream's fetch of the same layer trickles, gets the whole layer.
 source "$(dirname "$0")/lib.sh"
 suite_init upstream_faults
 
@@ -298,6 +300,31 @@ check_eq "abandoned fetches: after 3 clients hung up on 3 endless fetches (3 slo
 check "abandoned fetches: the cancelled fetch's upstream connection was closed" upstream_closed trickle-any 1
 check_true "abandoned fetches: the cancellation is counted" "$(grep -c 'no client was reading' "$T/proxy2.log") log lines" \
   grep -q 'no client was reading' "$T/proxy2.log"
+
+# ---------------------------------------------------------------- serving through (review M6)
+# A third proxy with two upstreams: slow.test trickles any blob (its fetch owns the digest's
+# record), good.test is a docker-registry holding a 24 MiB layer. A client of good.test that
+# reads slower than its upstream sends gets the whole layer: the fetch serving it through writes
+# nothing, so it waits for its reader instead of running 6 chunks ahead and cutting it off.
+serve_through() {
+  local owner out
+  start_upstream good || { echo "docker-registry does not start"; return 1; }
+  head -c $((24 * 1024 * 1024)) /dev/urandom >"$T/big.bin"
+  BL=$(sha_of "$T/big.bin")
+  curl_push_blob "${ADDR[good]}" st/app "$T/big.bin" || return 1
+  start_proxy proxy3 --upstream "slow.test=http://$F" --upstream "good.test=http://${ADDR[good]}" \
+    --upstream-timeout 30 || { tail -3 "$T/proxy3.log"; return 1; }
+  curl -s -m 30 -o /dev/null "http://${ADDR[proxy3]}/v2/slow.test/trickle-any/app/blobs/$BL" & owner=$!
+  sleep 1
+  out=$(curl -s --max-time 60 --limit-rate 8M -o "$T/st.blob" -w '%{http_code}' \
+        "http://${ADDR[proxy3]}/v2/good.test/st/app/blobs/$BL")
+  kill "$owner" 2>/dev/null; wait "$owner" 2>/dev/null
+  [[ "$out $(sha_of "$T/st.blob")" == "200 $BL" ]] ||
+    { echo "got $out, $(stat -c %s "$T/st.blob") bytes"; return 1; }
+  grep -q 'blob served through' "$T/proxy3.log" || { echo "the fetch did not serve through"; return 1; }
+}
+check "serving through: a client slower than its upstream gets the whole layer while another upstream's fetch of it trickles" \
+  serve_through
 
 # ---------------------------------------------------------------- nothing of it was cached
 if "$PORTCULLIS_BIN" admin --server "http://127.0.0.1:$AP" --token-file "$TOK" cache ls --json >"$T/ls.json" 2>"$T/ls.err"; then
