@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
@@ -83,18 +84,25 @@ struct ServeThrough {
   std::shared_ptr<BlobFetch> owner, fetch;
 };
 
-// Reads `source` to its end (or its failure, or 20 s), appending to *got;
-// sleeps `pause` after every piece, as a client slower than the upstream.
-BodySource::Result ReadOut(BodySource& source, std::string* got, std::chrono::milliseconds pause) {
-  const auto deadline = Clock::now() + 20s;
+// Reads `source` until *got holds at least `n` bytes, it ends or fails, or
+// `for_at_most` passed (then kWait); sleeps `pause` after every piece, as a
+// client slower than the upstream, and 1 ms after every kWait.
+BodySource::Result ReadUpTo(BodySource& source, std::string* got, size_t n, std::chrono::milliseconds for_at_most,
+                            std::chrono::milliseconds pause = 0ms) {
+  const auto deadline = Clock::now() + for_at_most;
   while (Clock::now() < deadline) {
     BodyPiece p;
     const auto r = source.NextPiece(&p, 1500);
     got->append(p.data, p.size);
-    if (r == BodySource::Result::kEnd || r == BodySource::Result::kFailed) return r;
+    if (r == BodySource::Result::kEnd || r == BodySource::Result::kFailed || got->size() >= n) return r;
     std::this_thread::sleep_for(r == BodySource::Result::kWait ? 1ms : pause);
   }
   return BodySource::Result::kWait;
+}
+
+// Reads `source` to its end (or its failure, or 20 s).
+BodySource::Result ReadOut(BodySource& source, std::string* got, std::chrono::milliseconds pause = 0ms) {
+  return ReadUpTo(source, got, SIZE_MAX, 20s, pause);
 }
 
 }  // namespace
@@ -105,14 +113,7 @@ TEST_CASE("serve through: a reader slower than the upstream gets every byte; the
   auto source = FetchBody(st.store.get(), st.fetch, 0, body.size(), 10s);
   // The reader holds after its first piece: the fetch stops at the window's bound.
   std::string got;
-  const auto deadline = Clock::now() + 10s;
-  while (got.empty() && Clock::now() < deadline) {
-    BodyPiece p;
-    REQUIRE(source->NextPiece(&p, 1500) != BodySource::Result::kFailed);
-    got.append(p.data, p.size);
-    std::this_thread::sleep_for(1ms);
-  }
-  REQUIRE_FALSE(got.empty());
+  REQUIRE(ReadUpTo(*source, &got, 1, 10s) == BodySource::Result::kData);
   std::this_thread::sleep_for(300ms);
   CHECK(st.fetch->size_committed() <= kBound);
   // Then it reads on, slower than the upstream sends, to the end.
@@ -128,19 +129,12 @@ TEST_CASE("serve through: a reader that leaves lets the others go on") {
   auto reader = FetchBody(st.store.get(), st.fetch, 0, body.size(), 10s);
   // The idle reader holds the window at its bound: the other one gets no further.
   std::string got;
-  const auto deadline = Clock::now() + 2s;
-  while (Clock::now() < deadline) {
-    BodyPiece p;
-    const auto r = reader->NextPiece(&p, 1500);
-    REQUIRE(r != BodySource::Result::kFailed);
-    got.append(p.data, p.size);
-    if (r == BodySource::Result::kWait) std::this_thread::sleep_for(5ms);
-  }
+  REQUIRE(ReadUpTo(*reader, &got, SIZE_MAX, 2s) == BodySource::Result::kWait);  // 2 s on, still waiting
   CHECK(got.size() <= kBound);
   CHECK(st.fetch->size_committed() <= kBound);
   // Gone (its client hung up): the other reader goes on to the end.
   idle.reset();
-  CHECK(ReadOut(*reader, &got, 0ms) == BodySource::Result::kEnd);
+  CHECK(ReadOut(*reader, &got) == BodySource::Result::kEnd);
   CHECK(got == body);
 }
 
@@ -150,20 +144,12 @@ TEST_CASE("serve through: a reader that joins behind the window fails and holds 
   auto early = FetchBody(st.store.get(), st.fetch, 0, body.size(), 10s);
   std::string got;
   // The early reader reads ten chunks: the window has moved past the start.
-  const auto deadline = Clock::now() + 10s;
-  while (got.size() < 10 * kChunk && Clock::now() < deadline) {
-    BodyPiece p;
-    const auto r = early->NextPiece(&p, 1500);
-    REQUIRE(r != BodySource::Result::kFailed);
-    got.append(p.data, p.size);
-    if (r == BodySource::Result::kWait) std::this_thread::sleep_for(1ms);
-  }
-  REQUIRE(got.size() >= 10 * kChunk);
+  REQUIRE(ReadUpTo(*early, &got, 10 * kChunk, 10s) == BodySource::Result::kData);
   // A reader from the start now: its bytes are gone (nothing is in the store).
   auto late = FetchBody(st.store.get(), st.fetch, 0, body.size(), 10s);
   BodyPiece p;
   CHECK(late->NextPiece(&p, 1500) == BodySource::Result::kFailed);
   // Still there (its connection not yet closed), it does not stop the early one.
-  CHECK(ReadOut(*early, &got, 0ms) == BodySource::Result::kEnd);
+  CHECK(ReadOut(*early, &got) == BodySource::Result::kEnd);
   CHECK(got == body);
 }
