@@ -307,15 +307,20 @@ check_true "abandoned fetches: the cancellation is counted" "$(grep -c 'no clien
 # reads slower than its upstream sends gets the whole layer: the fetch serving it through writes
 # nothing, so it waits for its reader instead of running 6 chunks ahead and cutting it off.
 serve_through() {
-  local owner out
+  local owner out before i
   start_upstream good || { echo "docker-registry does not start"; return 1; }
   head -c $((24 * 1024 * 1024)) /dev/urandom >"$T/big.bin"
   BL=$(sha_of "$T/big.bin")
   curl_push_blob "${ADDR[good]}" st/app "$T/big.bin" || return 1
   start_proxy proxy3 --upstream "slow.test=http://$F" --upstream "good.test=http://${ADDR[good]}" \
     --upstream-timeout 30 || { tail -3 "$T/proxy3.log"; return 1; }
+  before=$(stat_of trickle-any blob)
   curl -s -m 30 -o /dev/null "http://${ADDR[proxy3]}/v2/slow.test/trickle-any/app/blobs/$BL" & owner=$!
-  sleep 1
+  for ((i = 0; i < 100; i++)); do  # until slow.test was asked: its fetch owns the digest
+    (($(stat_of trickle-any blob) > before)) && break
+    sleep 0.1
+  done
+  sleep 0.3  # and has had its headers
   out=$(curl -s --max-time 60 --limit-rate 8M -o "$T/st.blob" -w '%{http_code}' \
         "http://${ADDR[proxy3]}/v2/good.test/st/app/blobs/$BL")
   kill "$owner" 2>/dev/null; wait "$owner" 2>/dev/null
