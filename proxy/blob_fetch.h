@@ -28,8 +28,9 @@
 // (nor wait on) another upstream's fetch. The store holds one record per
 // digest, so while one fetch of a digest writes it, a fetch of the same digest
 // from another upstream serves through: it writes nothing, its readers read
-// from its window only (one that falls behind the window fails), and nothing
-// is cached by it (the next request finds the first fetch's blob).
+// from its window only, so it waits for the slowest of them (reader cursors,
+// below; one that joins behind the window fails), and nothing is cached by it
+// (the next request finds the first fetch's blob).
 // Readers are counted (every pointer FetchTable::Join hands out is one); a
 // fetch nobody reads any more goes on (the next client, or a prefetch, gains),
 // but the table cancels it when a new fetch needs its slot.
