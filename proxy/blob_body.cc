@@ -12,18 +12,6 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-class Pin {
- public:
-  Pin(Store* store, const oci::Digest& d) : store_(store), d_(d) { store_->Pin(d_); }
-  ~Pin() { store_->Unpin(d_); }
-  Pin(const Pin&) = delete;
-  Pin& operator=(const Pin&) = delete;
-
- private:
-  Store* store_;
-  oci::Digest d_;
-};
-
 // Next() for a source whose NextPiece() shares memory: a copy of the piece.
 BodySource::Result CopyOf(BodySource* source, std::string* out, size_t max) {
   BodyPiece piece;
@@ -59,7 +47,7 @@ class StoreSource : public BodySource {
   }
 
  private:
-  Pin pin_;
+  StorePin pin_;
   Store* store_;
   const oci::Digest d_;
   const uint64_t cb_;
@@ -112,7 +100,7 @@ class FetchSource : public BodySource {
   }
 
  private:
-  Pin pin_;
+  StorePin pin_;
   std::shared_ptr<BlobFetch> fetch_;
   const uint64_t cursor_;
   uint64_t offset_;

@@ -94,6 +94,7 @@ StatusOr<BlobSource> Registry::OpenCached(const Route& route, const oci::Digest&
   *found = false;
   BlobSource src;
   src.digest = d;
+  src.pin = std::make_shared<StorePin>(store_.get(), d);
   PC_ASSIGN_OR_RETURN(auto meta, store_->GetBlobMeta(d));
   if (!meta || !meta->complete) return src;
   *found = true;

@@ -35,6 +35,10 @@ struct BlobSource {
   uint64_t chunk_bytes = 0;
   std::shared_ptr<BlobFetch> fetch;  // null: serve from the store
   bool cache_hit = false;
+  // Held from before the cache was looked at: eviction cannot drop the blob
+  // (committed, or committed by `fetch` meanwhile) before its body source
+  // pins it in turn.
+  std::shared_ptr<StorePin> pin;
 };
 
 class Registry {

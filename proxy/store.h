@@ -172,7 +172,8 @@ class Store {
   // Lets RocksDB drop deleted chunks and the blob files nothing refers to.
   Status CompactChunks();
 
-  // Readers of a blob pin it; eviction, gc and fsck leave pinned blobs alone.
+  // Readers of a blob pin it; eviction, gc and fsck leave pinned blobs alone
+  // (StorePin below holds a pin for a scope).
   void Pin(const oci::Digest& d);
   void Unpin(const oci::Digest& d);
   bool Pinned(const oci::Digest& d);
@@ -224,5 +225,19 @@ class Store {
 
 // Key helpers, exposed for tests.
 std::string ChunkKey(const oci::Digest& d, uint64_t index);
+
+// A pin on `d` from construction to destruction (Store::Pin). The store must
+// outlive it. Not copyable; share it through a shared_ptr to hand it on.
+class StorePin {
+ public:
+  StorePin(Store* store, const oci::Digest& d) : store_(store), d_(d) { store_->Pin(d_); }
+  ~StorePin() { store_->Unpin(d_); }
+  StorePin(const StorePin&) = delete;
+  StorePin& operator=(const StorePin&) = delete;
+
+ private:
+  Store* store_;
+  oci::Digest d_;
+};
 
 }  // namespace portcullis::proxy
