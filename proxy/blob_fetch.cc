@@ -268,11 +268,14 @@ uint64_t BlobFetch::AddCursor(uint64_t offset) {
 }
 
 void BlobFetch::MoveCursor(uint64_t id, uint64_t offset) {
+  // Called per piece a reader takes: only a fetch serving through needs it
+  // (serve_through_ is set before Run and constant after).
+  if (!serve_through_) return;
   std::lock_guard<std::mutex> l(mu_);
   auto it = cursors_.find(id);
   if (it == cursors_.end() || offset <= it->second) return;
   it->second = offset;
-  if (serve_through_) writer_cv_.notify_all();  // the fetch may wait for room
+  writer_cv_.notify_all();  // the fetch may wait for room
 }
 
 void BlobFetch::RemoveCursor(uint64_t id) {

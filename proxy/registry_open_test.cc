@@ -11,6 +11,7 @@
 #include <string>
 
 #include "proxy/blob_body.h"
+#include "proxy/body_source_test_util.h"
 #include "proxy/fake_registry_test_util.h"
 #include "proxy/maintenance.h"
 #include "proxy/proxy_test_util.h"
@@ -25,22 +26,9 @@ using portcullis::proxy::StoreBody;
 using portcullis::proxy::testing::FakeRegistry;
 using portcullis::proxy::testing::Proxy;
 using portcullis::proxy::testing::QuietLogs;
+using portcullis::proxy::testing::ReadOut;
 using portcullis::testing::Pattern;
 using namespace std::chrono_literals;
-
-// The whole body, or what came before a failure (then "<failed>" appended).
-std::string ReadBody(BodySource& source) {
-  std::string out;
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::string piece;
-    const auto r = source.Next(&piece, 1 << 16);
-    out += piece;
-    if (r == BodySource::Result::kEnd) return out;
-    if (r == BodySource::Result::kFailed) return out + "<failed>";
-  }
-  return out + "<timeout>";
-}
 
 }  // namespace
 
@@ -65,7 +53,9 @@ TEST_CASE("registry: a blob opened for a read is not evicted before its body is 
   REQUIRE(n.ok());
   CHECK(*n == 0);
   auto from_fetch = FetchBody(&proxy.store(), cold->fetch, 0, static_cast<uint64_t>(cold->size), 5s);
-  CHECK(ReadBody(*from_fetch) == body);
+  std::string got;
+  CHECK(ReadOut(*from_fetch, &got) == BodySource::Result::kEnd);
+  CHECK(got == body);
   from_fetch.reset();
   cold = portcullis::Status::Internal("done");
 
@@ -77,7 +67,9 @@ TEST_CASE("registry: a blob opened for a read is not evicted before its body is 
   REQUIRE(n.ok());
   CHECK(*n == 0);
   auto from_store = StoreBody(&proxy.store(), d, hit->chunk_bytes, 0, static_cast<uint64_t>(hit->size));
-  CHECK(ReadBody(*from_store) == body);
+  got.clear();
+  CHECK(ReadOut(*from_store, &got) == BodySource::Result::kEnd);
+  CHECK(got == body);
   from_store.reset();
   hit = portcullis::Status::Internal("done");
 

@@ -14,6 +14,7 @@
 
 #include "proxy/blob_body.h"
 #include "proxy/blob_fetch.h"
+#include "proxy/body_source_test_util.h"
 #include "proxy/fake_registry_test_util.h"
 #include "proxy/store_test_util.h"
 #include "tests/test_util.h"
@@ -32,6 +33,8 @@ using portcullis::proxy::testing::ClientFor;
 using portcullis::proxy::testing::FakeBlob;
 using portcullis::proxy::testing::FakeRegistry;
 using portcullis::proxy::testing::Gate;
+using portcullis::proxy::testing::ReadOut;
+using portcullis::proxy::testing::ReadUpTo;
 using portcullis::testing::Pattern;
 using portcullis::testing::TempDir;
 using namespace std::chrono_literals;
@@ -83,27 +86,6 @@ struct ServeThrough {
   FetchTable table;
   std::shared_ptr<BlobFetch> owner, fetch;
 };
-
-// Reads `source` until *got holds at least `n` bytes, it ends or fails, or
-// `for_at_most` passed (then kWait); sleeps `pause` after every piece, as a
-// client slower than the upstream, and 1 ms after every kWait.
-BodySource::Result ReadUpTo(BodySource& source, std::string* got, size_t n, std::chrono::milliseconds for_at_most,
-                            std::chrono::milliseconds pause = 0ms) {
-  const auto deadline = Clock::now() + for_at_most;
-  while (Clock::now() < deadline) {
-    BodyPiece p;
-    const auto r = source.NextPiece(&p, 1500);
-    got->append(p.data, p.size);
-    if (r == BodySource::Result::kEnd || r == BodySource::Result::kFailed || got->size() >= n) return r;
-    std::this_thread::sleep_for(r == BodySource::Result::kWait ? 1ms : pause);
-  }
-  return BodySource::Result::kWait;
-}
-
-// Reads `source` to its end (or its failure, or 20 s).
-BodySource::Result ReadOut(BodySource& source, std::string* got, std::chrono::milliseconds pause = 0ms) {
-  return ReadUpTo(source, got, SIZE_MAX, 20s, pause);
-}
 
 }  // namespace
 
