@@ -136,7 +136,9 @@ TEST_CASE("admin api: every endpoint but healthz and readyz refuses requests wit
       {{"Authorization", "Bearer  " + kToken}},
       {{"X-Admin-Token", kToken}},
   };
-  for (const auto& [method, path] : endpoints) {
+  for (const auto& endpoint : endpoints) {
+    const auto& method = endpoint.first;  // not a structured binding: clang 14 cannot capture one
+    const auto& path = endpoint.second;
     for (size_t a = 0; a < attacks.size(); ++a) {
       CAPTURE(method);
       CAPTURE(path);

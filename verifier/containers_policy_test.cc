@@ -160,7 +160,9 @@ TEST_CASE("policy: containers-policy sigstoreSigned with keyPath, keyPaths, keyD
       {"keyDatas", R"("keyDatas":[)" + KeyData(c) + "," + KeyData(a) + "]"},
   };
   const std::string name = "r.example/ns/app";
-  for (const auto& [what, src_json] : sources) {
+  for (const auto& source : sources) {
+    const auto& what = source.first;  // not a structured binding: clang 14 cannot capture one
+    const auto& src_json = source.second;
     CAPTURE(what);
     auto p =
         MustParse(R"({"default":[{"type":"reject"}],"transports":{"docker":{"r.example":[{"type":"sigstoreSigned",)" +

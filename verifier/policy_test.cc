@@ -94,10 +94,12 @@ TEST_CASE("policy: the example policy loads and the most specific rule decides")
 
 TEST_CASE("policy: default applies when no rule matches") {
   Keys k;
-  for (auto [def, verdict] : std::vector<std::pair<std::string, std::string>>{{"", "reject"},
+  for (const auto& row : std::vector<std::pair<std::string, std::string>>{{"", "reject"},
                                                                               {R"(,"default":"reject")", "reject"},
                                                                               {R"(,"default":"accept")", "accept"},
                                                                               {R"(,"default":"warn")", "warn"}}) {
+    const std::string& def = row.first;  // not a structured binding: clang 14 cannot capture one
+    const std::string& verdict = row.second;
     CAPTURE(def);
     auto p = MustParse(R"({"rules":[{"match":"a.example/*","action":"accept"}])" + def + "}");
     FakeSource src;
