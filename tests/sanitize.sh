@@ -2,8 +2,9 @@
 # Sanitizer runs of the unit tests (and, for ASan, some integration suites).
 #
 # Usage: tests/sanitize.sh asan|tsan [--build-only | doctest args...]
-#   asan  builds into build-asan with -fsanitize=address,undefined and runs every
-#         unit test case, then the integration suites in PORTCULLIS_ASAN_SUITES
+#   asan  builds into build-asan (clang, -fsanitize=address,undefined: the tree
+#         tests/fuzz/run.sh builds its targets in too; tests/asan_tree.sh) and runs
+#         every unit test case, then the integration suites in PORTCULLIS_ASAN_SUITES
 #         (default: test_bad_input test_lying_upstream test_cache; "" runs none)
 #         against the ASan binary. Any sanitizer report fails the run.
 #   tsan  builds into build-tsan with -fsanitize=thread and runs the unit tests
@@ -12,9 +13,11 @@
 #         runner; its files are listed in tests/CMakeLists.txt).
 # Extra arguments go to the doctest runner (e.g. -tc="proxy: store*").
 # --build-only: build the tree and stop (CI builds it while other tests run).
-# Compiler: $CXX (default g++). Needs root for the integration suites.
-# Optimisation: $PORTCULLIS_SANITIZE_OPT (default "-O1 -g1": the sanitizers need no
-# more, reports keep file:line, and it compiles in about half the CPU time of
+# Compiler: clang++ for asan; $CXX (default g++) for tsan. Needs root for the
+# integration suites.
+# Optimisation: asan, $PORTCULLIS_ASAN_OPT (default "-O0 -g1", tests/asan_tree.sh);
+# tsan, $PORTCULLIS_SANITIZE_OPT (default "-O1 -g1": the sanitizers need no more,
+# reports keep file:line, and it compiles in about half the CPU time of
 # RelWithDebInfo's -O2 -g; tests/fuzz/README.md, "Time in CI"). "-O2 -g" for a
 # full debug session.
 set -euo pipefail
@@ -25,9 +28,7 @@ shift || true
 build_only=0
 if [[ ${1:-} == --build-only ]]; then build_only=1; shift; fi
 case $mode in
-  # GCC 12 reports -Wmaybe-uninitialized false positives inside libstdc++'s
-  # std::regex when it instruments for ASan: that one warning is not an error here.
-  asan) flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -Wno-maybe-uninitialized" ;;
+  asan) ;;  # the flags are the tree's (tests/asan_tree.sh)
   # -Wno-tsan: GCC warns that TSan cannot model std::atomic_thread_fence, which
   # Asio's SSL stream uses; the TLS paths are not among the TSan cases.
   tsan) flags="-fsanitize=thread -fno-omit-frame-pointer -Wno-tsan" ;;
@@ -42,10 +43,15 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$reports/tsan:suppressions=$src/tests/tsan.supp"
 
 t0=$SECONDS
-cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="${PORTCULLIS_SANITIZE_OPT:--O1 -g1} -DNDEBUG" \
-  -DCMAKE_CXX_COMPILER="${CXX:-g++}" -DCMAKE_CXX_FLAGS="$flags" \
-  -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
+if [[ $mode == asan ]]; then
+  source "$src/tests/asan_tree.sh"
+  configure_asan_tree "$src" "$build"
+else
+  cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="${PORTCULLIS_SANITIZE_OPT:--O1 -g1} -DNDEBUG" \
+    -DCMAKE_CXX_COMPILER="${CXX:-g++}" -DCMAKE_CXX_FLAGS="$flags" \
+    -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
+fi
 if [[ $mode == tsan ]]; then targets=(portcullis_threaded_tests); else targets=(portcullis_tests portcullis); fi
 nice -n 10 cmake --build "$build" --target "${targets[@]}"
 echo "sanitize.sh: $mode build took $((SECONDS - t0)) s"

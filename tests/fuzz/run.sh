@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (clang, ASan+UBSan, into build-fuzz/) and runs
+# Builds the libFuzzer targets (clang, ASan+UBSan, into build-asan/, the tree
+# tests/sanitize.sh asan builds its runner in too: tests/asan_tree.sh) and runs
 # each for SECONDS on a temporary copy of its corpus (the committed seeds in
 # tests/fuzz/corpus/<target>/ plus seeds extract_seeds.py takes from the unit
 # tests), so the repository is never changed. Leaks are checked (LeakSanitizer).
 #
 # Usage: tests/fuzz/run.sh SECONDS [TARGET...]    (default: every target)
 #        tests/fuzz/run.sh --build-only              (build them and stop)
-# Env:   FUZZ_BUILD_DIR (default build-fuzz), FUZZ_KEEP_CORPUS=DIR (copy each
+# Env:   FUZZ_BUILD_DIR (default build-asan), FUZZ_KEEP_CORPUS=DIR (copy each
 #        grown corpus to DIR/<target>/ afterwards, e.g. to add seeds by hand),
 #        FUZZ_ARGS (extra libFuzzer flags).
 # Prints one line per target with its executions (libFuzzer's
 # stat::number_of_executed_units) and exits non-zero on any crash, leak,
 # timeout or out-of-memory, printing the reproducer's path. Reproduce with:
-#   build-fuzz/tests/fuzz/<target> <reproducer>
+#   build-asan/tests/fuzz/<target> <reproducer>
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 src=$PWD
@@ -21,11 +22,11 @@ build_only=0
 [[ $secs != --build-only ]] || { build_only=1; secs=0; }
 [[ $secs =~ ^[0-9]+$ ]] || { echo "usage: tests/fuzz/run.sh SECONDS [TARGET...]" >&2; exit 2; }
 shift
-build=${FUZZ_BUILD_DIR:-$src/build-fuzz}
-command -v clang++ >/dev/null || { echo "run.sh: clang++ is missing (apt-get install clang libclang-rt-14-dev llvm)" >&2; exit 2; }
+build=${FUZZ_BUILD_DIR:-$src/build-asan}
+source "$src/tests/asan_tree.sh"
 
 t0=$SECONDS
-CXX=clang++ cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPORTCULLIS_FUZZ=ON >/dev/null
+configure_asan_tree "$src" "$build"
 nice -n 10 cmake --build "$build" --target portcullis_fuzz
 echo "run.sh: build took $((SECONDS - t0)) s"
 ((build_only == 0)) || exit 0
