@@ -17,6 +17,11 @@ configure_asan_tree() {
     echo "the ASan/fuzz tree needs clang++ (apt-get install clang libclang-rt-14-dev llvm)" >&2
     return 2
   }
+  # A tree configured by another compiler (the gcc ASan tree of older
+  # checkouts): CMake would drop this call's settings with its cache.
+  if [[ -f $2/CMakeCache.txt ]] && ! grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang++' "$2/CMakeCache.txt"; then
+    rm -rf "$2/CMakeCache.txt" "$2/CMakeFiles"
+  fi
   cmake -S "$1" -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_COMPILER=clang++ -DPORTCULLIS_FUZZ=ON \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="${PORTCULLIS_ASAN_OPT:--O0 -g1} -DNDEBUG" >/dev/null
