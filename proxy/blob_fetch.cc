@@ -93,7 +93,7 @@ bool BlobFetch::RoomForChunk() {
   if (serve_through_) {
     // Nothing goes to the store: only readers moving on make room.
     PruneLocked();
-    if (chunks_.size() > window_.keep_chunks + window_.max_pending) return false;
+    if (chunks_.size() > KeptChunks()) return false;
   }
   if (complete_ - stored_ < window_.max_pending + borrowed_) return true;
   if (!pool_) return false;
@@ -244,10 +244,9 @@ bool BlobFetch::WriteOne(std::unique_lock<std::mutex>& l) {
 }
 
 void BlobFetch::PruneLocked() {
-  // Serving through, the window is all a reader has: it keeps max_pending more,
-  // and no chunk a reader has yet to read. A reader already behind the window
-  // (it joined late) fails at its next read and holds nothing.
-  const size_t keep = window_.keep_chunks + (serve_through_ ? window_.max_pending : 0);
+  // Serving through, no chunk a reader has yet to read leaves either. A reader
+  // already behind the window (it joined late) fails at its next read and holds nothing.
+  const size_t keep = KeptChunks();
   uint64_t slowest = UINT64_MAX;
   if (serve_through_) {
     for (const auto& [id, offset] : cursors_) {

@@ -167,9 +167,12 @@ class BlobFetch {
   // Room for one more chunk: under max_pending, or one borrowed from the pool;
   // serving through, also the window under its bound once readers let go.
   bool RoomForChunk();
-  // Lets stored chunks beyond keep_chunks leave the window (serving through:
-  // beyond keep_chunks + max_pending, and only those every cursor is past).
+  // Lets stored chunks beyond KeptChunks() leave the window (serving through,
+  // only those every cursor is past).
   void PruneLocked();
+  // The chunks the window keeps: keep_chunks, and serving through (the window is
+  // all a reader has) max_pending more; then the fetch waits for its readers.
+  size_t KeptChunks() const { return window_.keep_chunks + (serve_through_ ? window_.max_pending : 0); }
   void ReturnBorrowed();  // every borrowed chunk back to the pool (under mu_)
 
   const oci::Digest digest_;
