@@ -7,10 +7,10 @@
 #   clang++ (libFuzzer is clang's), -DPORTCULLIS_FUZZ=ON: every object gets
 #   -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all (the
 #   top CMakeLists.txt); the fuzz executables link libFuzzer's main, the test
-#   runner and the proxy ASan's runtime only. Optimisation:
+#   runner and the proxy only the sanitizers' runtime. Optimisation:
 #   $PORTCULLIS_ASAN_OPT (default "-O0 -g1": the Boost.Beast files compile in
 #   less than half the CPU time of -O1 with the sanitizers on, reports keep
-#   file:line; "-O2 -g" for long fuzz runs, which then execute faster).
+#   file:line; "-O2 -g" for long fuzz runs: about three times the executions).
 #   Both callers pass the same settings, so neither makes the other rebuild.
 configure_asan_tree() {
   command -v clang++ >/dev/null || {

@@ -95,9 +95,9 @@ TEST_CASE("policy: the example policy loads and the most specific rule decides")
 TEST_CASE("policy: default applies when no rule matches") {
   Keys k;
   for (const auto& row : std::vector<std::pair<std::string, std::string>>{{"", "reject"},
-                                                                              {R"(,"default":"reject")", "reject"},
-                                                                              {R"(,"default":"accept")", "accept"},
-                                                                              {R"(,"default":"warn")", "warn"}}) {
+                                                                          {R"(,"default":"reject")", "reject"},
+                                                                          {R"(,"default":"accept")", "accept"},
+                                                                          {R"(,"default":"warn")", "warn"}}) {
     const std::string& def = row.first;  // not a structured binding: clang 14 cannot capture one
     const std::string& verdict = row.second;
     CAPTURE(def);
