@@ -28,10 +28,11 @@ shift || true
 build_only=0
 if [[ ${1:-} == --build-only ]]; then build_only=1; shift; fi
 case $mode in
-  asan) ;;  # the flags are the tree's (tests/asan_tree.sh)
+  # The flags are the tree's (tests/asan_tree.sh).
+  asan) targets=(portcullis_tests portcullis) ;;
   # -Wno-tsan: GCC warns that TSan cannot model std::atomic_thread_fence, which
   # Asio's SSL stream uses; the TLS paths are not among the TSan cases.
-  tsan) flags="-fsanitize=thread -fno-omit-frame-pointer -Wno-tsan" ;;
+  tsan) flags="-fsanitize=thread -fno-omit-frame-pointer -Wno-tsan"; targets=(portcullis_threaded_tests) ;;
   *) echo "usage: tests/sanitize.sh asan|tsan [doctest args...]" >&2; exit 2 ;;
 esac
 build=$src/build-$mode
@@ -52,7 +53,6 @@ else
     -DCMAKE_CXX_COMPILER="${CXX:-g++}" -DCMAKE_CXX_FLAGS="$flags" \
     -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
 fi
-if [[ $mode == tsan ]]; then targets=(portcullis_threaded_tests); else targets=(portcullis_tests portcullis); fi
 nice -n 10 cmake --build "$build" --target "${targets[@]}"
 echo "sanitize.sh: $mode build took $((SECONDS - t0)) s"
 ((build_only == 0)) || { rm -rf "$reports"; exit 0; }
