@@ -327,4 +327,17 @@ upstream_blob_bytes_since() {
     END { printf "%d %d\n", n, b }'
 }
 log_lines() { wc -l <"$W/upstream.log"; }
+# upstream_quiet : waits until the upstream's access log has not grown for 1 s (at most 10 s), so
+# that a GET still running after the clients finished (distribution stores a cold blob through a
+# GET of its own, beside the one it streams to the client) is counted with them
+upstream_quiet() {
+  local n m i
+  n=$(log_lines)
+  for ((i = 0; i < 10; i++)); do
+    sleep 1
+    m=$(log_lines)
+    ((m == n)) && return 0
+    n=$m
+  done
+}
 

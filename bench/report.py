@@ -33,6 +33,8 @@ MEASUREMENTS = [
     ("cold8_client_med_s", "s", "4. 8 cold pulls: median client's time", ["portcullis", "distribution"], True),
     ("cold8_client_max_s", "s", "4. 8 cold pulls: slowest client's time", ["portcullis", "distribution"], True),
     ("cold1_wall_s", "s", "4. one cold pull (nginx: the same file, page cache: the limit)", ["portcullis", "distribution", "nginx"], True),
+    ("cold1_upstream_gets", "GETs", "4. one cold pull: upstream blob GETs", ["portcullis", "distribution"], True),
+    ("cold1_upstream_bytes", "MiB", "4. one cold pull: upstream blob bytes", ["portcullis", "distribution"], True),
     ("direct_wall_s", "s", "4. one direct pull from the upstream: wall time", ["upstream"], True),
     ("direct8_wall_s", "s", "4. 8 concurrent direct pulls from the upstream: wall time", ["upstream"], True),
     ("direct8_client_med_s", "s", "4. 8 concurrent direct pulls: median client's time", ["upstream"], True),
@@ -85,7 +87,7 @@ def ratio(a, b):
 # Test 4 keys (the rows --cold-only keeps, and the ones measured for a --baseline-bin binary).
 COLD_KEYS = ("cold8_", "cold1_", "direct")
 BASELINE_KEYS = ("cold8_upstream_gets", "cold8_upstream_bytes", "cold8_wall_s", "cold8_client_med_s",
-                 "cold8_client_max_s", "cold1_wall_s")
+                 "cold8_client_max_s", "cold1_wall_s", "cold1_upstream_gets", "cold1_upstream_bytes")
 
 
 def main():
@@ -107,8 +109,9 @@ def main():
             notes.append(f"{s}: {v}")
             continue
         raw.setdefault(k, {}).setdefault(s, []).append(num(v))
-    if "cold8_upstream_bytes" in raw:  # bytes -> MiB for the table
-        raw["cold8_upstream_bytes"] = {s: [x / 2**20 for x in xs] for s, xs in raw["cold8_upstream_bytes"].items()}
+    for key in ("cold8_upstream_bytes", "cold1_upstream_bytes"):  # bytes -> MiB for the table
+        if key in raw:
+            raw[key] = {s: [x / 2**20 for x in xs] for s, xs in raw[key].items()}
 
     problems = []
     med = {}

@@ -283,7 +283,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     cold_server "$s"
     before=$(log_lines)
     wall=$(pull_clients "http://${ADDR[$CNAME]}$MID_PATH" 8 "$MID_BYTES" "$W/clients")
-    sleep 0.5   # let the upstream write its access log line
+    upstream_quiet   # every upstream GET of the measurement has ended and is logged
     read -r gets bytes < <(upstream_blob_bytes_since "$before")
     record cold8_wall_s "$s" "$wall"
     record_clients cold8 "$s" "$W/clients"
@@ -292,7 +292,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
     stop_bg "$CNAME"; rm -rf "${W:?}/$CNAME-data"
     # One cold pull: the cost of fetching, hashing and storing the layer for one client.
     cold_server "$s"
+    before=$(log_lines)
     record cold1_wall_s "$s" "$(pull_clients "http://${ADDR[$CNAME]}$MID_PATH" 1 "$MID_BYTES" "$W/clients")"
+    upstream_quiet
+    read -r gets bytes < <(upstream_blob_bytes_since "$before")
+    record cold1_upstream_gets "$s" "$gets"
+    record cold1_upstream_bytes "$s" "$bytes"
     stop_bg "$CNAME"; rm -rf "${W:?}/$CNAME-data"
   done
   # The limits: the same bytes from nginx (a file in the page cache, sendfile) and from the upstream.
