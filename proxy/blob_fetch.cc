@@ -435,7 +435,7 @@ void BlobFetch::Fetch(oci::RegistryClient* client, const std::string& repo) {
       write_error = write_error_;
       return false;
     }
-    chunks_.push_back(std::make_shared<WindowChunk>(chunk_bytes_));
+    chunks_.push_back(std::make_shared<WindowChunk>(chunk_bytes_, store_->direct_files()));
     return true;
   };
   // The transport reads a body with a Content-Length straight into the last

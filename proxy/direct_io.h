@@ -1,11 +1,12 @@
 // Whether a folder's file system takes O_DIRECT writes.
 //
-// The cache's flushes write layer bytes with O_DIRECT where they can (the
-// store's use of it is explained in store.cc): without it, each byte is copied
-// into the page cache on the way to the disk, and on the bench machine that
-// copy alone cost 0.1-0.9 CPU-s per 200 MiB layer. Some file systems refuse
-// O_DIRECT (tmpfs before Linux 6.6, some FUSE and network file systems), and
-// RocksDB would then fail every flush; so the store asks first.
+// With `--cache-writes direct` the cache writes layer bytes (blob files,
+// RocksDB's flushes) with O_DIRECT where it can (store.h, StoreOptions):
+// without it, each byte is copied into the page cache on the way to the disk,
+// and on the bench machine that copy alone cost 0.1-0.9 CPU-s per 200 MiB
+// layer. Some file systems refuse O_DIRECT (tmpfs before Linux 6.6, some FUSE
+// and network file systems), and RocksDB would then fail every flush; so the
+// store asks first.
 //
 // Thread-safe. Never throws.
 #pragma once

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <chrono>
 #include <filesystem>
+#include <memory>
+#include <new>
 #include <set>
 #include <tuple>
 
@@ -67,19 +69,24 @@ uint64_t GetU64(std::string_view s) {
   return v;
 }
 
+// 'C' (complete) or 'P' (pending), size, chunk size, created; then 'F' when
+// the bytes are in the blob's file (records of older versions end before it:
+// their chunks are in RocksDB).
 std::string EncodeMeta(const BlobMeta& m) {
   std::string out;
   out.push_back(m.complete ? 'C' : 'P');
   PutU64(&out, m.size);
   PutU64(&out, m.chunk_bytes);
   PutU64(&out, static_cast<uint64_t>(m.created));
+  if (m.in_file) out.push_back('F');
   return out;
 }
 
 std::optional<BlobMeta> DecodeMeta(std::string_view s) {
-  if (s.size() != 25 || (s[0] != 'C' && s[0] != 'P')) return std::nullopt;
+  if ((s.size() != 25 && !(s.size() == 26 && s[25] == 'F')) || (s[0] != 'C' && s[0] != 'P')) return std::nullopt;
   BlobMeta m;
   m.complete = s[0] == 'C';
+  m.in_file = s.size() == 26;
   m.size = GetU64(s.substr(1));
   m.chunk_bytes = GetU64(s.substr(9));
   m.created = static_cast<int64_t>(GetU64(s.substr(17)));
@@ -192,6 +199,8 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, int* cleane
   store->refs_ = store->handles_[7];
   store->verdicts_ = store->handles_[8];
   store->allowed_ = store->handles_[9];
+  PC_ASSIGN_OR_RETURN(store->files_, BlobFiles::Open(dir + "/blobs", options.direct_writes));
+  store->new_blobs_in_files_ = options.blob_files;
   int n = 0;
   PC_RETURN_IF_ERROR(store->CleanPending(&n));
   if (cleaned != nullptr) *cleaned = n;
@@ -225,6 +234,16 @@ Status Store::CleanPending(int* cleaned) {
   for (const auto& d : pending) PC_RETURN_IF_ERROR(DropBlob(d));
   *cleaned = static_cast<int>(pending.size());
   if (!pending.empty()) ReclaimDropped(pending);
+  // Files no complete record names: a crash after a file was made and before
+  // its record, or during a drop (the record goes first).
+  int orphans = 0;
+  PC_RETURN_IF_ERROR(files_->Sweep(
+      [&](const oci::Digest& d) {
+        auto m = GetBlobMeta(d);
+        return !m.ok() || (*m && (*m)->complete && (*m)->in_file);  // unreadable record: keep, do not guess
+      },
+      &orphans));
+  *cleaned += orphans;
   std::unique_ptr<rocksdb::Iterator> mit(db_->NewIterator(rocksdb::ReadOptions(), manifests_));
   for (mit->SeekToFirst(); mit->Valid(); mit->Next()) ++manifests_count_;
   PC_RETURN_IF_ERROR(FromRocks(mit->status(), "scanning manifests"));
@@ -377,13 +396,22 @@ Status Store::BeginBlob(const oci::Digest& d, uint64_t chunk_bytes) {
   }
   BlobMeta m;
   m.complete = false;
+  m.in_file = new_blobs_in_files_;
   m.chunk_bytes = chunk_bytes;
   m.created = Now();
-  return FromRocks(RocksWrite([&] { return db_->Put(rocksdb::WriteOptions(), meta_, d.ToString(), EncodeMeta(m)); }),
-                   "recording pending blob " + d.ToString());
+  // The file first: a record never names a file that was not made. A file
+  // whose record then fails to be written is removed here, or at the next Open.
+  if (m.in_file) PC_RETURN_IF_ERROR(files_->Create(d, chunk_bytes));
+  Status st = FromRocks(RocksWrite([&] { return db_->Put(rocksdb::WriteOptions(), meta_, d.ToString(), EncodeMeta(m)); }),
+                        "recording pending blob " + d.ToString());
+  if (!st.ok() && m.in_file) (void)files_->Remove(d);
+  return st;
 }
 
 Status Store::PutChunk(const oci::Digest& d, uint64_t index, std::string_view data) {
+  // A blob begun with a file writes there; one begun in RocksDB chunks
+  // (StoreOptions::blob_files off) has no file open.
+  if (files_->IsOpen(d)) return files_->WriteChunk(d, index, data);
   // Not through the write-ahead log: Debian's RocksDB checksums WAL records
   // with its software CRC32c, which cost a third of a cold fetch's CPU, and
   // writing every layer twice buys nothing. A crash loses only chunks of a
@@ -397,6 +425,24 @@ Status Store::PutChunk(const oci::Digest& d, uint64_t index, std::string_view da
 
 Status Store::CommitBlob(const oci::Digest& d, uint64_t last_index, std::string_view last_data, uint64_t size,
                          uint64_t chunk_bytes) {
+  if (files_->IsOpen(d)) {
+    // The file's last chunk, then its bytes made durable before the record says complete.
+    if (!last_data.empty()) PC_RETURN_IF_ERROR(files_->WriteChunk(d, last_index, last_data));
+    PC_RETURN_IF_ERROR(files_->Finish(d, size));
+    BlobMeta m;
+    m.complete = true;
+    m.in_file = true;
+    m.size = size;
+    m.chunk_bytes = chunk_bytes;
+    m.created = Now();
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    PC_RETURN_IF_ERROR(FromRocks(RocksWrite([&] { return db_->Put(wo, meta_, d.ToString(), EncodeMeta(m)); }),
+                                 "committing blob " + d.ToString()));
+    ++blobs_;
+    blob_bytes_ += size;
+    return Status::Ok();
+  }
   if (last_index > 0) {
     // Chunks written by PutChunk skipped the log: make them durable first.
     rocksdb::FlushOptions fo;
@@ -435,7 +481,9 @@ Status Store::DropBlob(const oci::Digest& d) {
     --blobs_;
     blob_bytes_ -= was->size;
   }
-  return Status::Ok();
+  // The record went first: a file left by a failed delete (or a crash here)
+  // is named by no record, and the next Open removes it.
+  return files_->Remove(d);
 }
 
 StoreStats Store::Stats() const {
@@ -447,7 +495,38 @@ StoreStats Store::Stats() const {
   return s;
 }
 
+Status Store::ReadFileChunk(const oci::Digest& d, const BlobMeta& meta, uint64_t index, rocksdb::PinnableSlice* out) {
+  const uint64_t cb = meta.chunk_bytes;  // > 0 (DecodeMeta)
+  auto absent = [&] { return Status::NotFound("no chunk " + std::to_string(index) + " of " + d.ToString()); };
+  if (index >= static_cast<uint64_t>(INT64_MAX) / cb) return absent();
+  const uint64_t offset = index * cb;
+  // A complete blob's chunk is read at its exact length (a small blob's one
+  // chunk is small); a pending one's up to the chunk size.
+  uint64_t want = cb;
+  if (meta.complete) {
+    if (offset >= meta.size) return absent();
+    want = std::min(cb, meta.size - offset);
+  }
+  // Not a std::string: resizing one zero-fills what the read then overwrites.
+  std::unique_ptr<char[]> buf(new (std::nothrow) char[want]);
+  if (!buf) return Status::Internal("no memory for a chunk of " + std::to_string(want) + " bytes");
+  size_t got = 0;
+  PC_RETURN_IF_ERROR(files_->Read(d, offset, buf.get(), static_cast<size_t>(want), &got));
+  if (got == 0 && !meta.complete) return absent();
+  if (meta.complete && got != want) {
+    return Status::IoError("the file of cached blob " + d.ToString() + " is shorter than its record (" +
+                           std::to_string(offset + got) + " of " + std::to_string(meta.size) +
+                           " bytes): damaged; `portcullis admin cache fsck` drops it");
+  }
+  out->Reset();
+  char* bytes = buf.release();
+  out->PinSlice(rocksdb::Slice(bytes, got), [](void* p, void*) { delete[] static_cast<char*>(p); }, bytes, nullptr);
+  return Status::Ok();
+}
+
 Status Store::ReadChunk(const oci::Digest& d, uint64_t index, rocksdb::PinnableSlice* out, bool verify) {
+  PC_ASSIGN_OR_RETURN(std::optional<BlobMeta> meta, GetBlobMeta(d));
+  if (meta && meta->in_file) return ReadFileChunk(d, *meta, index, out);
   rocksdb::ReadOptions ro;
   ro.verify_checksums = verify;
   ro.fill_cache = false;  // chunks are read once per response; keep the block cache for metadata

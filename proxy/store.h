@@ -1,25 +1,30 @@
-// The cache in RocksDB: manifests by digest, tag → digest records, repository
-// links, and blobs in chunks.
+// The cache: in RocksDB manifests by digest, tag → digest records, repository
+// links and blob records; layer bytes in a file per blob (BlobFiles) under
+// <dir>/blobs, written in chunks.
 //
 // Column families:
-//   blob_chunks  <digest> '/' <u64 big-endian index>  → chunk bytes (integrated BlobDB)
-//   blob_meta    <digest>                             → BlobMeta (pending or complete)
+//   blob_chunks  <digest> '/' <u64 big-endian index>  → chunk bytes (integrated BlobDB):
+//                blobs cached by versions before the blob files, still read and dropped
+//   blob_meta    <digest>                             → BlobMeta (pending or complete; file or chunks)
 //   manifests    <digest>                             → media type '\n' bytes
 //   tags         <upstream>/<repo>:<tag>              → TagRecord
 //   links        <upstream>/<repo> '@' <digest>       → "" (this repo is known to hold it)
 //
-// A blob is visible only when its meta says complete; that record is written in
-// the same WriteBatch as the last chunk. A blob whose meta says pending at
-// Open() was cut short (crash, kill -9) and is deleted then, and its chunk range
-// compacted so its bytes leave the disk.
+// A blob is visible only when its meta says complete; that record is written
+// (synced) after its file was made durable. A blob whose meta says pending at
+// Open() was cut short (crash, kill -9) and is deleted then (its file, or its
+// chunk range, compacted so its bytes leave the disk); so is a file that no
+// record names (a crash between the file and its record).
 //
-// A full disk: writes fail with IO_ERROR (RocksDB stops writing after a failed
-// flush); reads go on. RocksDB's SstFileManager polls the free space every 5 s
+// A full disk: writes fail with IO_ERROR (a blob file's write; RocksDB stops
+// writing after a failed flush); reads go on. RocksDB's SstFileManager polls the free space every 5 s
 // and resumes writing by itself once a write buffer's worth (16 MiB) is free
 // (tests/integration/test_disk_full.sh). A blob whose fetch failed meanwhile
 // stays pending (never served) until it is fetched again or the next Open.
 //
-// Thread-safe: RocksDB handles concurrency; Store adds no mutable state.
+// Thread-safe: RocksDB handles concurrency; the blob files keep their open
+// writers under a mutex (BlobFiles); the rest of Store's state is atomic or
+// under access_mu_.
 #pragma once
 
 #include <rocksdb/db.h>
@@ -36,11 +41,13 @@
 
 #include "oci/digest.h"
 #include "oci/status.h"
+#include "proxy/blob_files.h"
 
 namespace portcullis::proxy {
 
 struct BlobMeta {
   bool complete = false;
+  bool in_file = false;      // bytes in the blob's file; else chunks in RocksDB (older caches)
   uint64_t size = 0;
   uint64_t chunk_bytes = 0;  // chunk size this blob was written with
   int64_t created = 0;       // unix seconds
@@ -64,13 +71,17 @@ struct StoreStats {
 };
 
 struct StoreOptions {
-  // Flushes write the chunks' blob files with O_DIRECT, where the data dir's
-  // file system takes it (probed at Open; else buffered). Off by default:
-  // buffered writes go through the page cache, which takes a burst faster than
-  // most disks, so a cold pull does not wait for the disk once the fetch
-  // window is used up. O_DIRECT saves the kernel's copy of every layer byte
-  // (CPU) where the disk is faster than the network. bench/README.md, levers 4 and 6.
+  // Layer bytes are written with O_DIRECT (full chunks into blob files, and
+  // RocksDB's flushes), where the data dir's file system takes it (probed at
+  // Open; else buffered). Off by default: buffered writes go through the page
+  // cache, which takes a burst faster than most disks, so a cold pull does not
+  // wait for the disk once the fetch window is used up. O_DIRECT saves the
+  // kernel's copy of every layer byte (CPU) where the disk is faster than the
+  // network. bench/README.md, levers 4 and 6.
   bool direct_writes = false;
+  // New blobs go to files (BlobFiles). False: into RocksDB chunks, as versions
+  // before the blob files did (tests make such caches with it).
+  bool blob_files = true;
 };
 
 class Store {
@@ -86,6 +97,9 @@ class Store {
   // Whether RocksDB's flushes write with O_DIRECT (asked for, and the data
   // dir's file system takes it): read back from the options RocksDB runs with.
   bool direct_flush() const;
+  // Whether full chunks go into blob files with O_DIRECT (the same ask and probe):
+  // the fetch then gives them 4 KiB-aligned memory.
+  bool direct_files() const { return files_->direct(); }
   Store& operator=(const Store&) = delete;
 
   // Manifests. Get returns nullopt when absent.
@@ -111,14 +125,18 @@ class Store {
 
   // Blobs.
   StatusOr<std::optional<BlobMeta>> GetBlobMeta(const oci::Digest& d);
-  // Records a pending blob; chunks may follow. ALREADY_EXISTS (nothing
-  // written) when `d` is complete: a complete blob never becomes pending again.
+  // Records a pending blob (and creates its file); chunks may follow.
+  // ALREADY_EXISTS (nothing written) when `d` is complete: a complete blob
+  // never becomes pending again.
   Status BeginBlob(const oci::Digest& d, uint64_t chunk_bytes);
-  // Writes chunk `index` without the write-ahead log: not durable until CommitBlob.
+  // Writes chunk `index` (chunk_bytes long: only the last chunk, which
+  // CommitBlob writes, may be shorter) into the blob's file, or into RocksDB
+  // without the write-ahead log: not durable until CommitBlob. Readable by
+  // ReadChunk at once.
   Status PutChunk(const oci::Digest& d, uint64_t index, std::string_view data);
-  // Flushes the chunks PutChunk wrote (when last_index > 0), then writes the
-  // last chunk (may be empty when size is a multiple of the chunk size, then
-  // nothing is written for it) and the complete record atomically, synced.
+  // Writes the last chunk (may be empty when size is a multiple of the chunk
+  // size), makes the blob's bytes durable (the file's fdatasync; RocksDB
+  // chunks: a flush), then writes the complete record, synced.
   Status CommitBlob(const oci::Digest& d, uint64_t last_index, std::string_view last_data, uint64_t size,
                     uint64_t chunk_bytes);
   // Deletes every chunk and the meta of `d`.
@@ -193,21 +211,25 @@ class Store {
   Status DropGateRecords(const std::function<bool(std::string_view key, std::string_view value)>& drop,
                          uint64_t* dropped);
 
-  // Reads chunk `index` of `d` into `out` (NOT_FOUND when absent).
-  // `verify` re-checks RocksDB's block checksums: off on the serving path (the
-  // bytes were hashed against their digest on the way in, and RocksDB's portable
-  // CRC32c costs more than the copy), on for fsck.
+  // Reads chunk `index` of `d` into `out` (NOT_FOUND when absent), from the
+  // blob's file (pending or complete) or its RocksDB chunks. `verify`
+  // re-checks RocksDB's block checksums of chunks there: off on the serving
+  // path (the bytes were hashed against their digest on the way in), on for
+  // fsck (which hashes every blob's bytes anyway).
   Status ReadChunk(const oci::Digest& d, uint64_t index, rocksdb::PinnableSlice* out, bool verify = false);
 
  private:
   Store() = default;
   Status CleanPending(int* cleaned);
+  Status ReadFileChunk(const oci::Digest& d, const BlobMeta& meta, uint64_t index, rocksdb::PinnableSlice* out);
   // Compacts the chunk ranges of `dropped` blobs so their bytes leave the disk
   // (bounded: at most 16 ranges, else the whole chunk family once); best effort.
   void ReclaimDropped(const std::vector<oci::Digest>& dropped);
 
   std::atomic<uint64_t> blobs_{0}, blob_bytes_{0}, manifests_count_{0}, pending_bytes_{0};
   std::unique_ptr<rocksdb::DB> db_;
+  std::unique_ptr<BlobFiles> files_;
+  bool new_blobs_in_files_ = true;  // StoreOptions::blob_files
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   rocksdb::ColumnFamilyHandle* chunks_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;

@@ -82,14 +82,17 @@ TEST_CASE("proxy: store refuses corrupt tag records with IO_ERROR, not an except
   }
 }
 
-TEST_CASE("proxy: store refuses a blob record with chunk size 0 (readers divide by it)") {
+TEST_CASE("proxy: store refuses a blob record with chunk size 0 (readers divide by it) or a storage byte it does not know") {
   TempDir dir;
   const std::string body = "hello, corrupt world";
   const Digest d = Digest::Sha256Of(body);
+  const Digest odd = Digest::Sha256Of("odd storage byte");
   {
     auto st = OpenStore(dir.str());
-    REQUIRE(st->BeginBlob(d, 4096).ok());
-    REQUIRE(st->CommitBlob(d, 0, body, body.size(), 4096).ok());
+    for (const Digest& x : {d, odd}) {
+      REQUIRE(st->BeginBlob(x, 4096).ok());
+      REQUIRE(st->CommitBlob(x, 0, body, body.size(), 4096).ok());
+    }
     auto m = st->GetBlobMeta(d);
     REQUIRE(m.ok());
     REQUIRE(m->has_value());
@@ -98,17 +101,23 @@ TEST_CASE("proxy: store refuses a blob record with chunk size 0 (readers divide 
   WithRaw(dir.str(), "blob_meta", [&](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* h) {
     std::string v;
     REQUIRE(db->Get(rocksdb::ReadOptions(), h, d.ToString(), &v).ok());
-    REQUIRE(v.size() == 25);        // 'C', size, chunk_bytes, created (8 bytes each)
+    REQUIRE(v.size() == 26);        // 'C', size, chunk_bytes, created (8 bytes each), 'F' (a file)
     v.replace(9, 8, 8, '\0');       // chunk_bytes = 0
     REQUIRE(db->Put(rocksdb::WriteOptions(), h, d.ToString(), v).ok());
+    REQUIRE(db->Get(rocksdb::ReadOptions(), h, odd.ToString(), &v).ok());
+    v[25] = 'X';
+    REQUIRE(db->Put(rocksdb::WriteOptions(), h, odd.ToString(), v).ok());
   });
   {
     int cleaned = -1;
     auto st = OpenStore(dir.str(), &cleaned);
-    CHECK(cleaned == 1);  // Open treats the unreadable record as pending and drops it
-    auto m = st->GetBlobMeta(d);
-    REQUIRE(m.ok());
-    CHECK_FALSE(m->has_value());
+    CHECK(cleaned == 2);  // Open treats an unreadable record as pending and drops it, file and all
+    for (const Digest& x : {d, odd}) {
+      auto m = st->GetBlobMeta(x);
+      REQUIRE(m.ok());
+      CHECK_FALSE(m->has_value());
+      CHECK_FALSE(std::filesystem::exists(dir.str() + "/blobs/sha256/" + x.hex().substr(0, 2) + "/" + x.hex()));
+    }
     CHECK(st->Stats().blobs == 0);
   }
 }

@@ -23,6 +23,7 @@ using portcullis::oci::Digest;
 using portcullis::proxy::BlobMeta;
 using portcullis::proxy::ChunkKey;
 using portcullis::proxy::Store;
+using portcullis::proxy::StoreOptions;
 using portcullis::proxy::StoredManifest;
 using portcullis::proxy::TagRecord;
 using portcullis::testing::TempDir;
@@ -264,9 +265,11 @@ TEST_CASE("proxy: store a committed blob survives a crash although its chunks sk
   CHECK(joined == done_data);
 }
 
-TEST_CASE("proxy: store DropBlob removes every chunk and the meta") {
+TEST_CASE("proxy: store DropBlob removes every chunk and the meta (RocksDB chunks, as older versions wrote)") {
   TempDir dir;
-  auto st = OpenStore(dir.str());
+  StoreOptions chunks_in_rocksdb;
+  chunks_in_rocksdb.blob_files = false;
+  auto st = OpenStore(dir.str(), nullptr, chunks_in_rocksdb);
   Digest d = Digest::Sha256Of("dropped");
   Digest other = Digest::Sha256Of("kept");
   REQUIRE(st->BeginBlob(d, 16).ok());
@@ -299,7 +302,7 @@ TEST_CASE("proxy: store DropBlob removes every chunk and the meta") {
   REQUIRE(st->PutChunk(d, 7, big).ok());
   st.reset();
   int cleaned = -1;
-  st = OpenStore(dir.str(), &cleaned);
+  st = OpenStore(dir.str(), &cleaned, chunks_in_rocksdb);
   CHECK(cleaned == 1);
   CHECK_FALSE(Chunk(*st, d, 0).has_value());
   CHECK_FALSE(Chunk(*st, d, 7).has_value());
@@ -356,18 +359,21 @@ uint64_t BlobFileBytes(const std::string& dir) {
 }
 }  // namespace
 
-TEST_CASE("proxy: store reopen frees the disk space of a half-written blob, not only its keys") {
+TEST_CASE("proxy: store reopen frees the disk space of a half-written blob, not only its keys (RocksDB chunks)") {
   // A crash during a large cold fetch leaves chunks in blob files. Deleting
   // their keys alone kept the bytes on disk (known bug, issue 13): the reopen
-  // must compact them away, and leave the committed blob whole.
+  // must compact them away, and leave the committed blob whole. (Blobs cached
+  // by older versions; new ones are files, store_files_test.cc.)
   TempDir dir;
+  StoreOptions chunks_in_rocksdb;
+  chunks_in_rocksdb.blob_files = false;
   const uint64_t cb = 1 << 20;
   const std::string done_data = Pattern(3 * cb, 'k');
   Digest dd = Digest::Sha256Of(done_data);
   Digest pd = Digest::Sha256Of("pending blob of 24 MiB");
   const std::string chunk = Pattern(cb, 'z');
   {
-    auto st = OpenStore(dir.str());
+    auto st = OpenStore(dir.str(), nullptr, chunks_in_rocksdb);
     // Committed at a chunk boundary, so all its chunks were flushed to a blob
     // file of their own. (A chunk sharing a blob file with half-written ones
     // keeps that whole file alive until it goes too; see Store::ReclaimDropped.)

@@ -7,7 +7,7 @@
 #     purge DIGEST, malformed / unknown targets, gc;
 #   - prefetch IMAGE (manifest, index with children, default-upstream names) then a pull sends
 #     no blob GET upstream;
-#   - fsck finds a blob corrupted on disk (bytes flipped in a RocksDB .blob file), exit 1, drops
+#   - fsck finds a blob corrupted on disk (bytes flipped in its layer file), exit 1, drops
 #     it, and the next GET fetches the right bytes again;
 #   - kill -9 in the middle of a cold 200 MiB fetch (throttled upstream): after a restart the
 #     half-written blob is cleaned (log line, its bytes gone from the disk) and the blob comes
@@ -106,7 +106,7 @@ du_b() { du -sb "$1" | cut -f1; }
 # du_breakdown DIR : bytes per kind of RocksDB file, for logs
 du_breakdown() {
   find "$1" -type f -printf '%s %f\n' | awk '
-    { k = "other"; if ($2 ~ /\.blob$/) k = "blob"; else if ($2 ~ /\.sst$/) k = "sst"; else if ($2 ~ /^[0-9]+\.log$/) k = "wal"
+    { k = "other"; if (length($2) == 64 && $2 ~ /^[0-9a-f]+$/) k = "layer"; else if ($2 ~ /\.blob$/) k = "blob"; else if ($2 ~ /\.sst$/) k = "sst"; else if ($2 ~ /^[0-9]+\.log$/) k = "wal"
       s[k] += $1 }
     END { for (k in s) printf "%s=%.1fMiB ", k, s[k] / 1048576 }'
 }
@@ -449,19 +449,19 @@ out=$(adm proxy cache fsck 2>&1)
 check_eq "admin cache fsck on a healthy cache: exit 0" 0 $?
 log "fsck: $out"
 stop_bg proxy
-BF=$(find "$T/proxy-data" -name '*.blob' -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2)
+BF=$(find "$T/proxy-data/blobs" -type f -printf '%s %p\n' 2>/dev/null | sort -n | tail -1 | cut -d' ' -f2)
 if [[ -n $BF ]]; then
   sz=$(stat -c %s "$BF")
   log "corrupting 16 bytes in the middle of $(basename "$BF") ($((sz / MiB)) MiB)"
   head -c 16 /dev/urandom >"$T/junk"
   if dd if="$T/junk" of="$BF" bs=1 seek=$((sz / 2)) count=16 conv=notrunc status=none &&
      [[ $(stat -c %s "$BF") == "$sz" ]] && cmp -s -n 16 -i 0:$((sz / 2)) "$T/junk" "$BF"; then
-    ok "corrupted the largest .blob file on disk"
+    ok "corrupted the largest layer file on disk"
   else
-    not_ok "corrupted the largest .blob file on disk" "dd failed, or $BF does not hold the 16 new bytes at its middle with its size unchanged"
+    not_ok "corrupted the largest layer file on disk" "dd failed, or $BF does not hold the 16 new bytes at its middle with its size unchanged"
   fi
 else
-  not_ok "corrupted the largest .blob file on disk" "no *.blob file under $T/proxy-data: $(ls "$T/proxy-data" | head -20 | tr '\n' ' ')"
+  not_ok "corrupted the largest layer file on disk" "no file under $T/proxy-data/blobs: $(ls "$T/proxy-data" | head -20 | tr '\n' ' ')"
 fi
 start_admin_proxy proxy "${PROXY_ARGS[@]}" ||
   { not_ok "proxy restarts on the corrupted data dir" "$(tail -3 "$T/proxy.log")"; }
