@@ -202,7 +202,7 @@ class BlobFetch {
   // `aligned`: its memory is 4 KiB aligned, so that a full chunk can go to
   // the blob's file with O_DIRECT (when the store writes so). Not otherwise:
   // glibc reuses freed aligned blocks less well (a cold 200 MiB pull took
-  // 15,000 page faults with them against 3,000).
+  // 25,000-41,000 page faults with them against 6,700-18,000; bench/README.md, lever 10).
   struct WindowChunk {
     static constexpr std::align_val_t kAlign{4096};
     struct Free {
