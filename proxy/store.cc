@@ -425,42 +425,33 @@ Status Store::PutChunk(const oci::Digest& d, uint64_t index, std::string_view da
 
 Status Store::CommitBlob(const oci::Digest& d, uint64_t last_index, std::string_view last_data, uint64_t size,
                          uint64_t chunk_bytes) {
-  if (files_->IsOpen(d)) {
-    // The file's last chunk, then its bytes made durable before the record says complete.
+  // First the bytes are made durable, then the record says complete, in one
+  // synced write: a complete record must not outlive its bytes after a crash.
+  const bool in_file = files_->IsOpen(d);
+  rocksdb::WriteBatch b;
+  if (in_file) {
     if (!last_data.empty()) PC_RETURN_IF_ERROR(files_->WriteChunk(d, last_index, last_data));
     PC_RETURN_IF_ERROR(files_->Finish(d, size));
-    BlobMeta m;
-    m.complete = true;
-    m.in_file = true;
-    m.size = size;
-    m.chunk_bytes = chunk_bytes;
-    m.created = Now();
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    PC_RETURN_IF_ERROR(FromRocks(RocksWrite([&] { return db_->Put(wo, meta_, d.ToString(), EncodeMeta(m)); }),
-                                 "committing blob " + d.ToString()));
-    ++blobs_;
-    blob_bytes_ += size;
-    return Status::Ok();
+  } else {
+    if (last_index > 0) {
+      // Chunks written by PutChunk skipped the log: flush them first.
+      rocksdb::FlushOptions fo;
+      fo.wait = true;
+      fo.allow_write_stall = true;
+      PC_RETURN_IF_ERROR(FromRocks(RocksWrite([&] { return db_->Flush(fo, chunks_); }),
+                                   "flushing the chunks of " + d.ToString()));
+    }
+    if (!last_data.empty()) b.Put(chunks_, ChunkKey(d, last_index), rocksdb::Slice(last_data));
   }
-  if (last_index > 0) {
-    // Chunks written by PutChunk skipped the log: make them durable first.
-    rocksdb::FlushOptions fo;
-    fo.wait = true;
-    fo.allow_write_stall = true;
-    PC_RETURN_IF_ERROR(FromRocks(RocksWrite([&] { return db_->Flush(fo, chunks_); }),
-                                 "flushing the chunks of " + d.ToString()));
-  }
-  rocksdb::WriteBatch b;
-  if (!last_data.empty()) b.Put(chunks_, ChunkKey(d, last_index), rocksdb::Slice(last_data));
   BlobMeta m;
   m.complete = true;
+  m.in_file = in_file;
   m.size = size;
   m.chunk_bytes = chunk_bytes;
   m.created = Now();
   b.Put(meta_, d.ToString(), EncodeMeta(m));
   rocksdb::WriteOptions wo;
-  wo.sync = true;  // a complete record must not outlive its chunks after a crash
+  wo.sync = true;
   PC_RETURN_IF_ERROR(FromRocks(RocksWrite([&] { return db_->Write(wo, &b); }), "committing blob " + d.ToString()));
   ++blobs_;
   blob_bytes_ += size;
